@@ -1,0 +1,1 @@
+"""laion-assets: LAION-style image-text datasets from Common Crawl, orchestrated by Dagster."""

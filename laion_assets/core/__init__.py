@@ -1,0 +1,1 @@
+"""Pure pipeline logic: no Dagster imports anywhere below this package."""

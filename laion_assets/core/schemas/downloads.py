@@ -1,0 +1,35 @@
+"""Schema of `image_downloads`' status parquet: exactly one row per input pair, so nothing is lost.
+
+Contract relied on downstream: key, url, status, reason, width, height, sha256, tar_path,
+tar_member. `status` is one of DOWNLOAD_STATUSES; `reason` is null for `ok` rows and otherwise a
+word from the download module's fixed vocabulary. `tar_path` is relative to the shard's image folder;
+`tar_member` is the member name of the image (`<key>.jpg`).
+"""
+
+import pyarrow as pa
+
+DOWNLOAD_STATUSES = ("ok", "skipped", "failed")
+
+DOWNLOAD_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("http_status", pa.int32()),
+        pa.field("content_type", pa.string()),
+        pa.field("bytes", pa.int64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("resized_width", pa.int32()),
+        pa.field("resized_height", pa.int32()),
+        pa.field("sha256", pa.string()),
+        pa.field("md5", pa.string()),
+        pa.field("tar_path", pa.string()),
+        pa.field("tar_member", pa.string()),
+        pa.field("attempts", pa.int32()),
+        pa.field("elapsed_ms", pa.float32()),
+        pa.field("fetched_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
