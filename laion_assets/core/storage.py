@@ -136,3 +136,7 @@ class ShardPaths:
     @property
     def filtered(self) -> str:
         return f"{self.crawl}/filtered/{self.shard}.parquet"
+
+    @property
+    def pair_stats(self) -> str:
+        return f"{self.crawl}/pairs/{self.shard}.stats.parquet"
