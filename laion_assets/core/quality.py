@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,15 @@ def quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def register_parquet_views(
-    con: duckdb.DuckDBPyConnection, views: Mapping[str, str | Path | Sequence[str | Path]]
-) -> None:
-    """Create (or replace) one view per name over one parquet file or a list of them."""
+ViewSource = str | Path | Sequence[str | Path] | pa.Table
+
+
+def register_parquet_views(con: duckdb.DuckDBPyConnection, views: Mapping[str, ViewSource]) -> None:
+    """Create (or replace) one view per name over parquet file(s), or over an Arrow table."""
     for name, paths in views.items():
+        if isinstance(paths, pa.Table):
+            con.register(name, paths)
+            continue
         if isinstance(paths, (str, Path)):
             paths = [paths]
         listed = ", ".join(quote_literal(str(p)) for p in paths)
@@ -65,7 +70,7 @@ def run_check(
     merged = {**check.params, **(params or {})}
     sql = check.sql.format(**merged)
     rel = con.sql(f"SELECT * FROM ({sql}) AS failing")
-    count = con.sql(f"SELECT count(*) FROM ({sql}) AS failing").fetchone()[0]
+    count = con.sql(f"SELECT count(*) FROM ({sql}) AS failing").fetchall()[0][0]
     sample: list[dict[str, Any]] = []
     if count:
         cols = rel.columns
@@ -74,7 +79,7 @@ def run_check(
 
 
 def run_checks(
-    views: Mapping[str, str | Path | Sequence[str | Path]],
+    views: Mapping[str, ViewSource],
     checks: Sequence[SqlCheck],
     params: Mapping[str, Any] | None = None,
 ) -> list[CheckOutcome]:

@@ -1,0 +1,2 @@
+select url from {{ ref('published_pairs') }}
+where not regexp_matches(url, '^https?://[^/\s?#]+')

@@ -1,0 +1,70 @@
+"""The one `Definitions` object of the code location (workspace.yaml points here)."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
+from laion_assets.defs.crawl.assets import crawl_manifest, crawl_manifest_checks
+from laion_assets.defs.dbt.assets import laion_dbt_models
+from laion_assets.defs.dbt.project import dbt_project
+from laion_assets.defs.download.assets import image_downloads, image_downloads_checks
+from laion_assets.defs.extract.assets import image_text_pairs, image_text_pairs_checks
+from laion_assets.defs.filter.assets import filtered_pairs, filtered_pairs_checks
+from laion_assets.defs.jobs import JOBS
+from laion_assets.defs.release.assets import published_dataset, published_dataset_checks
+from laion_assets.defs.resources import (
+    ClipModelResource,
+    DownloaderResource,
+    SampleImageServerResource,
+    StorageResource,
+)
+from laion_assets.defs.sample.assets import sample_crawl
+from laion_assets.settings import Settings, load_settings
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    return {
+        "storage": StorageResource(root=settings.root),
+        "downloader": DownloaderResource(allow_private_hosts=list(settings.allow_private_hosts)),
+        "clip_model": ClipModelResource(
+            model_name=settings.clip_model, pretrained=settings.clip_pretrained, device=settings.clip_device
+        ),
+        "sample_image_server": SampleImageServerResource(
+            enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port
+        ),
+        "dbt": DbtCliResource(project_dir=dbt_project()),
+    }
+
+
+ASSETS = [
+    sample_crawl,
+    crawl_manifest,
+    image_text_pairs,
+    image_downloads,
+    clip_scores,
+    filtered_pairs,
+    laion_dbt_models,
+    published_dataset,
+]
+CHECKS = [
+    *crawl_manifest_checks,
+    *image_text_pairs_checks,
+    *image_downloads_checks,
+    *clip_scores_checks,
+    *filtered_pairs_checks,
+    *published_dataset_checks,
+]
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        jobs=JOBS,
+        resources=build_resources(settings or load_settings()),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Dagster objects: thin assets, checks and resources over `laion_assets.core`."""

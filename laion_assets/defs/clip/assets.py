@@ -1,0 +1,69 @@
+"""`clip_scores`: image and text embeddings and their cosine similarity, in the `gpu` pool."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from laion_assets.core.clip import embedding_table
+from laion_assets.core.clip.checks import CHECKS
+from laion_assets.core.storage import ShardPaths
+from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.download.assets import image_downloads
+from laion_assets.defs.extract.assets import image_text_pairs
+from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.resources import ClipModelResource, StorageResource
+
+# Step tags a container launcher reads to put this step on a GPU node (K8s executor / run launcher).
+GPU_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+    },
+}
+
+
+@dg.asset(
+    deps=[image_downloads, image_text_pairs],
+    partitions_def=shard_partitions,
+    pool="gpu",
+    op_tags=GPU_TAGS,
+    group_name="clip",
+    kinds={"pytorch", "parquet"},
+    description="CLIP cosine similarity per downloaded pair, with float16 image/text embeddings "
+    "kept for NSFW scoring, dedup and search. Runs in the `gpu` concurrency pool.",
+)
+def clip_scores(
+    context: dg.AssetExecutionContext, storage: StorageResource, clip_model: ClipModelResource
+) -> dg.MaterializeResult:
+    st = storage.get()
+    paths = ShardPaths.from_partition_key(context.partition_key)
+    scorer = clip_model.scorer()
+    with st.staging_dir(paths.embeddings_dir) as out_dir:
+        result = scorer.score_shard(
+            st.path(paths.images_dir),
+            st.read_parquet(paths.downloads),
+            st.read_parquet(paths.pairs),
+            out_dir,
+            progress=progress_logger(context, "pairs scored"),
+        )
+        out = st.write_parquet(result.table, paths.scores)
+    context.log.info(f"{context.partition_key}: scored {result.table.num_rows} pairs")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": result.table.num_rows,
+            "path": dg.MetadataValue.path(str(out)),
+            **stats_metadata(result.stats),
+        }
+    )
+
+
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "downloads": st.path(p.downloads),
+        "scores": st.path(p.scores),
+        "embeddings": embedding_table(st.path(p.embeddings_dir)),
+    }
+
+
+clip_scores_checks = build_sql_checks(clip_scores, CHECKS, _views, partitions_def=shard_partitions)

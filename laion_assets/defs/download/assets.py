@@ -1,0 +1,74 @@
+"""`image_downloads`: fetched, resized images in WebDataset tars plus one status row per URL."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from laion_assets.core.download import download_shard, list_tar_members
+from laion_assets.core.download.checks import CHECKS
+from laion_assets.core.storage import ShardPaths
+from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.extract.assets import image_text_pairs
+from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
+
+
+class ImageDownloadConfig(dg.Config):
+    retry_failed_only: bool = True
+
+
+@dg.asset(
+    deps=[image_text_pairs],
+    partitions_def=shard_partitions,
+    group_name="download",
+    kinds={"python", "webdataset", "parquet"},
+    description="Images fetched politely (opt-outs, robots.txt, TDMRep honoured), resized and "
+    "written as WebDataset tars; a status parquet has one row per input URL.",
+)
+def image_downloads(
+    context: dg.AssetExecutionContext,
+    config: ImageDownloadConfig,
+    storage: StorageResource,
+    downloader: DownloaderResource,
+    sample_image_server: SampleImageServerResource,
+) -> dg.MaterializeResult:
+    st = storage.get()
+    paths = ShardPaths.from_partition_key(context.partition_key)
+    pairs = st.read_parquet(paths.pairs)
+    previous_status = previous_dir = None
+    if config.retry_failed_only and st.exists(paths.downloads) and st.exists(paths.images_dir):
+        previous_status, previous_dir = st.read_parquet(paths.downloads), st.path(paths.images_dir)
+    with st.staging_dir(paths.images_dir) as out_dir:
+        result = download_shard(
+            pairs,
+            out_dir,
+            config=downloader.config(),
+            previous_status=previous_status,
+            previous_dir=previous_dir,
+            progress=progress_logger(context, "images fetched"),
+        )
+        status_path = st.write_parquet(result.status, paths.downloads)
+    ok = sum(1 for s in result.status.column("status").to_pylist() if s == "ok")
+    context.log.info(f"{context.partition_key}: {ok}/{pairs.num_rows} images ok")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": result.status.num_rows,
+            "ok": ok,
+            "tars": len(result.tar_paths),
+            "status_path": dg.MetadataValue.path(str(status_path)),
+            **stats_metadata(result.stats),
+        }
+    )
+
+
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "pairs": st.path(p.pairs),
+        "downloads": st.path(p.downloads),
+        "tar_members": list_tar_members(st.path(p.images_dir)),
+    }
+
+
+image_downloads_checks = build_sql_checks(image_downloads, CHECKS, _views, partitions_def=shard_partitions)

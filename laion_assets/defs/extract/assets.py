@@ -1,0 +1,69 @@
+"""`image_text_pairs`: every <img> with alt text in a shard's WARC files, with provenance."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from laion_assets.core.crawl import manifest_path, shard_uris
+from laion_assets.core.extract import ExtractConfig, extract_shard, stats_table
+from laion_assets.core.extract.checks import CHECKS
+from laion_assets.core.storage import ShardPaths
+from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.crawl.assets import crawl_manifest
+from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.resources import StorageResource
+
+
+class ExtractionConfig(dg.Config):
+    input_format: str = "warc"
+    max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
+
+
+@dg.asset(
+    deps=[crawl_manifest],
+    partitions_def=shard_partitions,
+    group_name="extract",
+    kinds={"python", "parquet"},
+    description="Image-caption pairs from the shard's WARC (or WAT) files, one row per <img alt>, "
+    "each traceable to its WARC record.",
+)
+def image_text_pairs(
+    context: dg.AssetExecutionContext, config: ExtractionConfig, storage: StorageResource
+) -> dg.MaterializeResult:
+    st = storage.get()
+    paths = ShardPaths.from_partition_key(context.partition_key)
+    uris = shard_uris(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
+    result = extract_shard(
+        uris,
+        crawl=paths.crawl,
+        config=ExtractConfig(
+            input_format=config.input_format, max_bad_record_ratio=config.max_bad_record_ratio
+        ),
+        progress=progress_logger(context, "pages extracted"),
+    )
+    st.write_parquet(result.errors, paths.pair_errors)
+    st.write_parquet(stats_table(result.stats), paths.pair_stats)
+    out = st.write_parquet(result.table, paths.pairs)
+    context.log.info(
+        f"{context.partition_key}: {result.stats.get('html_pages', 0)} pages -> "
+        f"{result.table.num_rows} pairs, {result.errors.num_rows} bad records"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": result.table.num_rows,
+            "warc_files": len(uris),
+            "path": dg.MetadataValue.path(str(out)),
+            **stats_metadata(result.stats),
+        }
+    )
+
+
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {"pairs": st.path(p.pairs), "pair_errors": st.path(p.pair_errors), "pair_stats": st.path(p.pair_stats)}
+
+
+image_text_pairs_checks = build_sql_checks(
+    image_text_pairs, CHECKS, _views, partitions_def=shard_partitions
+)

@@ -1,0 +1,53 @@
+"""`filtered_pairs`: the shard's pairs that are downloaded, scored over threshold and not opted out."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
+from laion_assets.core.storage import ShardPaths
+from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.clip.assets import clip_scores
+from laion_assets.defs.common import stats_metadata
+from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.resources import StorageResource
+
+
+class FilteredPairsConfig(dg.Config):
+    min_similarity: float | None = None
+    drop_nsfw: bool = False
+
+
+@dg.asset(
+    deps=[clip_scores],
+    partitions_def=shard_partitions,
+    group_name="filter",
+    kinds={"duckdb", "parquet"},
+    description="Pairs kept for publishing: image downloaded, CLIP similarity at or over the "
+    "threshold of the caption's language (or `min_similarity`), no page-level opt-out.",
+)
+def filtered_pairs(
+    context: dg.AssetExecutionContext, config: FilteredPairsConfig, storage: StorageResource
+) -> dg.MaterializeResult:
+    st = storage.get()
+    paths = ShardPaths.from_partition_key(context.partition_key)
+    result = filter_shard(
+        st.path(paths.pairs),
+        st.path(paths.downloads),
+        st.path(paths.scores),
+        shard=paths.shard,
+        config=FilterConfig(min_similarity=config.min_similarity, drop_nsfw=config.drop_nsfw),
+    )
+    out = st.write_parquet(result.table, paths.filtered)
+    context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
+    return dg.MaterializeResult(
+        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats)}
+    )
+
+
+filtered_pairs_checks = build_sql_checks(
+    filtered_pairs,
+    CHECKS,
+    lambda st, pk: {"filtered": st.path(ShardPaths.from_partition_key(pk).filtered)},
+    partitions_def=shard_partitions,
+)

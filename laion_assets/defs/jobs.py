@@ -1,0 +1,28 @@
+"""Jobs: the per-shard pipeline (what backfills run) and the crawl-wide steps around it."""
+
+import dagster as dg
+
+from laion_assets.defs.partitions import shard_partitions
+
+SHARD_STAGES = ["image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs"]
+
+crawl_job = dg.define_asset_job(
+    "crawl_job",
+    selection=dg.AssetSelection.assets("sample_crawl", "crawl_manifest"),
+    description="Make the sample crawl (embedded default) and register the crawl's shards.",
+)
+
+shard_job = dg.define_asset_job(
+    "shard_job",
+    selection=dg.AssetSelection.assets(*SHARD_STAGES),
+    partitions_def=shard_partitions,
+    description="One shard end to end: extract, download, CLIP-score, filter. Backfills run this.",
+)
+
+publish_job = dg.define_asset_job(
+    "publish_job",
+    selection=dg.AssetSelection.groups("publish"),
+    description="dbt over every shard (dedup, published table, stats), then the release.",
+)
+
+JOBS = [crawl_job, shard_job, publish_job]

@@ -1,0 +1,77 @@
+"""`published_dataset`: a versioned, checked release of the published table."""
+
+from __future__ import annotations
+
+import duckdb
+import dagster as dg
+
+from laion_assets.core.quality import run_checks
+from laion_assets.core.release import CHECKS, release_version, to_release_table, write_release
+from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.resources import StorageResource
+
+LATEST = "releases/LATEST"
+
+
+class ReleaseConfig(dg.Config):
+    rows_per_part: int = 1_000_000
+
+
+def _latest_parts(st) -> list[str]:
+    version = st.path(LATEST).read_text().strip()
+    return sorted(str(p) for p in st.path(f"releases/{version}").glob("part-*.parquet"))
+
+
+@dg.asset(
+    deps=[dg.AssetKey("published_pairs"), dg.AssetKey("dedup_stats")],
+    group_name="publish",
+    kinds={"parquet"},
+    description="A release: LAION-compatible parquet parts, a dataset card (README.md) and "
+    "manifest.json with checksums, under releases/<version>/; releases/LATEST names the newest.",
+)
+def published_dataset(
+    context: dg.AssetExecutionContext, config: ReleaseConfig, storage: StorageResource
+) -> dg.MaterializeResult:
+    st = storage.get()
+    with duckdb.connect(str(st.path("warehouse.duckdb")), read_only=True) as con:
+        published = con.sql("SELECT * FROM published_pairs ORDER BY pair_hash").to_arrow_table()
+        dedup = con.sql("SELECT * FROM dedup_stats ORDER BY crawl").fetchall()
+        models = [r[0] for r in con.sql("SELECT DISTINCT model_id FROM published_pairs ORDER BY 1").fetchall()]
+    table = to_release_table(published)
+    failed = [o for o in run_checks({"release": table}, CHECKS) if not o.passed]
+    if failed:
+        raise dg.Failure(
+            "release not published: " + "; ".join(f"{o.name} ({o.failing_rows} rows)" for o in failed),
+            metadata={o.name: dg.MetadataValue.json([{k: str(v) for k, v in r.items()} for r in o.sample]) for o in failed},
+        )
+    version = release_version(table)
+    dedup_stats = {
+        "duplicates_removed": sum(r[3] for r in dedup),
+        "pairs_before_dedup": sum(r[1] for r in dedup),
+    }
+    with st.staging_dir(f"releases/{version}") as tmp:
+        info = write_release(
+            table,
+            tmp,
+            version=version,
+            rows_per_part=config.rows_per_part,
+            provenance={"model_id": ", ".join(models), "pipeline_stats": dedup_stats},
+        )
+    st.write_bytes(version.encode() + b"\n", LATEST)
+    release_dir = st.path(f"releases/{version}")
+    context.log.info(f"published release {version}: {info.rows} rows at {release_dir}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "rows": info.rows,
+            "parts": len(info.parts),
+            "path": dg.MetadataValue.path(str(release_dir)),
+            "dataset_card": dg.MetadataValue.md((release_dir / "README.md").read_text()),
+            **dedup_stats,
+        }
+    )
+
+
+published_dataset_checks = build_sql_checks(
+    published_dataset, CHECKS, lambda st, pk: {"release": _latest_parts(st)}
+)

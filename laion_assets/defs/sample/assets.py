@@ -1,0 +1,58 @@
+"""`sample_crawl`: the embedded default's own WARC files and images, made locally."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
+from laion_assets.defs.resources import StorageResource
+from laion_assets.settings import load_settings
+
+SAMPLE_DIR = "sample-crawl"
+
+
+class SampleCrawlConfig(dg.Config):
+    pages: int = SampleSpec.pages
+    images_per_page: int = SampleSpec.images_per_page
+    warc_files: int = SampleSpec.warc_files
+    mismatch_ratio: float = SampleSpec.mismatch_ratio
+    seed: int = SampleSpec.seed
+    image_port: int = load_settings().sample_image_port
+
+
+@dg.asset(
+    group_name="sample",
+    kinds={"python", "warc"},
+    description="A small crawl made offline: WARC pages whose <img> tags point at images served "
+    "on 127.0.0.1, with the pairs a correct pipeline publishes in expected.json.",
+)
+def sample_crawl(config: SampleCrawlConfig, storage: StorageResource) -> dg.MaterializeResult:
+    st = storage.get()
+    spec = SampleSpec(
+        pages=config.pages,
+        images_per_page=config.images_per_page,
+        warc_files=config.warc_files,
+        mismatch_ratio=config.mismatch_ratio,
+        seed=config.seed,
+    )
+    base_url = f"http://127.0.0.1:{config.image_port}"
+    spec_file = st.path(f"{SAMPLE_DIR}/spec.json")
+    wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
+    reused = spec_file.exists() and spec_file.read_text() == wanted
+    if not reused:
+        with st.staging_dir(SAMPLE_DIR) as tmp:
+            build_sample_crawl(tmp, base_url, spec)
+    expected = json.loads(st.path(f"{SAMPLE_DIR}/expected.json").read_text())
+    warcs = sorted(p.name for p in st.path(f"{SAMPLE_DIR}/warc").iterdir())
+    return dg.MaterializeResult(
+        metadata={
+            "warc_dir": dg.MetadataValue.path(str(st.path(f"{SAMPLE_DIR}/warc"))),
+            "warc_files": len(warcs),
+            "pages": spec.pages,
+            "expected_release_pairs": len(expected),
+            "image_base_url": base_url,
+            "reused_existing": reused,
+        }
+    )
