@@ -16,6 +16,7 @@ from laion_assets.defs.jobs import JOBS
 from laion_assets.defs.release.assets import published_dataset, published_dataset_checks
 from laion_assets.defs.resources import (
     ClipModelResource,
+    CrawlSourceResource,
     DownloaderResource,
     SampleImageServerResource,
     StorageResource,
@@ -27,6 +28,9 @@ from laion_assets.settings import Settings, load_settings
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "storage": StorageResource(root=settings.root),
+        "crawl_source": CrawlSourceResource(
+            crawl=settings.crawl, source_dir=settings.crawl_source, files_per_shard=settings.files_per_shard
+        ),
         "downloader": DownloaderResource(allow_private_hosts=list(settings.allow_private_hosts)),
         "clip_model": ClipModelResource(
             model_name=settings.clip_model, pretrained=settings.clip_pretrained, device=settings.clip_device

@@ -112,8 +112,13 @@ CHECKS = [
     ),
     SqlCheck(
         name="manifest_shard_sizes",
-        description="Every shard holds between 1 and files_per_shard files.",
-        sql="SELECT shard, count(*) AS n FROM manifest GROUP BY shard "
-        "HAVING count(*) < 1 OR count(*) > {files_per_shard}",
+        description="Every shard of a crawl but its last holds the same number of files (K), and "
+        "the last holds at most K.",
+        sql="""
+        WITH s AS (SELECT crawl, shard, count(*) AS n FROM manifest GROUP BY crawl, shard),
+             m AS (SELECT crawl, max(n) AS k, max(shard) AS last_shard FROM s GROUP BY crawl)
+        SELECT s.crawl, s.shard, s.n, m.k FROM s JOIN m USING (crawl)
+        WHERE s.shard <> m.last_shard AND s.n <> m.k
+        """,
     ),
 ]

@@ -22,6 +22,14 @@ class StorageResource(dg.ConfigurableResource):
         return LocalStorage(self.root)
 
 
+class CrawlSourceResource(dg.ConfigurableResource):
+    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard."""
+
+    crawl: str
+    source_dir: str
+    files_per_shard: int = 10
+
+
 class DownloaderResource(dg.ConfigurableResource):
     """Download settings; `options` takes any other `DownloadConfig` field by name."""
 

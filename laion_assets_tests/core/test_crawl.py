@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from laion_assets.core.crawl import (
@@ -43,10 +44,12 @@ def test_bad_inputs_say_what_is_wrong(tmp_path: Path):
 
 def test_manifest_checks_pass_and_fail(tmp_path: Path):
     good = manifest_table(make_shards("c", ["a", "b", "c"], 2))
-    assert all(o.passed for o in run_checks({"manifest": good}, CHECKS, {"files_per_shard": 2}))
-    outcomes = {o.name: o for o in run_checks({"manifest": good}, CHECKS, {"files_per_shard": 1})}
+    assert all(o.passed for o in run_checks({"manifest": good}, CHECKS))
+    uneven = manifest_table(make_shards("c", ["a", "b", "c"], 2)[1:] + make_shards("c", ["d", "e"], 2))
+    uneven = uneven.set_column(1, "shard", pa.array(["00000", "00001", "00001"]))
+    outcomes = {o.name: o for o in run_checks({"manifest": uneven}, CHECKS)}
     assert not outcomes["manifest_shard_sizes"].passed
     doubled = manifest_table(make_shards("c", ["a", "b"], 1) + make_shards("c", ["a"], 1))
-    outcomes = {o.name: o for o in run_checks({"manifest": doubled}, CHECKS, {"files_per_shard": 2})}
+    outcomes = {o.name: o for o in run_checks({"manifest": doubled}, CHECKS)}
     assert not outcomes["manifest_unique_files"].passed
     assert outcomes["manifest_unique_files"].sample[0]["warc_uri"] == "a"

@@ -7,16 +7,15 @@ import dagster as dg
 from laion_assets.core.crawl import CHECKS, list_local_warcs, make_shards, manifest_path, manifest_table
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.partitions import shard_partitions
-from laion_assets.defs.resources import StorageResource
-from laion_assets.settings import load_settings
-
-_settings = load_settings()
+from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 
 
 class CrawlManifestConfig(dg.Config):
-    crawl: str = _settings.crawl
-    source_dir: str = _settings.crawl_source
-    files_per_shard: int = _settings.files_per_shard
+    """Per-run overrides of the `crawl_source` resource (unset: use the resource's)."""
+
+    crawl: str | None = None
+    source_dir: str | None = None
+    files_per_shard: int | None = None
 
 
 @dg.asset(
@@ -26,22 +25,29 @@ class CrawlManifestConfig(dg.Config):
     "partition per shard.",
 )
 def crawl_manifest(
-    context: dg.AssetExecutionContext, config: CrawlManifestConfig, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    config: CrawlManifestConfig,
+    storage: StorageResource,
+    crawl_source: CrawlSourceResource,
 ) -> dg.MaterializeResult:
-    if not config.crawl or not config.source_dir:
-        raise dg.Failure("crawl_manifest needs `crawl` and `source_dir` (or LAION_CRAWL and LAION_CRAWL_SOURCE)")
-    uris = list_local_warcs(config.source_dir)
-    shards = make_shards(config.crawl, uris, config.files_per_shard)
-    path = storage.get().write_parquet(manifest_table(shards), manifest_path(config.crawl))
+    crawl = config.crawl or crawl_source.crawl
+    source_dir = config.source_dir or crawl_source.source_dir
+    files_per_shard = config.files_per_shard or crawl_source.files_per_shard
+    if not crawl or not source_dir:
+        raise dg.Failure("crawl_manifest needs a crawl name and a source directory "
+                         "(LAION_CRAWL and LAION_CRAWL_SOURCE, or the asset's config)")
+    uris = list_local_warcs(source_dir)
+    shards = make_shards(crawl, uris, files_per_shard)
+    path = storage.get().write_parquet(manifest_table(shards), manifest_path(crawl))
     keys = [s.partition_key for s in shards]
     known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
     new = [k for k in keys if k not in known]
     if new:
         context.instance.add_dynamic_partitions(shard_partitions.name, new)
-    context.log.info(f"{config.crawl}: {len(uris)} WARC files in {len(shards)} shards ({len(new)} new)")
+    context.log.info(f"{crawl}: {len(uris)} WARC files in {len(shards)} shards ({len(new)} new)")
     return dg.MaterializeResult(
         metadata={
-            "crawl": config.crawl,
+            "crawl": crawl,
             "warc_files": len(uris),
             "shards": len(shards),
             "new_partitions": len(new),
@@ -55,5 +61,4 @@ crawl_manifest_checks = build_sql_checks(
     crawl_manifest,
     CHECKS,
     lambda st, pk: {"manifest": sorted(str(p) for p in st.path("manifests").glob("*.parquet"))},
-    params=lambda st, pk: {"files_per_shard": CrawlManifestConfig().files_per_shard},
 )

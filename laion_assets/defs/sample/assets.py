@@ -7,8 +7,7 @@ import json
 import dagster as dg
 
 from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
-from laion_assets.defs.resources import StorageResource
-from laion_assets.settings import load_settings
+from laion_assets.defs.resources import SampleImageServerResource, StorageResource
 
 SAMPLE_DIR = "sample-crawl"
 
@@ -19,7 +18,6 @@ class SampleCrawlConfig(dg.Config):
     warc_files: int = SampleSpec.warc_files
     mismatch_ratio: float = SampleSpec.mismatch_ratio
     seed: int = SampleSpec.seed
-    image_port: int = load_settings().sample_image_port
 
 
 @dg.asset(
@@ -28,7 +26,9 @@ class SampleCrawlConfig(dg.Config):
     description="A small crawl made offline: WARC pages whose <img> tags point at images served "
     "on 127.0.0.1, with the pairs a correct pipeline publishes in expected.json.",
 )
-def sample_crawl(config: SampleCrawlConfig, storage: StorageResource) -> dg.MaterializeResult:
+def sample_crawl(
+    config: SampleCrawlConfig, storage: StorageResource, sample_image_server: SampleImageServerResource
+) -> dg.MaterializeResult:
     st = storage.get()
     spec = SampleSpec(
         pages=config.pages,
@@ -37,7 +37,7 @@ def sample_crawl(config: SampleCrawlConfig, storage: StorageResource) -> dg.Mate
         mismatch_ratio=config.mismatch_ratio,
         seed=config.seed,
     )
-    base_url = f"http://127.0.0.1:{config.image_port}"
+    base_url = f"http://127.0.0.1:{sample_image_server.port}"
     spec_file = st.path(f"{SAMPLE_DIR}/spec.json")
     wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
     reused = spec_file.exists() and spec_file.read_text() == wanted
