@@ -374,3 +374,16 @@ def test_rerun_carries_ok_rows_and_retries_only_failed(tmp_path):
     members = set(list_tar_members(tmp_path / "run2").column("member").to_pylist())
     assert {"000000000.jpg", "000000000.txt", "000000000.json", "000000001.jpg"} <= members
     assert second.stats["carried_over"] == 2 and second.stats["fetched_rows"] == 1
+
+
+def test_empty_shard_and_progress(tmp_path):
+    res = download_shard(make_pairs([]), tmp_path / "empty")
+    assert res.status.num_rows == 0 and res.status.schema == DOWNLOAD_SCHEMA and res.tar_paths == []
+    seen = []
+    with TestServer({"/ok.jpg": static(JPG)}) as srv:
+        res = download_shard(make_pairs([srv.url("/ok.jpg")] * 3), tmp_path / "p",
+                             config=DownloadConfig(**{**FAST, "images_per_tar": 2}),
+                             progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (3, 3)
+    assert [p.name for p in res.tar_paths] == ["00000.tar", "00001.tar"]  # images_per_tar rollover
+    assert sorted(res.status.column("tar_path").to_pylist()) == ["00000.tar", "00000.tar", "00001.tar"]
