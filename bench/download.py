@@ -1,0 +1,115 @@
+"""Bench: download + resize N realistic JPEGs from a local HTTP server with per-request latency.
+
+    python bench/download.py [--n 600] [--latency-ms 30] [--concurrency 64] [--workers 0]
+
+The server runs in a separate process (its CPU is not counted). Baseline: the same decode + resize
++ encode (`process_image`) over the same bytes in a thread pool of the same size, no network. The
+ratio says how close the network side comes to "CPU per image is the only limit".
+Last line: `bench: download images_per_s=... baseline_images_per_s=... ratio=...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pyarrow as pa  # noqa: E402
+
+from laion_assets.core.download import DownloadConfig, download_shard  # noqa: E402
+from laion_assets.core.download.resizer import process_image  # noqa: E402
+from laion_assets.core.download.testing import TestServer, make_jpeg, static  # noqa: E402
+
+SIZES = [(320, 240), (500, 375), (640, 480), (800, 600), (1024, 768), (1280, 960), (1600, 1200),
+         (2048, 1536), (600, 900), (1200, 1600)]
+
+
+def make_pool(n_distinct: int, seed: int = 0) -> list[bytes]:
+    rng = random.Random(seed)
+    return [make_jpeg(*rng.choice(SIZES), seed=i, quality=rng.choice([75, 85, 92])) for i in range(n_distinct)]
+
+
+def serve(images: list[bytes], n: int, latency_s: float, port_q, stop) -> None:
+    routes = {f"/img/{i}.jpg": static(images[i % len(images)]) for i in range(n)}
+    with TestServer(routes, latency_s=latency_s) as srv:
+        port_q.put(srv.port)
+        stop.wait()
+    port_q.put(cpu_s())
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--distinct", type=int, default=60)
+    ap.add_argument("--latency-ms", type=float, default=30.0)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--image-size", type=int, default=256)
+    args = ap.parse_args()
+
+    images = make_pool(args.distinct)
+    sizes = [len(images[i % len(images)]) for i in range(args.n)]
+    print(f"corpus: {args.n} urls over {len(images)} distinct JPEGs, mean {sum(sizes) / len(sizes) / 1e3:.0f} kB, "
+          f"max {max(sizes) / 1e3:.0f} kB, latency {args.latency_ms:.0f} ms/request")
+
+    cfg = DownloadConfig(allow_private_hosts=("127.0.0.1",), concurrency=args.concurrency,
+                         per_host_concurrency=args.concurrency, decode_workers=args.workers,
+                         image_size=args.image_size)
+
+    # baseline: decode + resize + encode only, same bytes, same thread count
+    bodies = [images[i % len(images)] for i in range(args.n)]
+    c0, t0 = cpu_s(), time.perf_counter()
+    with ThreadPoolExecutor(cfg.workers) as pool:
+        list(pool.map(lambda b: process_image(b, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+                                              encode_quality=cfg.encode_quality), bodies))
+    base_s, base_cpu = time.perf_counter() - t0, cpu_s() - c0
+    baseline = args.n / base_s
+    print(f"baseline: {baseline:.1f} images/s, {1e3 * base_cpu / args.n:.2f} ms CPU/image ({cfg.workers} threads)")
+
+    ctx = mp.get_context("spawn")
+    port_q, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=serve, args=(images, args.n, args.latency_ms / 1e3, port_q, stop), daemon=True)
+    proc.start()
+    try:
+        port = port_q.get(timeout=60)
+        pairs = pa.table({
+            "key": [f"{i:09d}" for i in range(args.n)],
+            "url": [f"http://127.0.0.1:{port}/img/{i}.jpg" for i in range(args.n)],
+            "text": [f"caption {i}" for i in range(args.n)],
+            "page_url": ["http://example.com/"] * args.n,
+            "optout_page": [False] * args.n,
+            "optout_reasons": [None] * args.n,
+        })
+        with tempfile.TemporaryDirectory() as tmp:
+            c0, t0 = cpu_s(), time.perf_counter()
+            res = download_shard(pairs, Path(tmp) / "out", config=cfg)
+            dl_s, dl_cpu = time.perf_counter() - t0, cpu_s() - c0
+    finally:
+        stop.set()
+        server_cpu = port_q.get(timeout=10)
+        proc.join(5)
+    ok = res.stats["status_ok"]
+    achieved = ok / dl_s
+    print(f"download: {ok}/{args.n} ok in {dl_s:.2f} s, {achieved:.1f} images/s, "
+          f"{1e3 * dl_cpu / max(ok, 1):.2f} ms CPU/image (client process) + "
+          f"{1e3 * server_cpu / max(ok, 1):.2f} ms (test server process), "
+          f"{res.stats['bytes'] / dl_s / 1e6:.1f} MB/s, requests={res.stats['requests']}")
+    print(f"bench: download images_per_s={achieved:.1f} baseline_images_per_s={baseline:.1f} "
+          f"ratio={achieved / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()

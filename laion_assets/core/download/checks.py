@@ -1,0 +1,71 @@
+"""DuckDB checks for `image_downloads` over views `pairs` (the shard's input), `downloads` (the
+status parquet) and `tar_members` (`list_tar_members(out_dir)`: tar_path, member). Each SQL selects
+the offending rows; zero rows = pass. The vocabulary is generated from REASONS, so the checks
+cannot drift from the code that writes the rows."""
+
+from __future__ import annotations
+
+from laion_assets.core.quality import SqlCheck, quote_literal
+
+from .status import REASONS
+
+_REASON_VALUES = ", ".join(f"({quote_literal(r)}, {quote_literal(s)})" for r, s in REASONS.items())
+
+CHECKS: list[SqlCheck] = [
+    SqlCheck(
+        name="downloads_one_row_per_pair",
+        description="Exactly one status row per input pair, same keys and URLs: nothing silently lost.",
+        blocking=True,
+        sql="""
+            WITH p AS (SELECT key, any_value(url) AS url, count(*) AS n FROM pairs GROUP BY key),
+                 d AS (SELECT key, any_value(url) AS url, count(*) AS n FROM downloads GROUP BY key)
+            SELECT coalesce(p.key, d.key) AS key, p.n AS pair_rows, d.n AS download_rows,
+                   p.url AS pair_url, d.url AS download_url
+            FROM p FULL OUTER JOIN d ON p.key = d.key
+            WHERE p.key IS NULL OR d.key IS NULL OR d.n <> 1 OR p.url IS DISTINCT FROM d.url
+        """,
+    ),
+    SqlCheck(
+        name="downloads_ok_rows_complete",
+        description="Every ok row has width, height, a sha256 and names its tar member; no reason.",
+        blocking=True,
+        sql="""
+            SELECT key, width, height, sha256, tar_path, tar_member, reason FROM downloads
+            WHERE status = 'ok' AND (
+                width IS NULL OR width <= 0 OR height IS NULL OR height <= 0
+                OR sha256 IS NULL OR NOT regexp_full_match(sha256, '[0-9a-f]{{64}}')
+                OR tar_path IS NULL OR tar_member IS NULL OR tar_member <> key || '.jpg'
+                OR reason IS NOT NULL)
+        """,
+    ),
+    SqlCheck(
+        name="downloads_ok_rows_in_tars",
+        description="Every ok row's image member is actually present in its tar (with caption and json).",
+        blocking=True,
+        sql="""
+            SELECT d.key, d.tar_path, d.tar_member,
+                   count(t.member) FILTER (WHERE t.member = d.key || '.jpg') AS jpg,
+                   count(t.member) FILTER (WHERE t.member = d.key || '.txt') AS txt,
+                   count(t.member) FILTER (WHERE t.member = d.key || '.json') AS json
+            FROM downloads d
+            LEFT JOIN tar_members t ON t.tar_path = d.tar_path
+                 AND t.member IN (d.key || '.jpg', d.key || '.txt', d.key || '.json')
+            WHERE d.status = 'ok'
+            GROUP BY d.key, d.tar_path, d.tar_member
+            HAVING jpg <> 1 OR txt <> 1 OR json <> 1
+        """,
+    ),
+    SqlCheck(
+        name="downloads_reason_vocabulary",
+        description="Status is ok/skipped/failed; non-ok rows carry a reason from the fixed "
+        "vocabulary that belongs to that status.",
+        blocking=True,
+        sql=f"""
+            WITH vocab(reason, status) AS (VALUES {_REASON_VALUES})
+            SELECT d.key, d.status, d.reason FROM downloads d
+            LEFT JOIN vocab v ON v.reason = d.reason
+            WHERE d.status NOT IN ('ok', 'skipped', 'failed')
+               OR (d.status <> 'ok' AND (d.reason IS NULL OR v.reason IS NULL OR v.status <> d.status))
+        """,
+    ),
+]
