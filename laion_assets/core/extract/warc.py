@@ -205,7 +205,7 @@ class _Stream:
 
     def break_in(self, start: int, end: int) -> tuple[int, str, str, int] | None:
         for b in self.breaks:
-            if start < b[0] <= end or (b[0] == start and b[1] == "truncated_gzip"):
+            if start < b[0] <= end:
                 return b
         return None
 
@@ -244,6 +244,7 @@ def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Itera
         s.ensure(pos + 16)
         head = s.get(pos, min(s.end, pos + 16))
         if not head:
+            yield from _pending_breaks(s, s.end)
             return
         if not head.startswith(b"WARC/"):
             m0, _ = s.find(_RECORD_START, pos, 1 << 62)
@@ -251,11 +252,14 @@ def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Itera
                 s.ensure(pos + _MAX_HEADER)
                 if s.get(pos, s.end).strip(b"\r\n\t \x00"):
                     yield BadRecord(s.offset_of(pos), "bad_warc_header", "no WARC/ line before end of file")
+                yield from _pending_breaks(s, s.end)
                 return
             gap = s.get(pos, m0)
             if gap.strip(b"\r\n\t \x00"):
                 yield BadRecord(s.offset_of(pos), "bad_warc_header", f"{m0 - pos} bytes before the next WARC/ line: {gap[:40]!r}")
             pos = m0
+        # Damage between records (a gzip member that gave no bytes at all) is a lost record of its own.
+        yield from _pending_breaks(s, pos)
         start = pos
         h0, h1 = s.find(b"\r\n\r\n", start, start + _MAX_HEADER)
         sep_len = 4
@@ -264,6 +268,8 @@ def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Itera
             sep_len = 2
         if h0 < 0:
             b = s.break_in(start, s.end)
+            if b:
+                s.breaks.remove(b)
             reason = b[1] if b else ("truncated_record" if s.eof and s.end - start < _MAX_HEADER else "bad_warc_header")
             yield BadRecord(s.offset_of(start), reason, "header block has no end")
             nxt = _resync_point(s, start)
@@ -327,6 +333,12 @@ def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Itera
         yield Record(offset, headers, s.get(h1, body_end), version)
         pos = body_end
         s.release(pos)
+
+
+def _pending_breaks(s: _Stream, upto: int) -> Iterator[BadRecord]:
+    while s.breaks and s.breaks[0][0] <= upto:
+        pos, reason, detail, file_offset = s.breaks.pop(0)
+        yield BadRecord(file_offset, reason, detail)
 
 
 def _resync_point(s: _Stream, start: int) -> int | None:
