@@ -31,7 +31,7 @@ def _printable(text: str) -> str:
             out.append(ch)
             continue
         cat = unicodedata.category(ch)
-        if ch in "\t\n\r\x0b\x0c" or cat in ("Zs", "Zl", "Zp"):
+        if ch in "\t\n\r\x0c\x85" or cat in ("Zs", "Zl", "Zp"):  # ftfy keeps these as line breaks
             out.append(" ")
         elif cat not in _REMOVE:
             out.append(ch)
