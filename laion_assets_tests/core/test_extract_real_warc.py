@@ -115,10 +115,11 @@ def test_tag_scan_matches_lxml(name):
                 continue
             body = rec.content_stream().read()
             text, _ = decode_html(body, ctype)
-            ours = [(a.get("src"), (a.get("alt") or "").strip() or None) for a in scan_html(text).imgs]
+            ours = [(a.get("src"), (a.get("alt") or "").strip() or None) if a else (None, None) for a in scan_html(text).imgs]
             ref = [(e.get("src"), (e.get("alt") or "").strip() or None) for e in lxml.html.fromstring(body).iter("img")]
-            assert [s for s, _ in ours] == [s for s, _ in ref]
             assert [a is None for _, a in ours] == [a is None for _, a in ref]
+            # src is parsed only for imgs with an alt (the others are counted and dropped)
+            assert [s for s, a in ours if a] == [s for s, a in ref if a]
             pages += 1
     assert pages == EXPECTED[name][1]
 

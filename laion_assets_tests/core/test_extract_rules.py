@@ -15,7 +15,7 @@ from laion_assets.core.extract import ExtractConfig, extract_shard
 from laion_assets.core.extract.captions import clean_caption
 from laion_assets.core.extract.htmlscan import parse_attrs, scan_html, unescape_attr
 from laion_assets.core.extract.signals import normalize_license, optout_reasons
-from laion_assets.core.extract.urls import check_url, largest_srcset_candidate, pick_src, resolve
+from laion_assets.core.extract.urls import _check_url_slow, check_url, largest_srcset_candidate, pick_src, resolve
 
 CFG = ExtractConfig()
 
@@ -100,6 +100,28 @@ def test_resolution_property(page_path, base, src, absolute, up):
     assert urlsplit(got).netloc == "h.com" and got.endswith("/".join(src))
     url, why = check_url(got, 60)
     assert why is None or why in ("svg", "gif")
+
+
+_url_chars = st.text(alphabet="ab/.?#:% @\\-_=&~AZ09[]", max_size=25)
+
+
+@settings(max_examples=500, deadline=None)
+@given(page_tail=_url_chars, base=st.one_of(st.none(), _url_chars), src=_url_chars)
+def test_resolver_fast_paths_equal_urljoin(page_tail, base, src):
+    page_url = "http://h.com/" + page_tail
+    try:
+        expected = urljoin(urljoin(page_url, base) if base else page_url, src)
+    except ValueError:
+        return
+    assert resolve(page_url, base, src) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["http://", "https://", "HTTP://", "ftp://", ""]),
+       st.text(alphabet="abz09.-:@[]", min_size=0, max_size=12), _url_chars)
+def test_check_url_fast_path_equals_urlsplit_path(scheme, host, tail):
+    url = scheme + host + tail
+    assert check_url(url, 10) == _check_url_slow(url, 10)
 
 
 @settings(max_examples=200, deadline=None)

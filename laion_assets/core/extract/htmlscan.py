@@ -21,11 +21,13 @@ _ATTRS = r"""((?:[\s/]++|[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>
 
 
 def _scanner(tags: str) -> re.Pattern:
+    # Comment and raw-text bodies are matched with possessive character-class runs ([^-]++, [^<]++),
+    # which the regex engine runs in a tight loop, instead of a lazy .*? that tries the end at every char.
     return re.compile(
-        r"<!--.*?(?:-->|\Z)"
-        r"|<(script|style|textarea|xmp)\b[^>]*+>.*?(?:</\1\s*>|\Z)"
+        r"<!--(?:[^-]++|-(?!->))*+(?:-->)?"
+        r"|<(script|style|textarea|xmp)\b[^>]*+>(?:[^<]++|<(?!/\1))*+(?:</\1\s*>)?"
         r"|<" + tags + r"(?=[\s/>])" + _ATTRS + ">",
-        re.S | re.I,
+        re.I,
     )
 
 
@@ -33,6 +35,10 @@ _SCAN = _scanner(_TAGS)
 _SCAN_A = _scanner(_TAGS_A)
 _TITLE_END = re.compile(r"</title\s*>", re.I)
 _ATTR = re.compile(r"""([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+# Cheap pre-filters: an <img> without a non-empty alt is only counted, a <meta> is parsed only when it
+# may be one we read (robots, tdm-reservation, language). False positives are re-checked by parsing.
+_HAS_ALT = re.compile(r"alt\s*=\s*(?:\"\s*[^\s\"]|'\s*[^\s']|[^\s>\"'])", re.I)
+_META_WANTED = re.compile(r"robots|tdm-|language", re.I)
 _CC = re.compile(r"creativecommons\.org", re.I)
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
@@ -138,7 +144,7 @@ def parse_attrs(raw: str) -> dict[str, str]:
 
 @dataclass(slots=True)
 class PageScan:
-    imgs: list[dict[str, str]] = field(default_factory=list)
+    imgs: list[dict[str, str] | None] = field(default_factory=list)  # None: an <img> with no (non-empty) alt
     base_href: str | None = None
     html_lang: str | None = None
     title: str | None = None
@@ -158,7 +164,8 @@ def scan_html(text: str) -> PageScan:
             continue  # comment or raw-text element
         tag = tag.lower()
         if tag == "img":
-            imgs.append(parse_attrs(m.group(3)))
+            raw = m.group(3)
+            imgs.append(parse_attrs(raw) if _HAS_ALT.search(raw) else None)
         elif tag == "a" or tag == "link":
             raw = m.group(3)
             if want_a and _CC.search(raw):
@@ -167,6 +174,8 @@ def scan_html(text: str) -> PageScan:
                 if _CC.search(href):
                     page.license_hrefs.append((href, "license" in a.get("rel", "").lower().split()))
         elif tag == "meta":
+            if not _META_WANTED.search(m.group(3)):
+                continue
             a = parse_attrs(m.group(3))
             name = a.get("name") or a.get("http-equiv") or a.get("property")
             if name and "content" in a:

@@ -19,7 +19,7 @@ from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import decode_html, scan_html
 from .httpmsg import HttpError, decode_content, dechunk, split_response
 from .signals import optout_reasons, page_language, page_license
-from .urls import check_url, pick_src, resolve
+from .urls import Resolver, check_url, pick_src
 from .warc import BadRecord, iter_records
 from .wat import parse_wat_record
 
@@ -75,6 +75,7 @@ class _Shard:
             st["pages_opted_out"] += 1
         kept = 0
         cols, seen = self.cols, self.seen
+        resolver = None
         for src, alt in imgs:
             if alt is None or not alt.strip():
                 st["dropped_no_alt"] += 1
@@ -87,7 +88,9 @@ class _Shard:
                 st["dropped_no_src"] += 1
                 continue
             try:
-                url = resolve(page_url, base_href, src)
+                if resolver is None:
+                    resolver = Resolver(page_url, base_href)
+                url = resolver(src)
             except ValueError:
                 st["dropped_invalid_url"] += 1
                 continue
@@ -155,8 +158,8 @@ class _Shard:
         text, _ = decode_html(body[: self.cfg.max_html_bytes], ctype)
         scan = scan_html(text)
         cfg = self.cfg
-        imgs = [(pick_src(a, cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes), a.get("alt"))
-                for a in scan.imgs]
+        lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
+        imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
         self.page(page_url=uri, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
