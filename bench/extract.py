@@ -1,0 +1,134 @@
+"""Benchmark: full extractor vs a bare warcio + lxml loop that only counts <img alt>, same files, same run.
+
+Builds (or takes, --warc) per-record-gzip WARCs of real pages: every HTML response of
+../shared/data/real-warc replicated under distinct URLs. Prints pages/s and HTML MB/s for
+  baseline  warcio ArchiveIterator + lxml.html.fromstring + count img[@alt], 1 process
+  full      extract_shard (every rule, language, provenance), 1 and 2 processes over the same files
+Last line: bench: extract pages_per_s=<full> baseline_pages_per_s=<bare> ratio=<full/bare>
+
+    python bench/extract.py [--pages 3000] [--files 2] [--warc A.warc.gz ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+REAL = ROOT / ".." / "shared" / "data" / "real-warc"
+
+
+def real_pages() -> list[tuple[bytes, bytes]]:
+    """(HTTP header block, decoded HTML body) of every HTML response in the real WARCs."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    out = []
+    for p in sorted(REAL.glob("*.warc.gz")):
+        with open(p, "rb") as f:
+            for rec in ArchiveIterator(f):
+                if rec.rec_type != "response" or not rec.http_headers:
+                    continue
+                ct = rec.http_headers.get_header("Content-Type") or ""
+                if "html" not in ct:
+                    continue
+                out.append((f"HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\n\r\n".encode("latin-1"), rec.content_stream().read()))
+    return out
+
+
+def build_warcs(n_pages: int, n_files: int, outdir: Path) -> list[str]:
+    pages = real_pages()
+    paths = [outdir / f"bench-{i}.warc.gz" for i in range(n_files)]
+    fhs = [open(p, "wb") for p in paths]
+    for i in range(n_pages):
+        head, body = pages[i % len(pages)]
+        block = head + body
+        uri = f"https://site{i}.example.com/page/{i}.html"
+        hdr = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Date: 2024-05-20T00:00:00Z\r\n"
+               f"WARC-Record-ID: <urn:uuid:{uuid.uuid4()}>\r\nWARC-Target-URI: {uri}\r\n"
+               f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n").encode()
+        fhs[i * n_files // n_pages].write(gzip.compress(hdr + block + b"\r\n\r\n", compresslevel=6))
+    for f in fhs:
+        f.close()
+    return [str(p) for p in paths]
+
+
+def bare(path: str) -> tuple[int, int, int]:
+    """The baseline: warcio + lxml tree per page, counting <img> with a non-empty alt."""
+    import lxml.html
+    from warcio.archiveiterator import ArchiveIterator
+
+    pages = nbytes = imgs = 0
+    with open(path, "rb") as f:
+        for rec in ArchiveIterator(f):
+            if rec.rec_type != "response":
+                continue
+            if "html" not in (rec.http_headers.get_header("Content-Type") or ""):
+                continue
+            body = rec.content_stream().read()
+            pages += 1
+            nbytes += len(body)
+            try:
+                doc = lxml.html.fromstring(body)
+            except Exception:  # noqa: BLE001
+                continue
+            imgs += sum(1 for e in doc.iter("img") if (e.get("alt") or "").strip())
+    return pages, nbytes, imgs
+
+
+def full(path: str) -> tuple[int, int, int]:
+    from laion_assets.core.extract import ExtractConfig, extract_shard
+
+    r = extract_shard([path], crawl="BENCH", config=ExtractConfig())
+    return r.stats["html_pages"], r.stats["html_bytes"], r.stats["pairs_kept"]
+
+
+def warm() -> None:
+    """Load the language model and compile regexes outside the timed region, as a long worker would."""
+    from laion_assets.core.extract import language
+
+    language.detect("warm up the model")
+
+
+def timed(fn, paths: list[str], workers: int) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    if workers == 1:
+        res = [fn(p) for p in paths]
+    else:
+        with ProcessPoolExecutor(workers, initializer=warm) as ex:
+            t0 = time.perf_counter()
+            res = list(ex.map(fn, paths))
+    dt = time.perf_counter() - t0
+    return dt, sum(r[0] for r in res), sum(r[1] for r in res)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pages", type=int, default=3000)
+    ap.add_argument("--files", type=int, default=2)
+    ap.add_argument("--warc", nargs="*")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = args.warc or build_warcs(args.pages, args.files, Path(tmp))
+        size = sum(os.path.getsize(p) for p in paths)
+        print(f"files={len(paths)} compressed_MB={size / 1e6:.1f} cpus={os.cpu_count()}")
+        warm()
+        rows = {}
+        for name, fn, workers in (("baseline", bare, 1), ("full", full, 1), ("full", full, 2)):
+            dt, pages, nbytes = timed(fn, paths, workers)
+            rows[(name, workers)] = pages / dt
+            print(f"{name:8s} workers={workers} pages={pages} s={dt:.2f} pages_per_s={pages / dt:.0f} html_MB_per_s={nbytes / dt / 1e6:.1f}")
+    f1, f2, b1 = rows[("full", 1)], rows[("full", 2)], rows[("baseline", 1)]
+    print(f"scaling full 2 workers / 1 worker = {f2 / f1:.2f}x")
+    print(f"bench: extract pages_per_s={f1:.0f} baseline_pages_per_s={b1:.0f} ratio={f1 / b1:.2f}")
+
+
+if __name__ == "__main__":
+    main()

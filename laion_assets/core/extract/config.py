@@ -1,0 +1,116 @@
+"""Extraction settings, the bad-record vocabulary and the stats keys (one place, documented in docs/extraction.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# Why a WARC/WAT record could not be used. Fixed vocabulary: the errors table's `reason` column.
+BAD_RECORD_REASONS: dict[str, str] = {
+    "gzip_error": "corrupt deflate data in a gzip member; reading resumes at the next gzip member",
+    "truncated_gzip": "the file ends inside a gzip member (record cut short)",
+    "bad_warc_header": "the record does not start with a 'WARC/x.y' line or its header block is unreadable",
+    "bad_content_length": "Content-Length missing, negative or not a number",
+    "record_too_large": "declared Content-Length above config.max_record_bytes",
+    "length_mismatch": "declared Content-Length disagrees with where the record really ends",
+    "truncated_record": "the file (or its last gzip member) ends before the declared Content-Length",
+    "bad_http": "an HTTP response record whose status line / headers cannot be parsed",
+    "bad_transfer_encoding": "chunked transfer encoding that cannot be decoded",
+    "bad_content_encoding": "gzip/deflate Content-Encoding that cannot be decoded, or an unsupported one",
+    "bad_wat_json": "a WAT metadata record whose payload is not the expected JSON",
+    "parse_error": "unexpected failure while extracting a page (detail has the exception)",
+}
+
+# Why an <img> (or WAT IMG@/src link) did not become a row. Each is a stats key `dropped_<reason>`.
+DROP_REASONS: tuple[str, ...] = (
+    "no_src",  # no usable src (nor lazy / srcset candidate)
+    "no_alt",  # alt missing or empty after stripping
+    "short_caption",  # cleaned caption shorter than min_caption_chars
+    "data_uri",  # data: URL
+    "javascript_uri",  # javascript: URL
+    "non_http",  # any other non-http(s) scheme (ftp:, mailto:, about:, blob:, ...)
+    "invalid_url",  # unparseable URL, empty or malformed host, bad port
+    "long_host",  # host longer than max_host_chars
+    "svg",  # path ends in .svg / .svgz
+    "gif",  # path ends in .gif
+)
+
+# Counters that always exist in stats (so the stats parquet has a fixed schema).
+COUNT_KEYS: tuple[str, ...] = (
+    "warc_files",
+    "records_read",
+    "response_records",
+    "resource_records",
+    "request_records",
+    "metadata_records",
+    "warcinfo_records",
+    "revisit_records",
+    "other_records",
+    "truncated_records",
+    "non_html_records",
+    "html_pages",
+    "html_bytes",
+    "pages_with_license",
+    "pages_opted_out",
+    "bad_records",
+    "imgs_seen",
+    "captions_truncated",
+    "pairs_before_dedup",
+    "duplicates_removed",
+    "pairs_kept",
+    "captions_language_reliable",
+) + tuple(f"dropped_{r}" for r in DROP_REASONS)
+RATIO_KEYS: tuple[str, ...] = ("bad_record_ratio",)
+
+
+class TooManyBadRecords(RuntimeError):
+    """The shard's bad-record ratio is above config.max_bad_record_ratio; the shard is not published.
+
+    Carries the partial result (`result`) so the caller can still record errors and stats.
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How a shard is extracted. Units are in the names; defaults follow LAION-5B where LAION had a rule."""
+
+    input_format: Literal["warc", "wat"] = "warc"
+    # Fail the shard when bad_records / records_read is above this (0.05 = 5 %).
+    max_bad_record_ratio: float = 0.05
+    # Captions (characters after cleaning): drop shorter, cut longer (LAION: 5 and 2000).
+    min_caption_chars: int = 5
+    max_caption_chars: int = 2000
+    # Image URL host longer than this is dropped (characters).
+    max_host_chars: int = 60
+    # Take the largest `srcset` candidate when `src` is missing or a data: placeholder.
+    use_srcset: bool = True
+    # Prefer lazy-loading attributes (data-src, data-original, ...) over `src` when present.
+    use_lazy_attributes: bool = True
+    lazy_attributes: tuple[str, ...] = ("data-src", "data-original", "data-lazy-src", "data-lazy", "data-url")
+    drop_svg: bool = True
+    drop_gif: bool = True
+    # Caption language with py3langid (model ships with the package), only on kept unique captions.
+    detect_caption_language: bool = True
+    # A detection is "reliable" when its normalised probability and caption length reach these.
+    caption_language_min_probability: float = 0.5
+    caption_language_min_chars: int = 10
+    # Records larger than this are counted bad instead of buffered (bytes).
+    max_record_bytes: int = 64 * 1024 * 1024
+    # HTML beyond this many bytes of a page is not scanned (bytes; Common Crawl truncates at 1 MiB).
+    max_html_bytes: int = 5 * 1024 * 1024
+    # Call `progress` every this many pages.
+    progress_every_pages: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.input_format not in ("warc", "wat"):
+            raise ValueError(f"input_format must be 'warc' or 'wat', not {self.input_format!r}")
+        if not 0.0 <= self.max_bad_record_ratio <= 1.0:
+            raise ValueError("max_bad_record_ratio must be within [0, 1]")
+        if not 0 < self.min_caption_chars <= self.max_caption_chars:
+            raise ValueError("need 0 < min_caption_chars <= max_caption_chars")
+        if self.max_host_chars <= 0:
+            raise ValueError("max_host_chars must be positive")

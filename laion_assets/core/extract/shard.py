@@ -1,0 +1,292 @@
+"""extract_shard: WARC (or WAT) files -> one shard's image-text pairs, errors and stats.
+
+Row order is the order of the input files, then records, then <img> in the page; `key` numbers the
+final rows. A bad record becomes an error row and the shard goes on; the shard fails only when the
+bad-record ratio passes config.max_bad_record_ratio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
+from . import captions, language
+from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
+from .htmlscan import decode_html, scan_html
+from .httpmsg import HttpError, decode_content, dechunk, split_response
+from .signals import optout_reasons, page_language, page_license
+from .urls import Resolver, check_url, pick_src
+from .warc import BadRecord, iter_records
+from .wat import parse_wat_record
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_ROW_COLS = ("url", "text", "page_url", "warc_offset", "warc_record_id", "warc_date", "page_title",
+             "page_language", "license", "optout_page", "optout_reasons")
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    table: pa.Table  # PAIR_SCHEMA
+    errors: pa.Table  # PAIR_ERROR_SCHEMA
+    stats: dict[str, int | float]
+
+
+def _is_html(content_type: str | None, body: bytes) -> bool:
+    if content_type:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime:
+            return mime in _HTML_TYPES
+    head = body[:512].lstrip().lower()  # no Content-Type: sniff like a browser would
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+class _Shard:
+    """Accumulates rows (column lists), errors and counters for one shard."""
+
+    def __init__(self, crawl: str, config: ExtractConfig):
+        self.crawl, self.cfg = crawl, config
+        self.stats: dict[str, int | float] = dict.fromkeys(COUNT_KEYS, 0)
+        self.cols: dict[str, list] = {c: [] for c in _ROW_COLS}
+        self.errors: dict[str, list] = {f.name: [] for f in PAIR_ERROR_SCHEMA}
+        self.seen: set[tuple[str, str]] = set()
+
+    def bad(self, warc_path: str, offset: int | None, uri: str | None, reason: str, detail: str) -> None:
+        self.stats["bad_records"] += 1
+        for k, v in (("crawl", self.crawl), ("warc_path", warc_path), ("warc_offset", offset),
+                     ("target_uri", uri), ("reason", reason), ("detail", detail[:500])):
+            self.errors[k].append(v)
+
+    def page(self, *, page_url: str, offset: int, record_id: str | None, date: str | None,
+             imgs: list[tuple[str | None, str | None]], base_href: str | None, title: str | None,
+             html_lang: str | None, metas: list[tuple[str, str]], http_headers: dict[str, str],
+             license_hrefs: list[tuple[str, bool]]) -> None:
+        """Apply the caption and URL rules to one page's images and append the kept rows."""
+        cfg, st = self.cfg, self.stats
+        st["imgs_seen"] += len(imgs)
+        reasons = optout_reasons(metas, http_headers)
+        lic = page_license(license_hrefs) if license_hrefs else None
+        if lic:
+            st["pages_with_license"] += 1
+        if reasons:
+            st["pages_opted_out"] += 1
+        kept = 0
+        cols, seen = self.cols, self.seen
+        resolver = None
+        for src, alt in imgs:
+            if alt is None or not alt.strip():
+                st["dropped_no_alt"] += 1
+                continue
+            text, cut = captions.clean_caption(alt, cfg.max_caption_chars)
+            if len(text) < cfg.min_caption_chars:
+                st["dropped_short_caption"] += 1
+                continue
+            if not src:
+                st["dropped_no_src"] += 1
+                continue
+            try:
+                if resolver is None:
+                    resolver = Resolver(page_url, base_href)
+                url = resolver(src)
+            except ValueError:
+                st["dropped_invalid_url"] += 1
+                continue
+            url, why = check_url(url, cfg.max_host_chars, cfg.drop_svg, cfg.drop_gif)
+            if why is not None:
+                st["dropped_" + why] += 1
+                continue
+            st["pairs_before_dedup"] += 1
+            if cut:
+                st["captions_truncated"] += 1
+            k = (url, text)
+            if k in seen:
+                st["duplicates_removed"] += 1
+                continue
+            seen.add(k)
+            cols["url"].append(url)
+            cols["text"].append(text)
+            kept += 1
+        if kept:
+            title = " ".join(title.split())[:1000] or None if title else None
+            plang = page_language(html_lang, metas, http_headers)
+            optout = ",".join(reasons) or None
+            for name, value in (("page_url", page_url), ("warc_offset", offset), ("warc_record_id", record_id),
+                                ("warc_date", date), ("page_title", title), ("page_language", plang),
+                                ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
+                cols[name].extend([value] * kept)
+
+    def warc_record(self, rec, warc_path: str) -> None:
+        st = self.stats
+        rtype = rec.type
+        key = f"{rtype}_records"
+        st[key if key in st else "other_records"] += 1
+        if rtype not in ("response", "resource"):
+            return
+        uri = rec.target_uri
+        if "warc-truncated" in rec.headers:
+            st["truncated_records"] += 1
+        block = rec.block
+        if rtype == "response":
+            try:
+                _, headers, body = split_response(block)
+                if "chunked" in headers.get("transfer-encoding", "").lower():
+                    body = dechunk(body)
+                ctype = headers.get("content-type")
+                if not _is_html(ctype, body):
+                    st["non_html_records"] += 1
+                    return
+                ce = headers.get("content-encoding")
+                if ce:
+                    body = decode_content(body, ce, "warc-truncated" in rec.headers)
+            except HttpError as e:
+                self.bad(warc_path, rec.offset, uri, e.reason, str(e))
+                return
+        else:
+            headers, body = {}, block
+            ctype = rec.headers.get("content-type")
+            if not _is_html(ctype, body):
+                st["non_html_records"] += 1
+                return
+        if not uri or "warc-date" not in rec.headers:
+            self.bad(warc_path, rec.offset, uri, "bad_warc_header", "HTML record without WARC-Target-URI or WARC-Date")
+            return
+        st["html_pages"] += 1
+        st["html_bytes"] += len(body)
+        text, _ = decode_html(body[: self.cfg.max_html_bytes], ctype)
+        scan = scan_html(text)
+        cfg = self.cfg
+        lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
+        imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
+        self.page(page_url=uri, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
+                  date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
+                  html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
+                  license_hrefs=scan.license_hrefs)
+
+    def wat_record(self, rec, warc_path: str) -> None:
+        st = self.stats
+        rtype = rec.type
+        key = f"{rtype}_records"
+        st[key if key in st else "other_records"] += 1
+        if rtype != "metadata" or "json" not in rec.headers.get("content-type", "json"):
+            return
+        try:
+            page = parse_wat_record(rec.block)
+        except ValueError as e:
+            self.bad(warc_path, rec.offset, rec.target_uri, "bad_wat_json", str(e))
+            return
+        if page is None:
+            return
+        if page.truncated:
+            st["truncated_records"] += 1
+        if not _is_html(page.content_type, b"<html"):
+            st["non_html_records"] += 1
+            return
+        if not page.page_url or not page.warc_date:
+            self.bad(warc_path, rec.offset, page.page_url, "bad_wat_json", "WAT page without WARC-Target-URI or WARC-Date")
+            return
+        st["html_pages"] += 1
+        self.page(page_url=page.page_url, offset=rec.offset, record_id=page.record_id, date=page.warc_date,
+                  imgs=page.imgs, base_href=page.base_href, title=page.title, html_lang=None, metas=page.metas,
+                  http_headers=page.http_headers, license_hrefs=page.license_hrefs)
+
+    def table(self, warc_paths: list[str]) -> pa.Table:
+        cols, cfg, n = self.cols, self.cfg, len(self.cols["url"])
+        langs, scores, reliable = [], [], []
+        if cfg.detect_caption_language:
+            for text in cols["text"]:  # only kept, unique pairs; cached per distinct caption
+                lang, prob = language.detect(text)
+                langs.append(lang)
+                scores.append(prob)
+                ok = language.is_reliable(text, prob, cfg.caption_language_min_probability,
+                                          cfg.caption_language_min_chars)
+                reliable.append(ok)
+            self.stats["captions_language_reliable"] = sum(reliable)
+        else:
+            langs, scores, reliable = [None] * n, [None] * n, [None] * n
+        data = {
+            "key": [f"{i:09d}" for i in range(n)],
+            **{c: cols[c] for c in ("url", "text", "page_url")},
+            "crawl": [self.crawl] * n,
+            "warc_path": warc_paths,
+            **{c: cols[c] for c in ("warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},
+            "caption_language": langs,
+            "caption_language_score": scores,
+            "caption_language_reliable": reliable,
+            **{c: cols[c] for c in ("license", "optout_page", "optout_reasons")},
+        }
+        return pa.table(data, schema=PAIR_SCHEMA)
+
+
+def _default_open(uri: str) -> BinaryIO:
+    return open(uri, "rb")
+
+
+def extract_shard(
+    warc_uris: Sequence[str],
+    *,
+    crawl: str,
+    config: ExtractConfig = ExtractConfig(),
+    open_fn: Callable[[str], BinaryIO] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ExtractResult:
+    """Extract one shard (a list of WARC or WAT files, read in order).
+
+    Raises TooManyBadRecords (its `.result` holds the partial result) past the bad-record ratio.
+    Errors opening a file propagate: that is an infrastructure failure to retry, not bad data.
+    """
+    if isinstance(warc_uris, str):
+        raise TypeError("warc_uris must be a sequence of URIs, not one string")
+    open_fn = open_fn or _default_open
+    shard = _Shard(crawl, config)
+    st = shard.stats
+    handle = shard.wat_record if config.input_format == "wat" else shard.warc_record
+    every = max(1, config.progress_every_pages)
+    path_col: list[str] = []
+    next_report = every
+    for uri in warc_uris:
+        st["warc_files"] += 1
+        with open_fn(uri) as f:
+            for rec in iter_records(f, config.max_record_bytes):
+                st["records_read"] += 1
+                if isinstance(rec, BadRecord):
+                    shard.bad(uri, rec.offset, rec.target_uri, rec.reason, rec.detail)
+                    continue
+                try:
+                    handle(rec, uri)
+                except Exception as e:  # noqa: BLE001 - one page must not end the shard; it is counted
+                    shard.bad(uri, rec.offset, rec.target_uri, "parse_error", f"{type(e).__name__}: {e}")
+                if progress is not None and st["html_pages"] >= next_report:
+                    progress(st["html_pages"])
+                    next_report = st["html_pages"] + every
+        path_col.extend([uri] * (len(shard.cols["url"]) - len(path_col)))
+    if progress is not None:
+        progress(st["html_pages"])
+    st["pairs_kept"] = len(shard.cols["url"])
+    st["bad_record_ratio"] = st["bad_records"] / st["records_read"] if st["records_read"] else 0.0
+    result = ExtractResult(
+        table=shard.table(path_col),
+        errors=pa.table(shard.errors, schema=PAIR_ERROR_SCHEMA),
+        stats=dict(st),
+    )
+    if st["bad_record_ratio"] > config.max_bad_record_ratio:
+        raise TooManyBadRecords(
+            f"{st['bad_records']} bad of {st['records_read']} records "
+            f"(ratio {st['bad_record_ratio']:.4f} > max {config.max_bad_record_ratio}) in {len(warc_uris)} file(s)",
+            result,
+        )
+    return result
+
+
+def stats_table(stats: dict) -> pa.Table:
+    """One-row table of the stats (ints as int64, ratios as float64), columns in a stable order."""
+    fields, values = [], []
+    for k in sorted(stats):
+        v = stats[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"stats[{k!r}] is {type(v).__name__}, expected int or float")
+        fields.append(pa.field(k, pa.float64() if isinstance(v, float) else pa.int64(), nullable=False))
+        values.append([v])
+    return pa.table(values, schema=pa.schema(fields))

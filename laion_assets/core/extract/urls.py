@@ -1,0 +1,193 @@
+"""Image URL rules: which attribute gives the URL, resolution against <base href> and the page, validation.
+
+Choice of attribute (documented in docs/extraction.md): a lazy-loading attribute (data-src,
+data-original, ...) wins over `src` when present, since `src` then usually holds a placeholder; then
+`src`; then, when `src` is missing or a data: placeholder, the largest `srcset` candidate. One row per
+<img>, never one per srcset candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit
+
+_STRIP = " \t\n\r\f"
+_TABNL = re.compile(r"[\t\n\r]")
+_NEEDS_QUOTE = re.compile(r"[\x00-\x20\x7f\"<>`]")
+_HOST_OK = re.compile(r"^(?:[^\s/\\?#@:\[\]%]+|\[[0-9A-Fa-f:.]+\])$")
+_SRCSET_ITEM = re.compile(r"\s*([^\s,][^\s]*?)(?:,|\s+([^,]*?)\s*(?:,|$)|$)")
+
+
+def _is_placeholder(src: str) -> bool:
+    return not src or src.startswith(("data:", "about:blank")) or src == "#"
+
+
+def largest_srcset_candidate(srcset: str) -> str | None:
+    """The candidate with the largest width (w) or density (x) descriptor; the first one if none."""
+    best, best_score = None, -1.0
+    for m in _SRCSET_ITEM.finditer(srcset):
+        url = m.group(1).rstrip(",")
+        if not url:
+            continue
+        desc = (m.group(2) or "").strip().lower()
+        score = 1.0
+        try:
+            if desc.endswith("w"):
+                score = float(desc[:-1]) * 1e-6 + 1e6  # any width beats density-only candidates
+            elif desc.endswith("x"):
+                score = float(desc[:-1])
+        except ValueError:
+            pass
+        if score > best_score:
+            best, best_score = url, score
+    return best
+
+
+def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names: tuple[str, ...]) -> str | None:
+    """The raw URL an <img> stands for, or None."""
+    if use_lazy:
+        for name in lazy_names:
+            v = attrs.get(name)
+            if v is not None:
+                v = v.strip(_STRIP)
+                if v and not _is_placeholder(v):
+                    return v
+    src = attrs.get("src")
+    if src is not None:
+        src = src.strip(_STRIP)
+    if use_srcset and (src is None or _is_placeholder(src)):
+        for name in ("srcset", "data-srcset") if use_lazy else ("srcset",):
+            ss = attrs.get(name)
+            if ss:
+                cand = largest_srcset_candidate(ss)
+                if cand and not _is_placeholder(cand):
+                    return cand
+    return src or None
+
+
+class Resolver:
+    """Resolves a page's image URLs: against <base href> (itself resolved against the page URL), then the page.
+
+    The base is worked out once per page; root-relative and scheme-relative URLs without dot segments
+    take a string fast path that equals urljoin (property-tested).
+    """
+
+    __slots__ = ("base", "origin", "scheme", "dir")
+
+    def __init__(self, page_url: str, base_href: str | None):
+        base = page_url
+        if base_href:
+            try:
+                base = urljoin(page_url, _TABNL.sub("", base_href))
+            except ValueError:
+                base = page_url
+        self.base = base
+        scheme, sep, rest = base.partition("://")
+        if sep and scheme.lower() in ("http", "https") and "/" not in scheme:
+            netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+            self.scheme, self.origin = scheme, f"{scheme}://{netloc}"
+            path = rest[len(netloc) :].split("?", 1)[0].split("#", 1)[0]
+            self.dir = self.origin + (path[: path.rfind("/") + 1] if path else "/")
+            if "/." in self.dir or "\\" in self.dir or "@" in netloc or "//" in path or ";" in path:
+                self.origin = None  # unusual base: leave it all to urljoin
+        else:
+            self.scheme = self.origin = None
+
+    def __call__(self, src: str) -> str:
+        if "\t" in src or "\n" in src or "\r" in src:
+            src = _TABNL.sub("", src)  # browsers drop tabs and newlines inside URLs
+        if not src or src[0] <= " ":
+            return urljoin(self.base, src)  # leading controls/spaces: urljoin's own rules
+        if src.startswith(("http://", "https://")):
+            return src
+        if src.endswith(("?", "#")) or "?#" in src:
+            return urljoin(self.base, src)  # urljoin drops empty queries / fragments
+        if self.origin is not None and src[:1] == "/" and "/." not in src:
+            if src[1:2] == "/":
+                if src[2:3].isalnum() and ";" not in src:
+                    return f"{self.scheme}:{src}"
+                return urljoin(self.base, src)
+            if "\\" not in src:
+                return self.origin + src
+        elif (self.origin is not None and src and src[0] not in "/?#.\\" and "/." not in src and "\\" not in src
+              and "//" not in src and ";" not in src and ":" not in src.split("/", 1)[0].split("?", 1)[0]):
+            return self.dir + src  # plain relative path (no scheme, no dot segments)
+        return urljoin(self.base, src)
+
+
+def resolve(page_url: str, base_href: str | None, src: str) -> str:
+    """Absolute URL of `src` on a page (see Resolver)."""
+    return Resolver(page_url, base_href)(src)
+
+
+_FAST_URL = re.compile(
+    r"(https?)://([A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)(?::([0-9]{1,5}))?([/?][^\t\n\r\f\v#\"<>`\x00-\x1f\x7f\\@\[\]]*)?(#.*)?",
+    re.I | re.S,
+)
+
+
+def check_url(url: str, max_host_chars: int, drop_svg: bool = True, drop_gif: bool = True) -> tuple[str | None, str | None]:
+    """(normalised url, None) when the URL is kept, else (None, drop reason).
+
+    Plain ASCII http(s) URLs take a regex fast path; everything else goes through urlsplit. A
+    property test checks both give the same answer.
+    """
+    m = _FAST_URL.fullmatch(url)
+    if m is None:
+        return _check_url_slow(url, max_host_chars, drop_svg, drop_gif)
+    host = m.group(2)
+    if ".." in host or (m.group(3) is not None and int(m.group(3)) > 65535):
+        return None, "invalid_url"
+    if len(host) > max_host_chars:
+        return None, "long_host"
+    tail = m.group(4)
+    if tail:
+        path = tail.split("?", 1)[0].lower()
+        if drop_svg and path.endswith((".svg", ".svgz")):
+            return None, "svg"
+        if drop_gif and path.endswith(".gif"):
+            return None, "gif"
+    scheme = m.group(1)
+    if not scheme.islower():
+        url = scheme.lower() + url[len(scheme) :]
+    if m.group(5) is not None:
+        url = url[: m.start(5)]
+    if " " in url:
+        url = url.replace(" ", "%20")
+    return url, None
+
+
+def _check_url_slow(url: str, max_host_chars: int, drop_svg: bool = True, drop_gif: bool = True) -> tuple[str | None, str | None]:
+    low = url[:11].lower()
+    if low.startswith("data:"):
+        return None, "data_uri"
+    if low.startswith("javascript:"):
+        return None, "javascript_uri"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None, "invalid_url"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return None, "non_http" if scheme else "invalid_url"
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None, "invalid_url"
+    if not host or not _HOST_OK.match(host) or host.startswith(".") or ".." in host:
+        return None, "invalid_url"
+    if len(host) > max_host_chars:
+        return None, "long_host"
+    path = parts.path.lower()
+    if drop_svg and path.endswith((".svg", ".svgz")):
+        return None, "svg"
+    if drop_gif and path.endswith(".gif"):
+        return None, "gif"
+    if not url.startswith(scheme):
+        url = scheme + url[len(scheme) :]
+    if _NEEDS_QUOTE.search(url):
+        url = _NEEDS_QUOTE.sub(lambda m: "%%%02X" % ord(m.group(0)), url)
+    if "#" in url:
+        url = url.split("#", 1)[0]  # a fragment never changes the image fetched
+    return url, None

@@ -1,0 +1,355 @@
+"""A tolerant, fast WARC record reader (WARC/0.17, 0.18, 1.0, 1.1; uncompressed, per-record or whole-file gzip).
+
+Why not warcio: its per-record Python stream stack is the slowest part of a bare extraction loop, and it
+stops at the first corrupt gzip member. Here the file is one continuous decompressed byte stream (gzip
+members are decompressed back to back, so per-record, whole-file and block gzip all read the same), the
+record framing is checked against the bytes (`Content-Length` + the CRLF CRLF trailer), and on any
+damage the reader yields a `BadRecord` and resynchronises at the next gzip member or `WARC/` line.
+
+Record offsets: for per-record gzip (Common Crawl), the file offset of the gzip member that starts the
+record (what a byte-range request needs); for uncompressed files, the record's byte offset; for a
+whole-file gzip, the offset in the decompressed stream.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_CHUNK = 1 << 20
+_MAX_HEADER = 64 * 1024
+_RECORD_START = re.compile(rb"(?:^|\n)(WARC/[0-9]+\.[0-9]+\r?\n)")
+
+
+@dataclass(slots=True)
+class Record:
+    offset: int
+    headers: dict[str, str]  # lower-cased names, first occurrence wins
+    block: bytes
+    version: str
+
+    @property
+    def type(self) -> str:
+        return self.headers.get("warc-type", "").lower()
+
+    @property
+    def target_uri(self) -> str | None:
+        uri = self.headers.get("warc-target-uri")
+        if uri is None:
+            return None
+        uri = uri.strip()
+        if uri.startswith("<") and uri.endswith(">"):  # WARC/1.0 grammar as some writers (wget) apply it
+            uri = uri[1:-1].strip()
+        return uri
+
+
+@dataclass(slots=True)
+class BadRecord:
+    offset: int | None
+    reason: str
+    detail: str
+    target_uri: str | None = None
+
+
+class _Stream:
+    """Decompressed bytes of a WARC file with absolute positions, gzip member starts and breaks."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.raw = f.read(_CHUNK)
+        self.raw_off = 0  # file offset of raw[0]
+        self.gzip = self.raw[:2] == b"\x1f\x8b"
+        self.buf = bytearray()
+        self.base = 0  # stream position of buf[0]
+        self.eof = False
+        self.member_starts: dict[int, int] = {}  # stream position -> file offset of that gzip member
+        self.members_seen = 0
+        self.breaks: list[tuple[int, str, str, int]] = []  # (stream pos, reason, detail, file offset)
+        self._d = None
+        if self.gzip:
+            self._new_member()
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.buf)
+
+    def _new_member(self) -> None:
+        self._d = zlib.decompressobj(31)
+        self.member_starts[self.end] = self.raw_off
+        self.members_seen += 1
+
+    def _read_raw(self) -> bool:
+        more = self.f.read(_CHUNK)
+        if not more:
+            return False
+        self.raw += more
+        return True
+
+    def _resync_gzip(self, start: int) -> bool:
+        """Skip raw bytes to the next gzip magic at or after raw[start]; False when none is left."""
+        while True:
+            i = self.raw.find(_GZIP_MAGIC, start)
+            if i >= 0:
+                self.raw_off += i
+                self.raw = self.raw[i:]
+                return True
+            keep = max(len(self.raw) - 2, 0)
+            self.raw_off += keep
+            self.raw = self.raw[keep:]
+            start = 0
+            if not self._read_raw():
+                return False
+
+    def _fill(self) -> bool:
+        """Append more decompressed bytes to buf; False at end of file."""
+        if self.eof:
+            return False
+        if not self.gzip:
+            data = self.f.read(_CHUNK) if not self.raw else self.raw
+            self.raw = b""
+            if not data:
+                self.eof = True
+                return False
+            self.buf += data
+            return True
+        while True:
+            if not self.raw and not self._read_raw():
+                if self._d is not None and (self._d.unconsumed_tail or not self._d.eof):
+                    if self.end not in self.member_starts:  # a member was begun and not finished
+                        self.breaks.append((self.end, "truncated_gzip", "file ends inside a gzip member", self.raw_off))
+                self.eof = True
+                return False
+            d = self._d
+            try:
+                out = d.decompress(self.raw, _CHUNK * 4)
+            except zlib.error as e:
+                bad_at = self.raw_off
+                self.breaks.append((self.end, "gzip_error", str(e), bad_at))
+                if not self._resync_gzip(1):
+                    self.eof = True
+                    return False
+                self._new_member()
+                return True
+            consumed = len(self.raw) - len(d.unconsumed_tail) - len(d.unused_data)
+            if d.eof:
+                rest = d.unused_data
+                self.raw_off += len(self.raw) - len(rest)
+                self.raw = rest
+                if out:
+                    self.buf += out
+                if not self.raw and not self._read_raw():
+                    self.eof = True
+                    self._d = None
+                    return bool(out)
+                if not self.raw.startswith(b"\x1f\x8b"):
+                    if not self.raw.strip(b"\x00\r\n\t "):
+                        self.raw_off += len(self.raw)
+                        self.raw = b""
+                        continue  # padding between members / at the end
+                    self.breaks.append((self.end, "gzip_error", "bytes between gzip members are not gzip", self.raw_off))
+                    if not self._resync_gzip(0):
+                        self.eof = True
+                        return bool(out)
+                self._new_member()
+                if out:
+                    return True
+                continue
+            self.raw_off += consumed
+            self.raw = self.raw[consumed:]
+            if out:
+                self.buf += out
+                return True
+
+    def ensure(self, pos: int) -> int:
+        """Fill until the stream covers `pos` (exclusive) or ends; returns the covered end."""
+        while self.end < pos and self._fill():
+            pass
+        return min(self.end, pos)
+
+    def find(self, sub: bytes | re.Pattern, start: int, limit: int) -> tuple[int, int]:
+        """Absolute (start, end) of the first match of `sub` in [start, limit), or (-1, -1)."""
+        scanned = start
+        while True:
+            lo = max(scanned - 8, start) - self.base
+            hi = min(self.end, limit) - self.base
+            if isinstance(sub, bytes):
+                i = self.buf.find(sub, lo, hi)
+                if i >= 0:
+                    return self.base + i, self.base + i + len(sub)
+            else:
+                m = sub.search(self.buf, lo, hi)
+                if m:
+                    return self.base + m.start(1), self.base + m.end(1)
+            scanned = self.base + hi
+            if scanned >= limit or not self._fill():
+                return -1, -1
+
+    def get(self, start: int, end: int) -> bytes:
+        return bytes(self.buf[start - self.base : end - self.base])
+
+    def release(self, pos: int) -> None:
+        drop = pos - self.base
+        if drop > _CHUNK:
+            del self.buf[:drop]
+            self.base = pos
+            for p in [p for p in self.member_starts if p < pos]:
+                del self.member_starts[p]
+
+    def offset_of(self, pos: int) -> int:
+        if not self.gzip:
+            return pos
+        return self.member_starts.get(pos, pos)
+
+    def break_in(self, start: int, end: int) -> tuple[int, str, str, int] | None:
+        for b in self.breaks:
+            if start < b[0] <= end:
+                return b
+        return None
+
+    def next_member_start(self, after: int) -> int | None:
+        cands = [p for p in self.member_starts if p > after]
+        return min(cands) if cands else None
+
+
+def _parse_headers(raw: bytes) -> tuple[str, dict[str, str]]:
+    text = raw.decode("utf-8", "replace")
+    lines = text.split("\n")
+    version = lines[0].strip()
+    headers: dict[str, str] = {}
+    last = None
+    for line in lines[1:]:
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        if line[0] in " \t" and last:  # folded continuation line
+            headers[last] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        last = name.strip().lower()
+        headers.setdefault(last, value.strip())
+    return version, headers
+
+
+def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Iterator[Record | BadRecord]:
+    """Yield every record of a WARC (or WAT) file in order; damaged ones as `BadRecord`, never raising."""
+    s = _Stream(f)
+    pos = 0
+    while True:
+        # Find the next record start (skips the CRLFs between records, and garbage after a bad record).
+        s.ensure(pos + 16)
+        head = s.get(pos, min(s.end, pos + 16))
+        if not head:
+            yield from _pending_breaks(s, s.end)
+            return
+        if not head.startswith(b"WARC/"):
+            m0, _ = s.find(_RECORD_START, pos, 1 << 62)
+            if m0 < 0:
+                s.ensure(pos + _MAX_HEADER)
+                if s.get(pos, s.end).strip(b"\r\n\t \x00"):
+                    yield BadRecord(s.offset_of(pos), "bad_warc_header", "no WARC/ line before end of file")
+                yield from _pending_breaks(s, s.end)
+                return
+            gap = s.get(pos, m0)
+            if gap.strip(b"\r\n\t \x00"):
+                yield BadRecord(s.offset_of(pos), "bad_warc_header", f"{m0 - pos} bytes before the next WARC/ line: {gap[:40]!r}")
+            pos = m0
+        # Damage between records (a gzip member that gave no bytes at all) is a lost record of its own.
+        yield from _pending_breaks(s, pos)
+        start = pos
+        h0, h1 = s.find(b"\r\n\r\n", start, start + _MAX_HEADER)
+        sep_len = 4
+        if h0 < 0:
+            h0, h1 = s.find(b"\n\n", start, start + _MAX_HEADER)
+            sep_len = 2
+        if h0 < 0:
+            b = s.break_in(start, s.end)
+            if b:
+                s.breaks.remove(b)
+            reason = b[1] if b else ("truncated_record" if s.eof and s.end - start < _MAX_HEADER else "bad_warc_header")
+            yield BadRecord(s.offset_of(start), reason, "header block has no end")
+            nxt = _resync_point(s, start)
+            if nxt is None:
+                return
+            pos = nxt
+            continue
+        version, headers = _parse_headers(s.get(start, h0))
+        offset = s.offset_of(start)
+        uri = headers.get("warc-target-uri")
+        cl = headers.get("content-length", "")
+        try:
+            length = int(cl)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            yield BadRecord(offset, "bad_content_length", f"Content-Length {cl!r}", uri)
+            nxt = _resync_point(s, start)
+            if nxt is None:
+                return
+            pos = nxt
+            continue
+        if length > max_record_bytes:
+            yield BadRecord(offset, "record_too_large", f"Content-Length {length} > {max_record_bytes}", uri)
+            nxt = _resync_point(s, start)
+            if nxt is None:
+                return
+            pos = nxt
+            continue
+        body_end = h1 + length
+        have = s.ensure(body_end + 4)
+        brk = s.break_in(start, min(have, body_end + 4))
+        if brk is not None and brk[0] <= body_end:
+            yield BadRecord(offset, brk[1], brk[2], uri)
+            pos = brk[0]
+            s.breaks.remove(brk)
+            s.release(pos)
+            continue
+        if have < body_end:
+            yield BadRecord(offset, "truncated_record", f"block has {have - h1} of {length} declared bytes", uri)
+            return
+        trailer = s.get(body_end, min(have, body_end + 4))
+        if not (trailer.startswith(b"\r\n\r\n") or trailer.startswith(b"\n\n") or trailer == b"" or trailer.startswith(b"\r\n") and have == body_end + 2):
+            # The declared length is wrong: the record does not end where it says.
+            nxt = _resync_point(s, start)
+            yield BadRecord(offset, "length_mismatch", f"Content-Length {length} not followed by CRLF CRLF (got {trailer!r})", uri)
+            if nxt is None:
+                return
+            pos = nxt
+            continue
+        # A per-record gzip member must end with its record: a longer member means the length lies short.
+        if s.gzip and start in s.member_starts:
+            nm = s.next_member_start(start)
+            if nm is not None and nm > body_end + 4 + 2:
+                tail = s.get(body_end, nm)
+                if tail.strip(b"\r\n"):
+                    yield BadRecord(offset, "length_mismatch", f"gzip member holds {nm - body_end} bytes after the declared block", uri)
+                    pos = nm
+                    s.release(pos)
+                    continue
+        yield Record(offset, headers, s.get(h1, body_end), version)
+        pos = body_end
+        s.release(pos)
+
+
+def _pending_breaks(s: _Stream, upto: int) -> Iterator[BadRecord]:
+    while s.breaks and s.breaks[0][0] <= upto:
+        pos, reason, detail, file_offset = s.breaks.pop(0)
+        yield BadRecord(file_offset, reason, detail)
+
+
+def _resync_point(s: _Stream, start: int) -> int | None:
+    """Where to look for the next record after a damaged one starting at `start`."""
+    if s.gzip and start in s.member_starts:
+        s.ensure(start + _MAX_HEADER)
+        nm = s.next_member_start(start)
+        while nm is None and not s.eof:
+            s._fill()
+            nm = s.next_member_start(start)
+        if nm is not None and s.members_seen > 1:
+            return nm
+    m0, _ = s.find(_RECORD_START, start + 1, 1 << 62)
+    return None if m0 < 0 else m0

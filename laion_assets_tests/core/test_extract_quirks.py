@@ -1,0 +1,201 @@
+"""Generated WARCs for each real-world quirk: framing, compression, damage, HTTP encodings, charsets."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+from _extract_warcgen import (build, chunked, deflate_gzip, gz, http_response, page, record, request, wat_record,
+                              warcinfo)
+
+from laion_assets.core.extract import BAD_RECORD_REASONS, ExtractConfig, TooManyBadRecords, extract_shard
+from laion_assets.core.extract.warc import iter_records
+
+IMG = '<html><body><img src="/cat.jpg" alt="A sleepy orange cat"><img src="dog.png" alt="A dog in the snow"></body></html>'
+LOOSE = ExtractConfig(max_bad_record_ratio=1.0)
+
+
+def run(data: bytes, config: ExtractConfig = LOOSE, **kw):
+    return extract_shard(["mem.warc"], crawl="CC-T", config=config, open_fn=lambda _: io.BytesIO(data), **kw)
+
+
+def pairs(res):
+    return list(zip(res.table["url"].to_pylist(), res.table["text"].to_pylist()))
+
+
+def test_bad_reason_vocabulary_is_the_documented_one():
+    doc = open(__import__("pathlib").Path(__file__).resolve().parents[2] / "docs" / "extraction.md").read()
+    assert all(f"`{r}`" in doc for r in BAD_RECORD_REASONS)
+
+
+@pytest.mark.parametrize("compression", ["record", "file", "none"])
+@pytest.mark.parametrize("version", ["1.0", "1.1", "0.17", "0.18"])
+def test_versions_and_compressions(version, compression):
+    recs = [warcinfo(), request("http://a.com/"), page("http://a.com/p/", IMG, version=version),
+            page("http://b.com/", IMG.replace("cat", "owl"), version=version)]
+    res = run(build(recs, compression))
+    assert res.stats["records_read"] == 4 and res.stats["bad_records"] == 0
+    assert pairs(res) == [("http://a.com/cat.jpg", "A sleepy orange cat"), ("http://a.com/p/dog.png", "A dog in the snow"),
+                          ("http://b.com/owl.jpg", "A sleepy orange owl"), ("http://b.com/dog.png", "A dog in the snow")]
+
+
+def test_offsets_are_gzip_member_offsets_for_per_record_gzip():
+    recs = [warcinfo(), page("http://a.com/", IMG), page("http://b.com/", IMG)]
+    members = [gz(r) for r in recs]
+    res = run(b"".join(members))
+    offs = sorted(set(res.table["warc_offset"].to_pylist()))
+    assert offs == [len(members[0]), len(members[0]) + len(members[1])]
+    plain = b"".join(recs)
+    assert sorted(set(run(plain).table["warc_offset"].to_pylist())) == [len(recs[0]), len(recs[0]) + len(recs[1])]
+
+
+def test_truncated_gzip_member_keeps_earlier_rows():
+    data = build([page("http://a.com/", IMG), page("http://b.com/", IMG)])
+    res = run(data[:-40])
+    assert pairs(res)[:2] == [("http://a.com/cat.jpg", "A sleepy orange cat"), ("http://a.com/dog.png", "A dog in the snow")]
+    assert res.errors["reason"].to_pylist() == ["truncated_gzip"]
+    assert res.stats["bad_records"] == 1 and res.stats["records_read"] == 2
+
+
+def test_corrupt_gzip_member_is_skipped_and_reading_resumes():
+    a, b, c = (gz(page(f"http://{h}.com/", IMG)) for h in "abc")
+    broken = b[:30] + bytes(x ^ 0x5A for x in b[30:60]) + b[60:]
+    res = run(a + broken + c)
+    assert {u.split("/")[2] for u, _ in pairs(res)} == {"a.com", "c.com"}
+    assert res.errors["reason"].to_pylist() == ["gzip_error"]
+
+
+@pytest.mark.parametrize("compression", ["record", "none", "file"])
+@pytest.mark.parametrize("delta", [+25, -25])
+def test_lying_content_length(compression, delta):
+    good = page("http://a.com/", IMG)
+    liar = page("http://liar.com/", IMG, length=len(http_response(IMG.encode(), "text/html; charset=utf-8")) + delta)
+    res = run(build([good, liar, page("http://c.com/", IMG)], compression))
+    hosts = [u.split("/")[2] for u, _ in pairs(res)]
+    assert hosts == ["a.com", "a.com", "c.com", "c.com"]  # the record after the liar is not lost
+    assert res.errors["reason"].to_pylist() == ["length_mismatch"]
+    assert res.errors["target_uri"].to_pylist() == ["http://liar.com/"]
+
+
+def test_bad_content_length_and_garbage_between_records():
+    recs = [page("http://a.com/", IMG), record("response", "http://x.com/", b"abc", length=None).replace(
+        b"Content-Length: 3", b"Content-Length: three"), page("http://c.com/", IMG)]
+    res = run(build(recs, "none"))
+    assert [u.split("/")[2] for u, _ in pairs(res)] == ["a.com", "a.com", "c.com", "c.com"]
+    assert res.errors["reason"].to_pylist() == ["bad_content_length"]
+    res = run(page("http://a.com/", IMG) + b"some junk bytes\r\n" + page("http://c.com/", IMG))
+    assert res.errors["reason"].to_pylist() == ["bad_warc_header"] and res.stats["pairs_kept"] == 4
+
+
+def test_file_ending_inside_a_record():
+    data = build([page("http://a.com/", IMG), page("http://b.com/", IMG)], "none")
+    res = run(data[:-60])
+    assert res.errors["reason"].to_pylist() == ["truncated_record"] and res.stats["pairs_kept"] == 2
+
+
+def test_warc_truncated_record_is_scanned_not_bad():
+    html = IMG[: IMG.index("<img src=\"dog")] + '<img src="dog.png" alt="A dog in the sn'
+    res = run(build([page("http://a.com/", html, extra={"WARC-Truncated": "length"})]))
+    assert res.stats["truncated_records"] == 1 and res.stats["bad_records"] == 0
+    assert pairs(res) == [("http://a.com/cat.jpg", "A sleepy orange cat")]  # the cut tag never closed
+
+
+def test_chunked_and_gzip_content_encoding():
+    body = deflate_gzip(chunked(IMG.encode()))  # wrong order on purpose: must be a bad record
+    ok = http_response(chunked(deflate_gzip(IMG.encode())), "text/html",
+                       {"Transfer-Encoding": "chunked", "Content-Encoding": "gzip"})
+    bad = http_response(b"\x1f\x8b\x08garbage", "text/html", {"Content-Encoding": "gzip"})
+    br = http_response(b"\x0b\x02\x80", "text/html", {"Content-Encoding": "br"})
+    res = run(build([record("response", "<http://a.com/>", ok), record("response", "http://b.com/", bad),
+                     record("response", "http://c.com/", br)]))
+    assert pairs(res) == [("http://a.com/cat.jpg", "A sleepy orange cat"), ("http://a.com/dog.png", "A dog in the snow")]
+    assert res.errors["reason"].to_pylist() == ["bad_content_encoding", "bad_content_encoding"]
+    assert body  # (kept to show the encodings compose chunked(gzip(html)))
+
+
+def test_bad_chunked_and_bad_http():
+    bad_chunk = http_response(b"zz\r\nhello\r\n0\r\n\r\n", "text/html", {"Transfer-Encoding": "chunked"})
+    res = run(build([record("response", "http://a.com/", bad_chunk), record("response", "http://b.com/", b"garbage")]))
+    assert res.errors["reason"].to_pylist() == ["bad_transfer_encoding", "bad_http"]
+
+
+@pytest.mark.parametrize(
+    ("charset", "declare", "text"),
+    [
+        ("gb2312", "http", "一只可爱的小猫"),
+        ("windows-1251", "meta", "Красивая кошка"),
+        ("shift_jis", "http", "かわいい猫の写真"),
+        ("utf-8", "none", "Ein schöner Hund"),
+        ("windows-1252", "none", "Très joli café"),
+        ("iso-8859-1", "meta-http-equiv", "Très joli café"),
+    ],
+)
+def test_charsets(charset, declare, text):
+    meta = {"meta": f'<meta charset="{charset}">',
+            "meta-http-equiv": f'<meta http-equiv="Content-Type" content="text/html; charset={charset}">'}.get(declare, "")
+    html = f"<html><head>{meta}</head><body><img src=a.jpg alt='{text}'></body></html>".encode(charset)
+    ct = f"text/html; charset={charset}" if declare == "http" else "text/html"
+    res = run(build([page("http://a.com/", html, content_type=ct)]))
+    assert res.table["text"].to_pylist() == [text]
+
+
+def test_non_html_and_skipped_record_types():
+    recs = [warcinfo(), request("http://a.com/"), record("metadata", "http://a.com/", b"fetchTimeMs: 5\r\n"),
+            page("http://a.com/x.css", "body{}", content_type="text/css"),
+            page("http://a.com/", gzip.compress(b"%PDF"), content_type="application/pdf"),
+            record("revisit", "http://a.com/", b""), page("http://a.com/p", IMG, content_type="")]
+    res = run(build(recs))
+    st = res.stats
+    assert (st["request_records"], st["metadata_records"], st["revisit_records"], st["non_html_records"]) == (1, 1, 1, 2)
+    assert st["html_pages"] == 1 and st["pairs_kept"] == 2  # no Content-Type: sniffed as HTML
+
+
+def test_resource_record_with_html():
+    res = run(build([record("resource", "http://a.com/", IMG.encode(), content_type="text/html")]))
+    assert res.stats["resource_records"] == 1 and res.stats["pairs_kept"] == 2
+
+
+def test_too_many_bad_records_raises_with_counts_and_partial_result():
+    data = build([page("http://a.com/", IMG)]) + b"\x1f\x8b\x08\x00garbage-not-deflate" + build([page("http://c.com/", IMG)])
+    with pytest.raises(TooManyBadRecords, match=r"1 bad of 3 records") as exc:
+        run(data, ExtractConfig(max_bad_record_ratio=0.05))
+    assert exc.value.result.stats["pairs_kept"] == 4
+    assert run(data, ExtractConfig(max_bad_record_ratio=0.5)).stats["bad_record_ratio"] == pytest.approx(1 / 3)
+
+
+def test_progress_is_reported():
+    seen = []
+    recs = [page(f"http://h{i}.com/", IMG) for i in range(25)]
+    run(build(recs), ExtractConfig(progress_every_pages=10), progress=seen.append)
+    assert seen == [10, 20, 25]
+
+
+def test_iter_records_on_empty_and_whitespace_files():
+    assert list(iter_records(io.BytesIO(b""))) == []
+    assert list(iter_records(io.BytesIO(b"\r\n\r\n"))) == []
+
+
+def test_wat_path_gives_same_columns_as_warc_path():
+    html = ('<html lang="en"><head><title>T</title><meta name="robots" content="noai">'
+            '<link rel="license" href="https://creativecommons.org/licenses/by/4.0/"></head><body>'
+            '<img src="/a.jpg" alt="A sleepy orange cat"><img src="b.svg" alt="an svg icon"><img src="c.jpg">'
+            '<img src="/a.jpg" alt="A sleepy orange cat"></body></html>')
+    warc = run(build([page("http://a.com/p/", html)]))
+    wat = run(build([warcinfo(), wat_record(
+        "http://a.com/p/", [("/a.jpg", "A sleepy orange cat"), ("b.svg", "an svg icon"), ("c.jpg", None),
+                            ("/a.jpg", "A sleepy orange cat")],
+        metas=[{"name": "robots", "content": "noai"}], title="T",
+        links=[{"path": "LINK@/href", "url": "https://creativecommons.org/licenses/by/4.0/", "rel": "license"}])]),
+        ExtractConfig(input_format="wat", max_bad_record_ratio=1.0))
+    cols = ["url", "text", "page_url", "crawl", "page_title", "caption_language", "license", "optout_page", "optout_reasons"]
+    assert warc.table.select(cols).to_pylist() == wat.table.select(cols).to_pylist()
+    for k in ("imgs_seen", "dropped_svg", "dropped_no_alt", "duplicates_removed", "pairs_kept", "pages_opted_out"):
+        assert warc.stats[k] == wat.stats[k], k
+    assert warc.table["page_language"].to_pylist() == ["en"]  # WAT has no <html lang>
+
+
+def test_wat_bad_json_is_a_bad_record():
+    res = run(build([record("metadata", "http://a.com/", b"{not json", content_type="application/json")]),
+              ExtractConfig(input_format="wat", max_bad_record_ratio=1.0))
+    assert res.errors["reason"].to_pylist() == ["bad_wat_json"]
