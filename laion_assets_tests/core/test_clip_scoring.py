@@ -187,3 +187,15 @@ def test_safety_columns_on_real_scores(shard, tmp_path):
             assert r["nsfw"] in ("NSFW", "UNSURE", "UNLIKELY") and 0 <= r["punsafe"] <= 1
         else:
             assert r["nsfw"] is None and r["punsafe"] is None and r["similarity"] is None
+
+
+def test_device_decode_path_matches_worker_decode(shard, tmp_path):
+    """decode='device' is the CUDA path (raw bytes -> batched decode_jpeg -> resize on the device);
+    on CPU it runs the same code, and must give the worker path's scores and reasons."""
+    images_dir, downloads, pairs = shard
+    w = _scorer(batch_size=8, decode="workers").score_shard(images_dir, downloads, pairs, tmp_path / "w")
+    d = _scorer(batch_size=8, decode="device", num_workers=1).score_shard(images_dir, downloads, pairs, tmp_path / "d")
+    assert d.stats["decode"] == "device:cpu" and w.stats["decode"] == "workers"
+    assert d.table["reason"].to_pylist() == w.table["reason"].to_pylist()
+    np.testing.assert_allclose(d.table["similarity"].to_numpy(zero_copy_only=False),
+                               w.table["similarity"].to_numpy(zero_copy_only=False), atol=1e-5)

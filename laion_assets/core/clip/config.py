@@ -66,8 +66,9 @@ class ClipConfig:
       raises MemoryBudgetExceeded and is split exactly like a CUDA OOM (how CPU tests exercise it).
     num_workers: DataLoader worker processes for tar reading + decode + preprocess (None = all CPU
       cores but one, at most 16; 0 = in the main process).
-    decode: "auto" = nvJPEG on the GPU when the device is CUDA, else CPU decode in the workers;
-      "cpu" forces worker decode; "cuda" forces GPU decode.
+    decode: "auto" = on the device (nvJPEG) when it is CUDA, else in the workers (libjpeg-turbo);
+      "workers" forces worker decode; "device" decodes batches in the main process on the model's
+      device (nvJPEG on CUDA; on CPU it runs the same code path, which is how tests exercise it).
     """
 
     model_name: str = "ViT-B-32"
@@ -94,8 +95,8 @@ class ClipConfig:
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        if self.decode not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"decode must be auto, cpu or cuda, not {self.decode!r}")
+        if self.decode not in ("auto", "workers", "device"):
+            raise ValueError(f"decode must be auto, workers or device, not {self.decode!r}")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
         if self.nsfw_top_k < 1:

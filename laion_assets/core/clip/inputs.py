@@ -3,7 +3,7 @@
 The tars are indexed once in the parent (member -> byte offset), so workers read each image with one
 `os.pread` and no tar parsing. Workers decode (libjpeg-turbo via torchvision), resize and crop to the
 model's input size, and tokenize captions; they ship uint8 crops (4x smaller than float) that the
-main process pins, copies `non_blocking` and normalizes on the device. With decode="cuda" the workers
+main process pins, copies `non_blocking` and normalizes on the device. With decode on the device the workers
 ship raw JPEG bytes instead and the GPU decodes them (nvJPEG) with the same resize/crop code.
 """
 
@@ -158,9 +158,9 @@ class ShardBatches(torch.utils.data.Dataset):
         return out
 
 
-def decode_batch_cuda(raw: list[torch.Tensor], pp: dict[str, Any], device: torch.device
+def decode_batch_on_device(raw: list[torch.Tensor], pp: dict[str, Any], device: torch.device
                       ) -> tuple[torch.Tensor, list[int]]:
-    """Raw JPEG bytes -> uint8 NCHW crops on the GPU (nvJPEG, batched); returns (crops, bad indices).
+    """Raw JPEG bytes -> uint8 NCHW crops on `device` (nvJPEG, batched, on CUDA); (crops, bad indices).
 
     Non-JPEG or corrupt members fall back to CPU decode one by one; those that still fail are bad.
     """

@@ -25,7 +25,7 @@ from laion_assets.core.clip.config import NOT_SCORED, SCORED, ClipConfig
 from laion_assets.core.clip.inputs import (
     Item,
     ShardBatches,
-    decode_batch_cuda,
+    decode_batch_on_device,
     index_tar,
     make_loader,
     normalize,
@@ -60,7 +60,7 @@ class ClipScorer:
         self.embed_dim: int | None = None
         self.batch_size: int | None = None
         self.num_workers: int | None = None
-        self.decode_on_gpu = False
+        self.decode_on_device = False
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> ClipScorer:
@@ -70,9 +70,7 @@ class ClipScorer:
         lm = load_model(cfg)
         self.batch_size = cfg.batch_size or default_batch_size(lm.device)
         self.num_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-        self.decode_on_gpu = lm.device.type == "cuda" and cfg.decode in ("auto", "cuda")
-        if cfg.decode == "cuda" and lm.device.type != "cuda":
-            raise ValueError("decode='cuda' needs a CUDA device")
+        self.decode_on_device = cfg.decode == "device" or (cfg.decode == "auto" and lm.device.type == "cuda")
         prompts = list(cfg.nsfw_unsafe_prompts) + list(cfg.nsfw_safe_prompts)
         with torch.inference_mode(), lm.autocast():
             emb = lm.model.encode_text(lm.tokenizer(prompts).to(lm.device))
@@ -174,7 +172,7 @@ class ClipScorer:
         items = self._items(Path(images_dir), downloads, pairs)
         n = len(items)
         batches = [items[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        dataset = ShardBatches(batches, lm.preprocess_cfg, lm.tokenizer, decode_on_worker=not self.decode_on_gpu)
+        dataset = ShardBatches(batches, lm.preprocess_cfg, lm.tokenizer, decode_on_worker=not self.decode_on_device)
         workers = min(self.num_workers, len(batches))
         loader = make_loader(dataset, workers, cfg.prefetch_factor, pin_memory=lm.device.type == "cuda")
         runner = SplittingRunner(self._forward, cfg.max_batch_bytes, lm.device)
@@ -192,8 +190,8 @@ class ClipScorer:
             for p, r in batch["failed"]:
                 reasons[p] = r
             pos, tokens = batch["pos"], batch["tokens"]
-            if self.decode_on_gpu:
-                images, bad = decode_batch_cuda(batch["raw"], lm.preprocess_cfg, lm.device)
+            if self.decode_on_device:
+                images, bad = decode_batch_on_device(batch["raw"], lm.preprocess_cfg, lm.device)
                 if bad:
                     keep = torch.ones(len(pos), dtype=torch.bool)
                     keep[bad] = False
@@ -266,7 +264,7 @@ class ClipScorer:
             "oom_splits": runner.oom_splits,
             "effective_batch_size": runner.chunk or self.batch_size,
             "num_workers": workers,
-            "decode": "cuda" if self.decode_on_gpu else "cpu",
+            "decode": f"device:{lm.device.type}" if self.decode_on_device else "workers",
             **self.metadata(),
         }
         stats["thresholds"] = ",".join(f"{k}={v}" for k, v in sorted(cfg.thresholds.items()))
