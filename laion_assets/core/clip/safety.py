@@ -23,15 +23,22 @@ class SafetyPrompts:
     top_k: int
     temperature: float
 
-    def tag(self, image_emb: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-        """image_emb: unit-norm float32 [n, d] -> (punsafe float32 [n], tags)."""
-        if len(image_emb) == 0:
-            return torch.zeros(0), []
+    @property
+    def k(self) -> int:
+        return min(self.top_k, len(self.embeddings))
+
+    def scores(self, image_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """On the device, no host sync: (punsafe float32 [n], unsafe prompts among the top k, int [n])."""
         sims = image_emb.float() @ self.embeddings.T
-        probs = torch.softmax(sims * self.temperature, dim=-1)
-        punsafe = probs[:, : self.n_unsafe].sum(dim=-1)
-        k = min(self.top_k, sims.shape[1])
-        top = sims.topk(k, dim=-1).indices
-        n_bad = (top < self.n_unsafe).sum(dim=-1).tolist()
-        tags = ["NSFW" if b == k else "UNSURE" if b > 0 else "UNLIKELY" for b in n_bad]
-        return punsafe.cpu(), tags
+        punsafe = torch.softmax(sims * self.temperature, dim=-1)[:, : self.n_unsafe].sum(dim=-1)
+        n_bad = (sims.topk(self.k, dim=-1).indices < self.n_unsafe).sum(dim=-1)
+        return punsafe, n_bad
+
+    def tags_from_counts(self, n_bad: list[int]) -> list[str]:
+        k = self.k
+        return ["NSFW" if b == k else "UNSURE" if b > 0 else "UNLIKELY" for b in n_bad]
+
+    def tag(self, image_emb: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """image_emb: unit-norm float32 [n, d] -> (punsafe float32 [n] on CPU, tags)."""
+        punsafe, n_bad = self.scores(image_emb)
+        return punsafe.cpu(), self.tags_from_counts(n_bad.cpu().tolist())

@@ -122,6 +122,18 @@ class ClipScorer:
             txt = lm.model.encode_text(tokens)
         return F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
 
+    def _to_host(self, tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], Any]:
+        """Queue device->host copies into pinned buffers and return (buffers, event) without waiting,
+        so the next batch is launched before this one is read back (CUDA); plain copies elsewhere."""
+        if self._lm.device.type != "cuda":
+            return [t.cpu() for t in tensors], None
+        host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+        for h, t in zip(host, tensors):
+            h.copy_(t, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return host, event
+
     # -- shard -----------------------------------------------------------------------------------
     def _items(self, images_dir: Path, downloads: pa.Table, pairs: pa.Table) -> list[Item]:
         ok = downloads.filter(pc.equal(downloads["status"], "ok"))
@@ -186,6 +198,22 @@ class ClipScorer:
         img_parts: list[np.ndarray] = []
         txt_parts: list[np.ndarray] = []
         n_scored = done = 0
+
+        def finish(pending: tuple[np.ndarray, list[torch.Tensor], Any]) -> None:
+            nonlocal n_scored
+            idx, (sim, ps, n_bad, img16, txt16), event = pending
+            if event is not None:
+                event.synchronize()  # waits for this batch only; the next one is already queued
+            similarity[idx] = sim.numpy()
+            punsafe[idx] = ps.numpy()
+            for p, t in zip(idx.tolist(), self.safety.tags_from_counts(n_bad.tolist())):
+                nsfw[p] = t
+            emb_row[idx] = np.arange(n_scored, n_scored + len(idx))
+            n_scored += len(idx)
+            img_parts.append(img16.numpy())
+            txt_parts.append(txt16.numpy())
+
+        pending = None
         for batch in loader:
             for p, r in batch["failed"]:
                 reasons[p] = r
@@ -205,18 +233,16 @@ class ClipScorer:
                 x = normalize(images, lm.preprocess_cfg, model_dtype)
                 img, txt = runner(x, tokens.to(lm.device, non_blocking=True))
                 sim = (img * txt).sum(dim=-1).clamp_(-1.0, 1.0)
-                ps, tags = self.safety.tag(img)
-                idx = pos.numpy()
-                similarity[idx] = sim.cpu().numpy()
-                punsafe[idx] = ps.numpy()
-                for p, t in zip(idx.tolist(), tags):
-                    nsfw[p] = t
-                emb_row[idx] = np.arange(n_scored, n_scored + len(idx))
-                n_scored += len(idx)
-                img_parts.append(img.to(torch.float16).cpu().numpy())
-                txt_parts.append(txt.to(torch.float16).cpu().numpy())
+                ps, n_bad = self.safety.scores(img)
+                outs = [sim, ps, n_bad, img.to(torch.float16), txt.to(torch.float16)]
+                launched = (pos.numpy(), *self._to_host(outs))
+                if pending is not None:
+                    finish(pending)
+                pending = launched
             if progress is not None:
                 progress(done, n)
+        if pending is not None:
+            finish(pending)
         elapsed = time.perf_counter() - t0
 
         out_dir = Path(out_dir)
