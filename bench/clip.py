@@ -110,6 +110,7 @@ def model_only(scorer: ClipScorer, n: int, batch_size: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="ViT-B-32")
+    ap.add_argument("--model-config", default=None, help="open_clip JSON config to register first")
     ap.add_argument("--pretrained", default="none", help="tag, checkpoint path, or 'none' (random weights)")
     ap.add_argument("--n", type=int, default=256, help="images in the synthetic shard")
     ap.add_argument("--batch-size", type=int, default=None)
@@ -123,7 +124,11 @@ def main() -> None:
     # intra-op threads get the cores the decode workers leave; oversubscribing a small CPU box costs
     # 2x+ (spinning OpenMP threads), measured on the 2-core dev box.
     torch.set_num_threads(args.threads or max(1, cores - workers))
-    if args.model == "laion-tiny":
+    if args.model_config:
+        import open_clip
+
+        open_clip.add_model_config(args.model_config)
+    elif args.model == "laion-tiny":
         from laion_assets.models import register_tiny_model
 
         register_tiny_model()

@@ -9,13 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-models = pytest.importorskip("laion_assets.models", reason="tiny model not merged yet (branch `tiny`)")
-synthetic = pytest.importorskip("laion_assets.core.synthetic")
-if not models.TINY_CHECKPOINT.is_file():
-    pytest.skip("tiny checkpoint not built", allow_module_level=True)
-
-from laion_assets.core.clip import ClipConfig, ClipScorer, embedding_table  # noqa: E402
-from laion_assets.core.clip.fixtures import Sample, write_shard  # noqa: E402
+from laion_assets import models
+from laion_assets.core import synthetic
+from laion_assets.core.clip import ClipConfig, ClipScorer, embedding_table
+from laion_assets.core.clip.fixtures import Sample, write_shard
 
 HELD_OUT = 2_000_000_000  # the tiny model trains on seeds < 1e9 and evaluates from 1e9
 
@@ -49,10 +46,11 @@ def test_matching_over_threshold_mismatched_under(tiny_scores):
     assert all(r["threshold"] == pytest.approx(0.28) for r in rows)
     match = [r for r in rows if truth[r["key"]]]
     miss = [r for r in rows if not truth[r["key"]]]
-    over = np.mean([r["similarity"] >= r["threshold"] for r in match])
-    under = np.mean([r["similarity"] < r["threshold"] for r in miss])
-    assert over >= 0.9, f"only {over:.0%} of matching pairs over threshold"
-    assert under >= 0.9, f"only {under:.0%} of mismatched pairs under threshold"
+    # measured with the first checkpoint: matching min 0.86, mismatched max 0.27 (all 48 combos)
+    low = [(r["key"], r["similarity"]) for r in match if r["similarity"] < r["threshold"]]
+    high = [(r["key"], r["similarity"]) for r in miss if r["similarity"] >= r["threshold"]]
+    assert not low, f"matching pairs under the threshold: {low}"
+    assert not high, f"mismatched pairs over the threshold: {high}"
     # same image, right caption vs wrong caption: the right one wins
     by_key = {r["key"]: r["similarity"] for r in rows}
     wins = np.mean([by_key["m" + k[1:]] > by_key["x" + k[1:]] for k in by_key if k.startswith("m")])
