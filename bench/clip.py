@@ -158,7 +158,8 @@ def main() -> None:
     bound = "model" if mdl < dec * cores_used else "input"
     print(f"model={scorer.model_id} weights={scorer.weights_id} batch_size={bs} workers={res.stats['num_workers']} "
           f"torch_threads={torch.get_num_threads()} decode={res.stats['decode']} dtype={scorer.loaded.dtype_name} "
-          f"images={args.n} avg_jpeg_kb={jpeg_kb:.1f} oom_splits={res.stats['oom_splits']}")
+          f"images={args.n} avg_jpeg_kb={jpeg_kb:.1f} oom_splits={res.stats['oom_splits']} "
+          f"pipelined_elapsed_s={res.stats['elapsed_s']} input_wait_s={res.stats['input_wait_s']}")
     print(f"components: decode+resize_per_core_images_per_s={dec:.1f} model_only_images_per_s={mdl:.1f} "
           f"bound={bound} pipelined/model_only={pipelined / mdl:.2f}")
     print(f"bench: clip images_per_s={pipelined:.1f} baseline_images_per_s={baseline:.1f} "

@@ -189,6 +189,7 @@ class ClipScorer:
         loader = make_loader(dataset, workers, cfg.prefetch_factor, pin_memory=lm.device.type == "cuda")
         runner = SplittingRunner(self._forward, cfg.max_batch_bytes, lm.device)
         model_dtype = next(lm.model.parameters()).dtype
+        t_loop = time.perf_counter()
 
         similarity = np.full(n, np.nan, dtype=np.float32)
         punsafe = np.full(n, np.nan, dtype=np.float32)
@@ -214,7 +215,10 @@ class ClipScorer:
             txt_parts.append(txt16.numpy())
 
         pending = None
+        wait_s = 0.0
+        t_wait = time.perf_counter()
         for batch in loader:
+            wait_s += time.perf_counter() - t_wait
             for p, r in batch["failed"]:
                 reasons[p] = r
             pos, tokens = batch["pos"], batch["tokens"]
@@ -241,6 +245,7 @@ class ClipScorer:
                 pending = launched
             if progress is not None:
                 progress(done, n)
+            t_wait = time.perf_counter()
         if pending is not None:
             finish(pending)
         elapsed = time.perf_counter() - t0
@@ -287,6 +292,9 @@ class ClipScorer:
             "elapsed_s": round(elapsed, 3),
             "images_per_s": round(n_scored / elapsed, 2) if elapsed > 0 else 0.0,
             "texts_per_s": round(n_scored / elapsed, 2) if elapsed > 0 else 0.0,
+            # time the main loop sat waiting for the input pipeline: ~elapsed means input-bound
+            "input_wait_s": round(wait_s, 3),
+            "setup_s": round(t_loop - t0, 3),
             "oom_splits": runner.oom_splits,
             "effective_batch_size": runner.chunk or self.batch_size,
             "num_workers": workers,
