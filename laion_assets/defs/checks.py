@@ -1,7 +1,5 @@
 """Turn the core's `SqlCheck`s into Dagster asset checks that run DuckDB over a stage's files."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Small helpers every partitioned asset uses."""
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable
 from typing import Any

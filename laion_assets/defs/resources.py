@@ -1,7 +1,5 @@
 """Resources: configuration and long-lived clients the assets share."""
 
-from __future__ import annotations
-
 import contextlib
 import urllib.request
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`clip_scores`: image and text embeddings and their cosine similarity, in the `gpu` pool."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from laion_assets.core.clip import embedding_table

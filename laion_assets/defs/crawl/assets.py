@@ -1,7 +1,5 @@
 """`crawl_manifest`: the crawl's WARC files, grouped into shards, one dynamic partition each."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from laion_assets.core.crawl import CHECKS, list_local_warcs, make_shards, manifest_path, manifest_table

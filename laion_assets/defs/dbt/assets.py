@@ -3,8 +3,6 @@
 dbt tests surface as Dagster asset checks on the models they test.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from typing import Any

@@ -1,7 +1,5 @@
 """The dbt project, located once and parsed on first use so definitions always load."""
 
-from __future__ import annotations
-
 import os
 from functools import cache
 from pathlib import Path

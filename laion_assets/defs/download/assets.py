@@ -1,7 +1,5 @@
 """`image_downloads`: fetched, resized images in WebDataset tars plus one status row per URL."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from laion_assets.core.download import download_shard, list_tar_members

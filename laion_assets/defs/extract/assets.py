@@ -1,7 +1,5 @@
 """`image_text_pairs`: every <img> with alt text in a shard's WARC files, with provenance."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from laion_assets.core.crawl import manifest_path, shard_uris

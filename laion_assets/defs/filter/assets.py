@@ -1,7 +1,5 @@
 """`filtered_pairs`: the shard's pairs that are downloaded, scored over threshold and not opted out."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard

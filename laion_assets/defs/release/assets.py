@@ -1,7 +1,5 @@
 """`published_dataset`: a versioned, checked release of the published table."""
 
-from __future__ import annotations
-
 import duckdb
 import dagster as dg
 

@@ -1,7 +1,5 @@
 """`sample_crawl`: the embedded default's own WARC files and images, made locally."""
 
-from __future__ import annotations
-
 import json
 
 import dagster as dg
