@@ -98,8 +98,10 @@ class Resolver:
             src = _TABNL.sub("", src)  # browsers drop tabs and newlines inside URLs
         if not src or src[0] <= " ":
             return urljoin(self.base, src)  # leading controls/spaces: urljoin's own rules
-        if src.startswith(("http://", "https://")):
+        if src.startswith(("http://", "https://", "data:")):
             return src
+        if src.startswith("./") and src[2:3] not in ("", ".", "/"):
+            src = src[2:]  # "./x" is "x" (further dot segments still go to urljoin below)
         if src.endswith(("?", "#")) or "?#" in src:
             return urljoin(self.base, src)  # urljoin drops empty queries / fragments
         if self.origin is not None and src[:1] == "/" and "/." not in src:
