@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
-from laion_assets.defs.crawl.assets import crawl_manifest, crawl_manifest_checks
+from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.dbt.assets import laion_dbt_models
 from laion_assets.defs.dbt.project import dbt_project
 from laion_assets.defs.download.assets import image_downloads, image_downloads_checks
@@ -42,9 +42,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-ASSETS = [
-    sample_crawl,
-    crawl_manifest,
+SHARD_AND_PUBLISH_ASSETS = [
     image_text_pairs,
     image_downloads,
     clip_scores,
@@ -52,8 +50,7 @@ ASSETS = [
     laion_dbt_models,
     published_dataset,
 ]
-CHECKS = [
-    *crawl_manifest_checks,
+SHARD_AND_PUBLISH_CHECKS = [
     *image_text_pairs_checks,
     *image_downloads_checks,
     *clip_scores_checks,
@@ -63,11 +60,15 @@ CHECKS = [
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The embedded profile adds `sample_crawl` upstream of `crawl_manifest`; production has none."""
+    settings = settings or load_settings()
+    sample = [sample_crawl] if settings.profile == "embedded" else []
+    manifest, manifest_checks = build_crawl_manifest(sample)
     return dg.Definitions(
-        assets=ASSETS,
-        asset_checks=CHECKS,
+        assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
+        asset_checks=[*manifest_checks, *SHARD_AND_PUBLISH_CHECKS],
         jobs=JOBS,
-        resources=build_resources(settings or load_settings()),
+        resources=build_resources(settings),
     )
 
 

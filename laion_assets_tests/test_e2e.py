@@ -25,6 +25,7 @@ def _release_pairs(release_dir: Path) -> list[tuple[str, str]]:
 def test_sample_crawl_to_release(embedded_env, tmp_path: Path):
     root = Path(embedded_env["LAION_ASSETS_ROOT"])
     defs = build_definitions(load_settings())
+    (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         run = run_pipeline(defs, instance)
 

@@ -106,7 +106,7 @@ def build_sample_crawl(out_dir: Path, image_base_url: str, spec: SampleSpec = Sa
         tags: list[str] = []
         for j in range(spec.images_per_page):
             n = p * spec.images_per_page + j
-            color, shape = rng.choice(COLORS), rng.choice(SHAPES)
+            color, shape = rng.choice(sorted(COLORS)), rng.choice(SHAPES)
             name = f"{n:04d}-{color}-{shape}.jpg"
             render_image(color, shape, seed=spec.seed * 100_000 + n).save(
                 images_dir / "img" / name, "JPEG", quality=90

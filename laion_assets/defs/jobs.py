@@ -8,7 +8,7 @@ SHARD_STAGES = ["image_text_pairs", "image_downloads", "clip_scores", "filtered_
 
 crawl_job = dg.define_asset_job(
     "crawl_job",
-    selection=dg.AssetSelection.assets("sample_crawl", "crawl_manifest"),
+    selection=dg.AssetSelection.groups("sample", "crawl"),
     description="Make the sample crawl (embedded default) and register the crawl's shards.",
 )
 

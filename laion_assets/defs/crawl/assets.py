@@ -16,47 +16,55 @@ class CrawlManifestConfig(dg.Config):
     files_per_shard: int | None = None
 
 
-@dg.asset(
-    group_name="crawl",
-    kinds={"python", "parquet"},
-    description="Which WARC files the crawl has, in shards of K files; registers one `shards` "
-    "partition per shard.",
-)
-def crawl_manifest(
-    context: dg.AssetExecutionContext,
-    config: CrawlManifestConfig,
-    storage: StorageResource,
-    crawl_source: CrawlSourceResource,
-) -> dg.MaterializeResult:
-    crawl = config.crawl or crawl_source.crawl
-    source_dir = config.source_dir or crawl_source.source_dir
-    files_per_shard = config.files_per_shard or crawl_source.files_per_shard
-    if not crawl or not source_dir:
-        raise dg.Failure("crawl_manifest needs a crawl name and a source directory "
-                         "(LAION_CRAWL and LAION_CRAWL_SOURCE, or the asset's config)")
-    uris = list_local_warcs(source_dir)
-    shards = make_shards(crawl, uris, files_per_shard)
-    path = storage.get().write_parquet(manifest_table(shards), manifest_path(crawl))
-    keys = [s.partition_key for s in shards]
-    known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
-    new = [k for k in keys if k not in known]
-    if new:
-        context.instance.add_dynamic_partitions(shard_partitions.name, new)
-    context.log.info(f"{crawl}: {len(uris)} WARC files in {len(shards)} shards ({len(new)} new)")
-    return dg.MaterializeResult(
-        metadata={
-            "crawl": crawl,
-            "warc_files": len(uris),
-            "shards": len(shards),
-            "new_partitions": len(new),
-            "partition_keys": dg.MetadataValue.json(keys[:50]),
-            "path": dg.MetadataValue.path(str(path)),
-        }
+def build_crawl_manifest(
+    upstream: list[dg.AssetsDefinition],
+) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
+    """The manifest asset; in the embedded default it lists the sample crawl, so it follows it."""
+
+    @dg.asset(
+        deps=upstream,
+        group_name="crawl",
+        kinds={"python", "parquet"},
+        description="Which WARC files the crawl has, in shards of K files; registers one `shards` "
+        "partition per shard.",
     )
+    def crawl_manifest(
+        context: dg.AssetExecutionContext,
+        config: CrawlManifestConfig,
+        storage: StorageResource,
+        crawl_source: CrawlSourceResource,
+    ) -> dg.MaterializeResult:
+        crawl = config.crawl or crawl_source.crawl
+        source_dir = config.source_dir or crawl_source.source_dir
+        files_per_shard = config.files_per_shard or crawl_source.files_per_shard
+        if not crawl or not source_dir:
+            raise dg.Failure(
+                "crawl_manifest needs a crawl name and a source directory "
+                "(LAION_CRAWL and LAION_CRAWL_SOURCE, or the asset's config)"
+            )
+        uris = list_local_warcs(source_dir)
+        shards = make_shards(crawl, uris, files_per_shard)
+        path = storage.get().write_parquet(manifest_table(shards), manifest_path(crawl))
+        keys = [s.partition_key for s in shards]
+        known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
+        new = [k for k in keys if k not in known]
+        if new:
+            context.instance.add_dynamic_partitions(shard_partitions.name, new)
+        context.log.info(f"{crawl}: {len(uris)} WARC files in {len(shards)} shards ({len(new)} new)")
+        return dg.MaterializeResult(
+            metadata={
+                "crawl": crawl,
+                "warc_files": len(uris),
+                "shards": len(shards),
+                "new_partitions": len(new),
+                "partition_keys": dg.MetadataValue.json(keys[:50]),
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
 
-
-crawl_manifest_checks = build_sql_checks(
-    crawl_manifest,
-    CHECKS,
-    lambda st, pk: {"manifest": sorted(str(p) for p in st.path("manifests").glob("*.parquet"))},
-)
+    checks = build_sql_checks(
+        crawl_manifest,
+        CHECKS,
+        lambda st, pk: {"manifest": sorted(str(p) for p in st.path("manifests").glob("*.parquet"))},
+    )
+    return crawl_manifest, checks

@@ -8,7 +8,6 @@ from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
-from laion_assets.defs.crawl.assets import crawl_manifest
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -19,7 +18,7 @@ class ExtractionConfig(dg.Config):
 
 
 @dg.asset(
-    deps=[crawl_manifest],
+    deps=["crawl_manifest"],
     partitions_def=shard_partitions,
     group_name="extract",
     kinds={"python", "parquet"},
