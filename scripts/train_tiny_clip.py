@@ -41,6 +41,7 @@ from laion_assets.core import synthetic  # noqa: E402
 from laion_assets.models import TINY_CHECKPOINT, TINY_MODEL_NAME, checkpoint_sha256, register_tiny_model  # noqa: E402
 
 AUX_WEIGHT = 1.0
+MISMATCH_WEIGHT = 4.0  # extra push on the positive tail of fully mismatched cosines
 EVAL_SEED_BASE = 1_000_000_000  # held-out eval seeds; training seeds are < EVAL_SEED_BASE
 MATCH_MIN, MISMATCH_MAX = 0.30, 0.24
 
@@ -78,7 +79,7 @@ def clip_loss(model, images, tokens, full_mismatch: torch.Tensor):
     logits = model.logit_scale.exp().clamp(max=100) * cos
     labels = torch.arange(len(images))
     ce = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
-    aux = ((1 - cos.diagonal()) ** 2).mean() + (cos[full_mismatch] ** 2).mean()
+    aux = ((1 - cos.diagonal()) ** 2).mean() + MISMATCH_WEIGHT * (cos[full_mismatch].clamp(min=0) ** 2).mean()
     return ce + AUX_WEIGHT * aux, ce, aux
 
 
