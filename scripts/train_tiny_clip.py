@@ -6,15 +6,15 @@ render -> JPEG (q 75-95) -> decode -> resize to 256 keep-ratio (download stage)
 -> open_clip's own val preprocess (resize 64, centre crop, normalise).
 
 Loss = standard symmetric CLIP cross-entropy with a learnable logit scale
-+ AUX_WEIGHT * calibration term: mean (1 - cos)^2 over matched pairs and mean
-cos^2 over fully mismatched pairs (wrong colour AND shape). The calibration term
++ AUX_WEIGHT * calibration term: mean (1 - cos)^2 over matched pairs plus MISMATCH_WEIGHT *
+mean max(cos, 0)^2 over fully mismatched pairs (wrong colour AND shape). The term
 exists because downstream filtering uses ABSOLUTE cosine thresholds (LAION's
 0.28 / 0.26), which the ranking-only contrastive loss does not pin down.
 
 Every batch holds each (colour, shape) combination exactly once, so there are
 no false negatives in the contrastive loss.
 
-    python scripts/train_tiny_clip.py --steps 1500 --seed 0
+    python scripts/train_tiny_clip.py --steps 2000 --seed 0 --per-combo 64
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def evaluate(model, preprocess, tokenizer, n: int = 512, seed: int = EVAL_SEED_B
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per-combo", type=int, default=48, help="pre-rendered images per (colour, shape)")
     ap.add_argument("--lr", type=float, default=2e-3)
