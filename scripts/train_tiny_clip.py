@@ -6,15 +6,15 @@ render -> JPEG (q 75-95) -> decode -> resize to 256 keep-ratio (download stage)
 -> open_clip's own val preprocess (resize 64, centre crop, normalise).
 
 Loss = standard symmetric CLIP cross-entropy with a learnable logit scale
-+ AUX_WEIGHT * calibration term: mean (1 - cos)^2 over matched pairs and mean
-cos^2 over fully mismatched pairs (wrong colour AND shape). The calibration term
++ AUX_WEIGHT * calibration term: mean (1 - cos)^2 over matched pairs plus MISMATCH_WEIGHT *
+mean max(cos, 0)^2 over fully mismatched pairs (wrong colour AND shape). The term
 exists because downstream filtering uses ABSOLUTE cosine thresholds (LAION's
 0.28 / 0.26), which the ranking-only contrastive loss does not pin down.
 
 Every batch holds each (colour, shape) combination exactly once, so there are
 no false negatives in the contrastive loss.
 
-    python scripts/train_tiny_clip.py --steps 1500 --seed 0
+    python scripts/train_tiny_clip.py --steps 2000 --seed 0 --per-combo 64
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from laion_assets.core import synthetic  # noqa: E402
 from laion_assets.models import TINY_CHECKPOINT, TINY_MODEL_NAME, checkpoint_sha256, register_tiny_model  # noqa: E402
 
 AUX_WEIGHT = 1.0
+MISMATCH_WEIGHT = 4.0  # extra push on the positive tail of fully mismatched cosines
 EVAL_SEED_BASE = 1_000_000_000  # held-out eval seeds; training seeds are < EVAL_SEED_BASE
 MATCH_MIN, MISMATCH_MAX = 0.30, 0.24
 
@@ -78,7 +79,7 @@ def clip_loss(model, images, tokens, full_mismatch: torch.Tensor):
     logits = model.logit_scale.exp().clamp(max=100) * cos
     labels = torch.arange(len(images))
     ce = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
-    aux = ((1 - cos.diagonal()) ** 2).mean() + (cos[full_mismatch] ** 2).mean()
+    aux = ((1 - cos.diagonal()) ** 2).mean() + MISMATCH_WEIGHT * (cos[full_mismatch].clamp(min=0) ** 2).mean()
     return ce + AUX_WEIGHT * aux, ce, aux
 
 
@@ -109,7 +110,7 @@ def evaluate(model, preprocess, tokenizer, n: int = 512, seed: int = EVAL_SEED_B
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per-combo", type=int, default=48, help="pre-rendered images per (colour, shape)")
     ap.add_argument("--lr", type=float, default=2e-3)
