@@ -61,13 +61,15 @@ def to_release_table(published: pa.Table) -> pa.Table:
 
 
 def release_version(table: pa.Table) -> str:
+    """Hash of every column of every row (the table is sorted by SAMPLE_ID): same data, same version.
+
+    A re-score with another model, a removal applied or a new crawl all give a new version.
+    """
     h = hashlib.sha256()
-    for sid, url, text in zip(
-        table.column("SAMPLE_ID").to_pylist(),
-        table.column("URL").to_pylist(),
-        table.column("TEXT").to_pylist(),
-    ):
-        h.update(f"{sid}\x00{url}\x00{text}\n".encode())
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks(), max_chunksize=1 << 16)
+    h.update(sink.getvalue().to_pybytes())
     return "r-" + h.hexdigest()[:12]
 
 

@@ -85,6 +85,8 @@ def test_release_is_content_addressed_and_checked(tmp_path: Path):
     assert table.column("SAMPLE_ID").to_pylist() == sorted(sample_id(r["url"], r["text"]) for r in rows)
     assert release_version(table) == release_version(to_release_table(_published(rows[::-1])))
     assert release_version(table) != release_version(to_release_table(_published(rows[:4])))
+    rescored = [dict(r, similarity=r["similarity"] + 0.01) for r in rows]
+    assert release_version(table) != release_version(to_release_table(_published(rescored)))
     assert all(o.passed for o in run_checks({"release": table}, RELEASE_CHECKS))
 
     info = write_release(table, tmp_path / "r", version=release_version(table), provenance={"model_id": "m"},
