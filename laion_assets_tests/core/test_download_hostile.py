@@ -9,7 +9,6 @@ import struct
 import threading
 import time
 import zlib
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -35,31 +35,10 @@ def _write(tmp_path, rows, stats=GOOD_STATS, errors=1):
     return views
 
 
-def _run_checks(views, checks, params=None):
-    """quality.run_checks, with the count fetched through `execute().fetchall()`.
-
-    quality.run_check calls `Relation.fetchone()`, which duckdb 2.0 removed (AttributeError); quality.py
-    is not this branch's to edit, so this reproduces its semantics (params merge, zero rows = pass)
-    with the same view registration. test_quality_run_checks_itself shows when the upstream fix lands.
-    """
-    import duckdb
-
-    out = []
-    with duckdb.connect(":memory:") as con:
-        quality.register_parquet_views(con, views)
-        for c in checks:
-            sql = c.sql.format(**{**c.params, **(params or {})})
-            n = con.execute(f"SELECT count(*) FROM ({sql}) AS failing").fetchall()[0][0]
-            sample = con.sql(f"SELECT * FROM ({sql}) AS failing").limit(5).fetchall() if n else []
-            out.append(quality.CheckOutcome(c.name, n == 0, int(n), sample, c.description))
-    return out
-
-
 def _outcomes(views, params=None):
-    return {o.name: o for o in _run_checks(views, CHECKS, params)}
+    return {o.name: o for o in quality.run_checks(views, CHECKS, params)}
 
 
-@pytest.mark.xfail(raises=AttributeError, reason="quality.run_check uses Relation.fetchone(), removed in duckdb 2.0")
 def test_quality_run_checks_itself(tmp_path):
     outcomes = quality.run_checks(_write(tmp_path, _rows()), CHECKS)
     assert all(o.passed for o in outcomes)

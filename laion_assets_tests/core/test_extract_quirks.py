@@ -6,7 +6,7 @@ import gzip
 import io
 
 import pytest
-from _extract_warcgen import (build, chunked, deflate_gzip, gz, http_response, page, record, request, wat_record,
+from laion_assets_tests.core._extract_warcgen import (build, chunked, deflate_gzip, gz, http_response, page, record, request, wat_record,
                               warcinfo)
 
 from laion_assets.core.extract import BAD_RECORD_REASONS, ExtractConfig, TooManyBadRecords, extract_shard

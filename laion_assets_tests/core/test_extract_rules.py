@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import ftfy
 import pytest
-from _extract_warcgen import build, page
+from laion_assets_tests.core._extract_warcgen import build, page
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
