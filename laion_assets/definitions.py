@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
 from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.dbt.assets import laion_dbt_models
-from laion_assets.defs.dbt.project import dbt_project
+from laion_assets.defs.dbt.project import dbt_cli
 from laion_assets.defs.download.assets import image_downloads, image_downloads_checks
 from laion_assets.defs.extract.assets import image_text_pairs, image_text_pairs_checks
 from laion_assets.defs.filter.assets import filtered_pairs, filtered_pairs_checks
@@ -38,7 +37,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "sample_image_server": SampleImageServerResource(
             enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port
         ),
-        "dbt": DbtCliResource(project_dir=dbt_project()),
+        "dbt": dbt_cli(),
     }
 
 

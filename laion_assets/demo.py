@@ -16,13 +16,16 @@ import sys
 from pathlib import Path
 
 DAGSTER_YAML = """\
-# Written by laion_assets.demo. GPU steps share the `gpu` pool: one CLIP step at a time per GPU.
+# Written by laion_assets.demo. Pools without their own limit get this one; the demo sets the
+# `gpu` pool (clip_scores steps) to GPU_SLOTS with `set_concurrency_slots`, like
+# `dagster instance concurrency set gpu 1` would.
 concurrency:
   pools:
     default_limit: 4
 telemetry:
   enabled: false
 """
+GPU_SLOTS = 1
 
 
 def prepare_dagster_home(path: Path) -> Path:
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"laion-assets demo: profile={settings.profile} root={root} model={settings.clip_model}")
     defs = build_definitions(settings)
     with dg.DagsterInstance.get() as instance:
+        if instance.event_log_storage.get_concurrency_info("gpu").using_default_limit:
+            instance.event_log_storage.set_concurrency_slots("gpu", GPU_SLOTS)
         bar = tqdm(desc="shards", unit="shard")
 
         def on_shard(key: str, done: int, total: int) -> None:

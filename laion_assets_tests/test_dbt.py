@@ -6,9 +6,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster_dbt import DbtCliResource
 
-from laion_assets.defs.dbt.project import DBT_DIR, dbt_project
+from laion_assets.defs.dbt.project import DBT_DIR, dbt_cli
 
 
 def _filtered(rows):
@@ -27,7 +26,7 @@ def _write_shards(root: Path, crawl: str, shards: dict[str, list[dict]]) -> None
 
 def _build(root: Path, tmp_path: Path, monkeypatch) -> bool:
     monkeypatch.setenv("LAION_ASSETS_ROOT", str(root))
-    dbt = DbtCliResource(project_dir=dbt_project())
+    dbt = dbt_cli()
     invocation = dbt.cli(["build"], target_path=tmp_path / "target", raise_on_error=False)
     invocation.wait()
     return invocation.is_successful()

@@ -1,7 +1,10 @@
 """Jobs: the per-shard pipeline (what backfills run) and the crawl-wide steps around it."""
 
+import json
+
 import dagster as dg
 
+from laion_assets.defs.clip.assets import GPU_TAGS
 from laion_assets.defs.partitions import shard_partitions
 
 SHARD_STAGES = ["image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs"]
@@ -25,4 +28,13 @@ publish_job = dg.define_asset_job(
     description="dbt over every shard (dedup, published table, stats), then the release.",
 )
 
-JOBS = [crawl_job, shard_job, publish_job]
+clip_job = dg.define_asset_job(
+    "clip_job",
+    selection=dg.AssetSelection.assets("clip_scores"),
+    partitions_def=shard_partitions,
+    tags={k: v if isinstance(v, str) else json.dumps(v) for k, v in GPU_TAGS.items()},
+    description="Only the GPU stage, for backfills on GPU nodes (run tags request one GPU). "
+    "Steps of `clip_scores` share the `gpu` pool: set its limit to the GPUs you have.",
+)
+
+JOBS = [crawl_job, shard_job, clip_job, publish_job]

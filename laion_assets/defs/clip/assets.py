@@ -1,5 +1,7 @@
 """`clip_scores`: image and text embeddings and their cosine similarity, in the `gpu` pool."""
 
+import json
+
 import dagster as dg
 
 from laion_assets.core.clip import embedding_table
@@ -12,11 +14,15 @@ from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import ClipModelResource, StorageResource
 
-# Step tags a container launcher reads to put this step on a GPU node (K8s executor / run launcher).
+# Tags a container launcher reads to put this step on a GPU node: the K8s executor/run launcher
+# (`dagster-k8s/config`) and dagster-aws's ECS executor (`ecs/container_overrides`). The same tags go
+# on `clip_job` runs, for run launchers that start one container per run.
 GPU_TAGS = {
     "dagster-k8s/config": {
         "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+        "pod_spec_config": {"node_selector": {"laion-assets/accelerator": "gpu"}},
     },
+    "ecs/container_overrides": json.dumps({"resourceRequirements": [{"type": "GPU", "value": "1"}]}),
 }
 
 
