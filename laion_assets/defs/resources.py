@@ -72,6 +72,13 @@ class ClipModelResource(dg.ConfigurableResource):
                 )
             )
             self._scorer.load()
+            if self._scorer.loaded.device.type == "cpu":
+                # Decode workers take their cores; more torch threads than the rest only contend.
+                import os
+
+                import torch
+
+                torch.set_num_threads(max(1, (os.cpu_count() or 2) - self._scorer.num_workers))
         return self._scorer
 
 
