@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.environ.get("LAION_ASSETS_ROOT", "data"))
     parser.add_argument("--dagster-home", default=os.environ.get("DAGSTER_HOME", ".dagster_home"))
+    parser.add_argument(
+        "--log-level", default="WARNING", help="console log level of the runs (the instance keeps all)"
+    )
     args = parser.parse_args(argv)
 
     root = Path(args.root).resolve()
@@ -62,12 +65,16 @@ def main(argv: list[str] | None = None) -> int:
             instance.event_log_storage.set_concurrency_slots("gpu", GPU_SLOTS)
         bar = tqdm(desc="shards", unit="shard")
 
-        def on_shard(key: str, done: int, total: int) -> None:
+        def on_shard(key: str, done: int, total: int, counts: dict[str, int]) -> None:
             bar.total = total
             bar.set_postfix_str(key)
             bar.update(1)
+            tqdm.write(
+                f"  {key}: {counts.get('image_text_pairs', 0)} pairs, {counts.get('images_ok', 0)} images ok, "
+                f"{counts.get('clip_scores', 0)} scored, {counts.get('filtered_pairs', 0)} kept"
+            )
 
-        run = run_pipeline(defs, instance, on_shard=on_shard)
+        run = run_pipeline(defs, instance, on_shard=on_shard, log_level=args.log_level)
         bar.close()
         bad = failed_checks(instance, run.run_ids)
 

@@ -24,8 +24,13 @@ class PipelineRun:
     release_rows: int | None = None
 
 
-def _run(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+def _run(
+    defs: dg.Definitions, job: str, instance: dg.DagsterInstance, log_level: str, **kwargs
+) -> dg.ExecuteInProcessResult:
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config, **kwargs
+    )
     if not result.success:
         failures = [
             f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
@@ -41,24 +46,40 @@ def run_pipeline(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     *,
-    on_shard: Callable[[str, int, int], None] | None = None,
-    run_config: dict | None = None,
+    on_shard: Callable[[str, int, int, dict[str, int]], None] | None = None,
+    log_level: str = "INFO",
 ) -> PipelineRun:
-    """crawl_job, then shard_job for every registered shard, then publish_job."""
-    first = _run(defs, "crawl_job", instance, run_config=run_config or {})
+    """crawl_job, then shard_job for every registered shard, then publish_job.
+
+    Each run's console log shows `log_level` and up (the event log in the instance keeps everything).
+    """
+    first = _run(defs, "crawl_job", instance, log_level)
     keys = sorted(instance.get_dynamic_partitions(shard_partitions.name))
     run = PipelineRun(partition_keys=keys, run_ids=[first.run_id])
     for i, key in enumerate(keys):
-        run.run_ids.append(_run(defs, "shard_job", instance, partition_key=key).run_id)
+        result = _run(defs, "shard_job", instance, log_level, partition_key=key)
+        run.run_ids.append(result.run_id)
         if on_shard:
-            on_shard(key, i + 1, len(keys))
-    publish = _run(defs, "publish_job", instance)
+            on_shard(key, i + 1, len(keys), shard_counts(result))
+    publish = _run(defs, "publish_job", instance, log_level)
     run.run_ids.append(publish.run_id)
     mat = publish.asset_materializations_for_node("published_dataset")[-1]
     run.release_version = mat.metadata["version"].value
     run.release_dir = Path(mat.metadata["path"].value)
     run.release_rows = mat.metadata["rows"].value
     return run
+
+
+def shard_counts(result: dg.ExecuteInProcessResult) -> dict[str, int]:
+    """Rows each stage wrote in a shard run, from its materialization metadata."""
+    counts: dict[str, int] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if "rows" in mat.metadata:
+            counts[mat.asset_key.to_user_string()] = mat.metadata["rows"].value
+        if "ok" in mat.metadata:
+            counts["images_ok"] = mat.metadata["ok"].value
+    return counts
 
 
 def failed_checks(instance: dg.DagsterInstance, run_ids: list[str]) -> list[str]:

@@ -133,7 +133,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         f"| {lang} | {n} |" for lang, n in list(manifest["rows_by_language"].items())[:20]
     ) or "| - | 0 |"
     stats = manifest.get("pipeline_stats", {})
-    stats_rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(stats.items())) or "| - | - |"
+    stats_rows = "\n".join(f"| {k} | {v} |" for k, v in stats.items()) or "| - | - |"
     return f"""# laion-assets release {manifest['version']}
 
 Image-text pairs (URLs and captions, never the images) extracted from web crawls, kept when a CLIP
@@ -167,6 +167,28 @@ Images belong to their owners; this dataset only links to them. Machine-readable
 crawl or download time were honoured. To have a URL or image removed from every future release,
 file a removal request with the URL or the image's sha256 (`hash` column).
 """
+
+
+FUNNEL_SQL = {
+    "pairs_extracted": "SELECT count(*) FROM read_parquet('{root}/*/pairs/*[0-9].parquet')",
+    "images_ok": "SELECT count(*) FROM read_parquet('{root}/*/images/*.parquet') WHERE status = 'ok'",
+    "pairs_scored": "SELECT count(*) FROM read_parquet('{root}/*/scores/*.parquet') WHERE status = 'scored'",
+    "pairs_over_threshold": "SELECT count(*) FROM read_parquet('{root}/*/filtered/*.parquet')",
+}
+
+
+def pipeline_funnel(root: Path) -> dict[str, int]:
+    """How many pairs each stage passed on, over every shard under the storage root."""
+    import duckdb
+
+    out: dict[str, int] = {}
+    with duckdb.connect(":memory:") as con:
+        for name, sql in FUNNEL_SQL.items():
+            try:
+                out[name] = con.sql(sql.format(root=str(root).replace("'", "''"))).fetchall()[0][0]
+            except duckdb.IOException:  # no file of that stage yet
+                out[name] = 0
+    return out
 
 
 CHECKS = [

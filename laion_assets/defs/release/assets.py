@@ -4,7 +4,7 @@ import duckdb
 import dagster as dg
 
 from laion_assets.core.quality import run_checks
-from laion_assets.core.release import CHECKS, release_version, to_release_table, write_release
+from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.resources import StorageResource
 
@@ -44,8 +44,10 @@ def published_dataset(
         )
     version = release_version(table)
     dedup_stats = {
-        "duplicates_removed": sum(r[3] for r in dedup),
+        **pipeline_funnel(st.root),
         "pairs_before_dedup": sum(r[1] for r in dedup),
+        "duplicates_removed": sum(r[3] for r in dedup),
+        "pairs_published": table.num_rows,
     }
     with st.staging_dir(f"releases/{version}") as tmp:
         info = write_release(
