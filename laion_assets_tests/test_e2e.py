@@ -43,7 +43,10 @@ def test_sample_crawl_to_release(embedded_env, tmp_path: Path):
                     for s in pq.read_table(p, columns=["status"]).column("status").to_pylist()]
         assert statuses.count("ok") < len(statuses) == pairs
         manifest = json.loads((run.release_dir / "manifest.json").read_text())
-        assert manifest["pipeline_stats"]["duplicates_removed"] >= 1
+        funnel = manifest["pipeline_stats"]
+        assert funnel["duplicates_removed"] >= 1
+        assert funnel["pairs_extracted"] == pairs and funnel["images_ok"] == statuses.count("ok")
+        assert funnel["pairs_published"] == len(got) == funnel["pairs_before_dedup"] - funnel["duplicates_removed"]
         assert len(got) < statuses.count("ok")  # CLIP dropped the mismatched captions
 
         # A second run replaces partitions instead of adding to them: same release, same files.
