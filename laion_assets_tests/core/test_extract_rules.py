@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from urllib.parse import urljoin, urlsplit
 
 import ftfy
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from laion_assets.core.extract import ExtractConfig, extract_shard
 from laion_assets.core.extract.captions import clean_caption
-from laion_assets.core.extract.htmlscan import parse_attrs, scan_html, unescape_attr
+from laion_assets.core.extract.htmlscan import _ASCII_SAFE, _CC, _CC_FOLDS, mentions_cc, parse_attrs, scan_html, unescape_attr
 from laion_assets.core.extract.signals import normalize_license, optout_reasons
 from laion_assets.core.extract.urls import _check_url_slow, check_url, largest_srcset_candidate, pick_src, resolve
 
@@ -159,6 +160,27 @@ def test_scan_ignores_comments_scripts_and_reads_attribute_rules():
     assert [i.get("src") for i in imgs] == ["a.jpg", "b.jpg", "q.php?a=1&copy=2&b=3"]
     assert imgs[0]["alt"] == "single quoted" and imgs[2]["alt"] == "Tom & Jerry <3 €A"
     assert unescape_attr("&notit; &amp x &not") == "&notit; & x ¬" and parse_attrs('a=1 b c="x"') == {"a": "1", "b": "", "c": "x"}
+
+
+
+def test_cc_fold_characters_are_all_there_are():
+    """The non-ASCII characters re.I matches against "creativecommons.org" are exactly _CC_FOLDS."""
+    letters = re.compile("[" + re.escape("".join(set("creativecommons.org"))) + "]", re.I)
+    folds = {chr(c) for c in range(0x80, 0x110000) if letters.fullmatch(chr(c))}
+    assert folds == set(_CC_FOLDS)
+
+
+_CC_PARTS = st.sampled_from(["creativecommons.org", "CreativeCommons.ORG", "creativecommon\u017f.org",
+                             "\u0130", "\u0131", "creativecommons", ".org", "é", "中文", "Ж", "<a href=", " ", "x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_CC_PARTS, max_size=8), st.binary(max_size=12), st.sampled_from(sorted(_ASCII_SAFE)))
+def test_mentions_cc_on_bytes_equals_str_regex(parts, noise, codec):
+    """The bytes pre-check gives what the str regex gives on the decoded text, broken bytes included."""
+    raw = "".join(parts).encode(codec, "ignore") + noise + "creativecommons".encode(codec, "ignore")[: len(noise)]
+    text = raw.decode(codec, "replace")
+    assert mentions_cc(text, raw, codec) == (_CC.search(text) is not None)
 
 
 # --- page signals --------------------------------------------------------------------------------

@@ -155,8 +155,10 @@ class _Shard:
             return
         st["html_pages"] += 1
         st["html_bytes"] += len(body)
-        text, _ = decode_html(body[: self.cfg.max_html_bytes], ctype)
-        scan = scan_html(text)
+        if len(body) > self.cfg.max_html_bytes:
+            body = body[: self.cfg.max_html_bytes]
+        text, codec = decode_html(body, ctype)
+        scan = scan_html(text, body, codec)
         cfg = self.cfg
         lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
         imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
