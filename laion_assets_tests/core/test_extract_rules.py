@@ -117,6 +117,10 @@ def test_resolver_fast_paths_equal_urljoin(page_tail, base, src):
     assert resolve(page_url, base, src) == expected
 
 
+def test_resolver_dot_slash_before_a_colon_is_not_a_scheme():
+    assert resolve("http://h.com/", None, "./A:") == urljoin("http://h.com/", "./A:") == "http://h.com/A:"
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(["http://", "https://", "HTTP://", "ftp://", ""]),
        st.text(alphabet="abz09.-:@[]", min_size=0, max_size=12), _url_chars)
