@@ -187,6 +187,13 @@ def test_mentions_cc_on_bytes_equals_str_regex(parts, noise, codec):
     assert mentions_cc(text, raw, codec) == (_CC.search(text) is not None)
 
 
+@pytest.mark.parametrize("codec", ["cp932", "gb18030", "big5hkscs", "cp949"])
+def test_mentions_cc_trail_byte_is_not_a_mention(codec):
+    raw = b"\x83creativecommons.org" if codec != "cp949" else b"\x81creativecommons.org"
+    text = raw.decode(codec, "replace")
+    assert mentions_cc(text, raw, codec) == (_CC.search(text) is not None)
+
+
 # --- page signals --------------------------------------------------------------------------------
 
 def test_licence_links():
