@@ -119,6 +119,7 @@ def test_resolver_fast_paths_equal_urljoin(page_tail, base, src):
 
 def test_resolver_dot_slash_before_a_colon_is_not_a_scheme():
     assert resolve("http://h.com/", None, "./A:") == urljoin("http://h.com/", "./A:") == "http://h.com/A:"
+    assert resolve("http://h.com/0", None, "./?") == urljoin("http://h.com/0", "./?") == "http://h.com/"
 
 
 @settings(max_examples=500, deadline=None)

@@ -100,7 +100,7 @@ class Resolver:
             return urljoin(self.base, src)  # leading controls/spaces: urljoin's own rules
         if src.startswith(("http://", "https://", "data:")):
             return src
-        if src.startswith("./") and src[2:3] not in ("", ".", "/") and ":" not in src[2:].split("/", 1)[0]:
+        if src.startswith("./") and src[2:3].isascii() and src[2:3].isalnum() and ":" not in src[2:].split("/", 1)[0]:
             src = src[2:]  # "./x" is "x" (not "./a:b", where "a:" would read as a scheme; dot segments go to urljoin)
         if src.endswith(("?", "#")) or "?#" in src:
             return urljoin(self.base, src)  # urljoin drops empty queries / fragments
