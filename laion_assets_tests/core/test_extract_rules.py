@@ -122,6 +122,27 @@ def test_resolver_dot_slash_before_a_colon_is_not_a_scheme():
     assert resolve("http://h.com/0", None, "./?") == urljoin("http://h.com/0", "./?") == "http://h.com/"
 
 
+@pytest.mark.parametrize("url, kept", [
+    ("http://[2001:db8::1]/a.jpg", "http://[2001:db8::1]/a.jpg"),
+    ("HTTPS://[2606:4700:4700::1111]:8443/img/x.png?s=1#f", "https://[2606:4700:4700::1111]:8443/img/x.png?s=1"),
+    ("http://user@[::ffff:192.0.2.1]/a.jpg", "http://user@[::ffff:192.0.2.1]/a.jpg"),
+    ("http://[2001:db8::1]/a.gif", None), ("http://[2001:db8::g]/a.jpg", None), ("http://[fe80::1%25eth0]/a.jpg", None),
+    ("http://[v1.abc]/a.jpg", None), ("http://[2001:db8::1/a.jpg", None), ("http://[1.2.3.4]/a.jpg", None),
+    ("http://[[::1]]/a.jpg", None),
+])
+def test_ipv6_literal_hosts(url, kept):
+    got, why = check_url(url, 60)
+    assert got == kept and (why is None) == (kept is not None)
+    if kept is None and why != "gif":
+        assert why == "invalid_url"
+
+
+def test_ipv6_image_is_extracted():
+    r = rows('<img src="http://[2001:db8::1]/a.jpg" alt="a photo on a v6 host"><img src="/b.jpg" alt="relative on v6 page">',
+             url="http://[2001:db8::2]:8080/dir/page.html")
+    assert [x["url"] for x in r] == ["http://[2001:db8::1]/a.jpg", "http://[2001:db8::2]:8080/b.jpg"]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(["http://", "https://", "HTTP://", "ftp://", ""]),
        st.text(alphabet="abz09.-:@[]", min_size=0, max_size=12), _url_chars)
