@@ -20,8 +20,9 @@ def http_response(body: bytes, content_type: str = "text/html", headers: dict[st
 
 
 def record(rtype: str, uri: str | None, block: bytes, *, version: str = "1.0", length: int | None = None,
-           extra: dict[str, str] | None = None, content_type: str | None = None, date: str | None = DATE) -> bytes:
-    lines = [f"WARC/{version}", f"WARC-Type: {rtype}", f"WARC-Record-ID: <urn:uuid:{uuid.uuid4()}>"]
+           extra: dict[str, str] | None = None, content_type: str | None = None, date: str | None = DATE,
+           record_id: str | None = None) -> bytes:
+    lines = [f"WARC/{version}", f"WARC-Type: {rtype}", f"WARC-Record-ID: {record_id or f'<urn:uuid:{uuid.uuid4()}>'}"]
     if date:
         lines.append(f"WARC-Date: {date}")
     if uri is not None:
@@ -74,19 +75,23 @@ def deflate_gzip(body: bytes) -> bytes:
 
 
 def wat_record(uri: str, imgs: list[tuple[str, str | None]], *, metas=None, headers=None, title=None,
-               links=None, base=None, content_type: str = "text/html; charset=UTF-8") -> bytes:
-    """A Common Crawl WAT metadata record (JSON envelope) describing one HTML response."""
+               links=None, base=None, content_type: str = "text/html; charset=UTF-8",
+               container: dict | None = None, record_id: str | None = None, date: str = DATE) -> bytes:
+    """A Common Crawl WAT metadata record (JSON envelope) describing one HTML response.
+
+    `container`: the JSON `Container` (Common Crawl: Filename, Compressed, Offset as a string).
+    """
     head: dict = {"Metas": metas or []}
     if title is not None:
         head["Title"] = title
     if base is not None:
         head["Base"] = base
     doc = {
-        "Container": {"Filename": "x.warc.gz", "Offset": "0"},
+        "Container": container if container is not None else {"Filename": "x.warc.gz", "Compressed": True, "Offset": "0"},
         "Envelope": {
             "Format": "WARC",
-            "WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": uri, "WARC-Date": DATE,
-                                     "WARC-Record-ID": f"<urn:uuid:{uuid.uuid4()}>"},
+            "WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": uri, "WARC-Date": date,
+                                     "WARC-Record-ID": record_id or f"<urn:uuid:{uuid.uuid4()}>"},
             "Payload-Metadata": {
                 "Actual-Content-Type": "application/http; msgtype=response",
                 "HTTP-Response-Metadata": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 
 import pytest
 from laion_assets_tests.core._extract_warcgen import (build, chunked, deflate_gzip, gz, http_response, page, record, request, wat_record,
@@ -11,6 +12,7 @@ from laion_assets_tests.core._extract_warcgen import (build, chunked, deflate_gz
 
 from laion_assets.core.extract import BAD_RECORD_REASONS, ExtractConfig, TooManyBadRecords, extract_shard
 from laion_assets.core.extract.warc import iter_records
+from laion_assets.core.extract.wat import warc_location
 
 IMG = '<html><body><img src="/cat.jpg" alt="A sleepy orange cat"><img src="dog.png" alt="A dog in the snow"></body></html>'
 LOOSE = ExtractConfig(max_bad_record_ratio=1.0)
@@ -193,6 +195,71 @@ def test_wat_path_gives_same_columns_as_warc_path():
     for k in ("imgs_seen", "dropped_svg", "dropped_no_alt", "duplicates_removed", "pairs_kept", "pages_opted_out"):
         assert warc.stats[k] == wat.stats[k], k
     assert warc.table["page_language"].to_pylist() == ["en"]  # WAT has no <html lang>
+
+
+
+def test_wat_rows_point_at_the_warc_response_record(tmp_path):
+    """Common Crawl layout: the WAT's Container names the WARC (bare file name) and the record's gzip
+    member offset; WAT rows carry that WARC path/offset/record id/date, equal to the WARC path's rows."""
+    seg = tmp_path / "crawl-data" / "CC-MAIN-2024-22" / "segments" / "171.39"
+    (seg / "warc").mkdir(parents=True)
+    (seg / "wat").mkdir()
+    name = "CC-MAIN-20240517-00000.warc.gz"
+    pages = [("http://a.com/1", [("/a.jpg", "A sleepy orange cat"), ("/b.jpg", "A dog in the snow")]),
+             ("http://b.com/2", [("x/c.jpg", "Red boats in a harbour"), ("d.svg", "an svg icon")]),
+             ("http://c.com/3", [("/e.jpg", "Snowy mountain at dawn")])]
+    ids = [f"<urn:uuid:0000000{i}-0000-0000-0000-000000000000>" for i in range(len(pages))]
+    dates = ["2024-05-17T23:31:0%dZ" % i for i in range(len(pages))]
+    members, offsets = [warcinfo()], []
+    for (uri, imgs), rid, date in zip(pages, ids, dates):
+        html = "<html><body>" + "".join(f'<img src="{s}" alt="{a}">' for s, a in imgs) + "</body></html>"
+        members.append(page(uri, html, record_id=rid, date=date))
+    data = b""
+    for m in members:
+        offsets.append(len(data))
+        data += gz(m)
+    warc_file = seg / "warc" / name
+    warc_file.write_bytes(data)
+    wat_recs = [warcinfo()] + [
+        wat_record(uri, imgs, record_id=rid, date=date,
+                   container={"Filename": name, "Compressed": True, "Offset": str(off)})
+        for (uri, imgs), rid, date, off in zip(pages, ids, dates, offsets[1:])]
+    wat_file = seg / "wat" / (name[: -len(".gz")] + ".wat.gz")
+    wat_file.write_bytes(build(wat_recs))
+    warc = extract_shard([str(warc_file)], crawl="C", config=LOOSE)
+    wat = extract_shard([str(wat_file)], crawl="C", config=ExtractConfig(input_format="wat", max_bad_record_ratio=1.0))
+    cols = ["url", "text", "page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date"]
+    assert wat.table.num_rows == 4
+    assert wat.table.select(cols).to_pylist() == warc.table.select(cols).to_pylist()
+    assert set(wat.table["warc_path"].to_pylist()) == {str(warc_file)}
+    # Reading the WARC at the row's offset (one gzip member, no reader of ours) gives the page.
+    raw = warc_file.read_bytes()
+    for row in wat.table.to_pylist():
+        rec = zlib.decompressobj(31).decompress(raw[row["warc_offset"]:])
+        head, _, block = rec.partition(b"\r\n\r\n")
+        assert head.startswith(b"WARC/1.0\r\nWARC-Type: response")
+        assert f"WARC-Target-URI: {row['page_url']}".encode() in head
+        assert f"WARC-Record-ID: {row['warc_record_id']}".encode() in head
+        assert f"WARC-Date: {row['warc_date']}".encode() in head
+        src = row["url"].rsplit("/", 1)[1]
+        assert f'{src}" alt="{row["text"]}"'.encode() in block
+
+
+def test_wat_container_resolution_rule():
+    cc = "s3://commoncrawl/crawl-data/CC-MAIN-2024-22/segments/171.39/wat/X-00000.warc.wat.gz"
+    assert warc_location(cc, "X-00000.warc.gz") == "s3://commoncrawl/crawl-data/CC-MAIN-2024-22/segments/171.39/warc/X-00000.warc.gz"
+    assert warc_location(cc, "crawl-data/CC-MAIN-2024-22/segments/9/warc/Y.warc.gz") == \
+        "s3://commoncrawl/crawl-data/CC-MAIN-2024-22/segments/9/warc/Y.warc.gz"
+    assert warc_location(cc, "https://data.commoncrawl.org/a/b.warc.gz") == "https://data.commoncrawl.org/a/b.warc.gz"
+    assert warc_location("/data/wats/f.wat.gz", "f.warc.gz") == "/data/wats/f.warc.gz"  # not CC layout: same folder
+    assert warc_location("f.wat.gz", "f.warc.gz") == "f.warc.gz"
+    assert warc_location("wet/f.wat.gz", "f.warc.gz") == "warc/f.warc.gz"
+
+
+def test_wat_record_without_container_keeps_the_wat_location():
+    res = run(build([wat_record("http://a.com/", [("/a.jpg", "A sleepy orange cat")], container={})]),
+              ExtractConfig(input_format="wat", max_bad_record_ratio=1.0))
+    assert res.table["warc_path"].to_pylist() == ["mem.warc"] and res.table["warc_offset"].to_pylist() == [0]
 
 
 def test_wat_bad_json_is_a_bad_record():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from urllib.parse import urljoin, urlsplit
 
 import ftfy
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from laion_assets.core.extract import ExtractConfig, extract_shard
 from laion_assets.core.extract.captions import clean_caption
-from laion_assets.core.extract.htmlscan import parse_attrs, scan_html, unescape_attr
+from laion_assets.core.extract.htmlscan import _ASCII_SAFE, _CC, _CC_FOLDS, mentions_cc, parse_attrs, scan_html, unescape_attr
 from laion_assets.core.extract.signals import normalize_license, optout_reasons
 from laion_assets.core.extract.urls import _check_url_slow, check_url, largest_srcset_candidate, pick_src, resolve
 
@@ -116,6 +117,32 @@ def test_resolver_fast_paths_equal_urljoin(page_tail, base, src):
     assert resolve(page_url, base, src) == expected
 
 
+def test_resolver_dot_slash_before_a_colon_is_not_a_scheme():
+    assert resolve("http://h.com/", None, "./A:") == urljoin("http://h.com/", "./A:") == "http://h.com/A:"
+    assert resolve("http://h.com/0", None, "./?") == urljoin("http://h.com/0", "./?") == "http://h.com/"
+
+
+@pytest.mark.parametrize("url, kept", [
+    ("http://[2001:db8::1]/a.jpg", "http://[2001:db8::1]/a.jpg"),
+    ("HTTPS://[2606:4700:4700::1111]:8443/img/x.png?s=1#f", "https://[2606:4700:4700::1111]:8443/img/x.png?s=1"),
+    ("http://user@[::ffff:192.0.2.1]/a.jpg", "http://user@[::ffff:192.0.2.1]/a.jpg"),
+    ("http://[2001:db8::1]/a.gif", None), ("http://[2001:db8::g]/a.jpg", None), ("http://[fe80::1%25eth0]/a.jpg", None),
+    ("http://[v1.abc]/a.jpg", None), ("http://[2001:db8::1/a.jpg", None), ("http://[1.2.3.4]/a.jpg", None),
+    ("http://[[::1]]/a.jpg", None),
+])
+def test_ipv6_literal_hosts(url, kept):
+    got, why = check_url(url, 60)
+    assert got == kept and (why is None) == (kept is not None)
+    if kept is None and why != "gif":
+        assert why == "invalid_url"
+
+
+def test_ipv6_image_is_extracted():
+    r = rows('<img src="http://[2001:db8::1]/a.jpg" alt="a photo on a v6 host"><img src="/b.jpg" alt="relative on v6 page">',
+             url="http://[2001:db8::2]:8080/dir/page.html")
+    assert [x["url"] for x in r] == ["http://[2001:db8::1]/a.jpg", "http://[2001:db8::2]:8080/b.jpg"]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(["http://", "https://", "HTTP://", "ftp://", ""]),
        st.text(alphabet="abz09.-:@[]", min_size=0, max_size=12), _url_chars)
@@ -159,6 +186,34 @@ def test_scan_ignores_comments_scripts_and_reads_attribute_rules():
     assert [i.get("src") for i in imgs] == ["a.jpg", "b.jpg", "q.php?a=1&copy=2&b=3"]
     assert imgs[0]["alt"] == "single quoted" and imgs[2]["alt"] == "Tom & Jerry <3 €A"
     assert unescape_attr("&notit; &amp x &not") == "&notit; & x ¬" and parse_attrs('a=1 b c="x"') == {"a": "1", "b": "", "c": "x"}
+
+
+
+def test_cc_fold_characters_are_all_there_are():
+    """The non-ASCII characters re.I matches against "creativecommons.org" are exactly _CC_FOLDS."""
+    letters = re.compile("[" + re.escape("".join(set("creativecommons.org"))) + "]", re.I)
+    folds = {chr(c) for c in range(0x80, 0x110000) if letters.fullmatch(chr(c))}
+    assert folds == set(_CC_FOLDS)
+
+
+_CC_PARTS = st.sampled_from(["creativecommons.org", "CreativeCommons.ORG", "creativecommon\u017f.org",
+                             "\u0130", "\u0131", "creativecommons", ".org", "é", "中文", "Ж", "<a href=", " ", "x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_CC_PARTS, max_size=8), st.binary(max_size=12), st.sampled_from(sorted(_ASCII_SAFE)))
+def test_mentions_cc_on_bytes_equals_str_regex(parts, noise, codec):
+    """The bytes pre-check gives what the str regex gives on the decoded text, broken bytes included."""
+    raw = "".join(parts).encode(codec, "ignore") + noise + "creativecommons".encode(codec, "ignore")[: len(noise)]
+    text = raw.decode(codec, "replace")
+    assert mentions_cc(text, raw, codec) == (_CC.search(text) is not None)
+
+
+@pytest.mark.parametrize("codec", ["cp932", "gb18030", "big5hkscs", "cp949"])
+def test_mentions_cc_trail_byte_is_not_a_mention(codec):
+    raw = b"\x83creativecommons.org" if codec != "cp949" else b"\x81creativecommons.org"
+    text = raw.decode(codec, "replace")
+    assert mentions_cc(text, raw, codec) == (_CC.search(text) is not None)
 
 
 # --- page signals --------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from .httpmsg import HttpError, decode_content, dechunk, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import Resolver, check_url, pick_src
 from .warc import BadRecord, iter_records
-from .wat import parse_wat_record
+from .wat import parse_wat_record, warc_location
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-_ROW_COLS = ("url", "text", "page_url", "warc_offset", "warc_record_id", "warc_date", "page_title",
+_ROW_COLS = ("url", "text", "page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title",
              "page_language", "license", "optout_page", "optout_reasons")
 
 
@@ -53,6 +53,7 @@ class _Shard:
         self.cols: dict[str, list] = {c: [] for c in _ROW_COLS}
         self.errors: dict[str, list] = {f.name: [] for f in PAIR_ERROR_SCHEMA}
         self.seen: set[tuple[str, str]] = set()
+        self.wat_paths: dict[tuple[str, str], str] = {}  # (WAT URI, Container.Filename) -> WARC URI
 
     def bad(self, warc_path: str, offset: int | None, uri: str | None, reason: str, detail: str) -> None:
         self.stats["bad_records"] += 1
@@ -60,7 +61,7 @@ class _Shard:
                      ("target_uri", uri), ("reason", reason), ("detail", detail[:500])):
             self.errors[k].append(v)
 
-    def page(self, *, page_url: str, offset: int, record_id: str | None, date: str | None,
+    def page(self, *, page_url: str, warc_path: str, offset: int, record_id: str | None, date: str | None,
              imgs: list[tuple[str | None, str | None]], base_href: str | None, title: str | None,
              html_lang: str | None, metas: list[tuple[str, str]], http_headers: dict[str, str],
              license_hrefs: list[tuple[str, bool]]) -> None:
@@ -113,7 +114,7 @@ class _Shard:
             title = " ".join(title.split())[:1000] or None if title else None
             plang = page_language(html_lang, metas, http_headers)
             optout = ",".join(reasons) or None
-            for name, value in (("page_url", page_url), ("warc_offset", offset), ("warc_record_id", record_id),
+            for name, value in (("page_url", page_url), ("warc_path", warc_path), ("warc_offset", offset), ("warc_record_id", record_id),
                                 ("warc_date", date), ("page_title", title), ("page_language", plang),
                                 ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
                 cols[name].extend([value] * kept)
@@ -155,12 +156,14 @@ class _Shard:
             return
         st["html_pages"] += 1
         st["html_bytes"] += len(body)
-        text, _ = decode_html(body[: self.cfg.max_html_bytes], ctype)
-        scan = scan_html(text)
+        if len(body) > self.cfg.max_html_bytes:
+            body = body[: self.cfg.max_html_bytes]
+        text, codec = decode_html(body, ctype)
+        scan = scan_html(text, body, codec)
         cfg = self.cfg
         lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
         imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
-        self.page(page_url=uri, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
+        self.page(page_url=uri, warc_path=warc_path, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
                   license_hrefs=scan.license_hrefs)
@@ -188,11 +191,21 @@ class _Shard:
             self.bad(warc_path, rec.offset, page.page_url, "bad_wat_json", "WAT page without WARC-Target-URI or WARC-Date")
             return
         st["html_pages"] += 1
-        self.page(page_url=page.page_url, offset=rec.offset, record_id=page.record_id, date=page.warc_date,
+        # Provenance is the WARC response the WAT record describes (Container); a WAT record without a
+        # usable Container (not Common Crawl's writer) keeps the WAT record's own location.
+        if page.warc_filename is not None:
+            key = (warc_path, page.warc_filename)
+            src_path = self.wat_paths.get(key)
+            if src_path is None:
+                src_path = self.wat_paths[key] = warc_location(warc_path, page.warc_filename)
+            src_offset = page.warc_offset
+        else:
+            src_path, src_offset = warc_path, rec.offset
+        self.page(page_url=page.page_url, warc_path=src_path, offset=src_offset, record_id=page.record_id, date=page.warc_date,
                   imgs=page.imgs, base_href=page.base_href, title=page.title, html_lang=None, metas=page.metas,
                   http_headers=page.http_headers, license_hrefs=page.license_hrefs)
 
-    def table(self, warc_paths: list[str]) -> pa.Table:
+    def table(self) -> pa.Table:
         cols, cfg, n = self.cols, self.cfg, len(self.cols["url"])
         langs, scores, reliable = [], [], []
         if cfg.detect_caption_language:
@@ -210,8 +223,7 @@ class _Shard:
             "key": [f"{i:09d}" for i in range(n)],
             **{c: cols[c] for c in ("url", "text", "page_url")},
             "crawl": [self.crawl] * n,
-            "warc_path": warc_paths,
-            **{c: cols[c] for c in ("warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},
+            **{c: cols[c] for c in ("warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},
             "caption_language": langs,
             "caption_language_score": scores,
             "caption_language_reliable": reliable,
@@ -244,7 +256,6 @@ def extract_shard(
     st = shard.stats
     handle = shard.wat_record if config.input_format == "wat" else shard.warc_record
     every = max(1, config.progress_every_pages)
-    path_col: list[str] = []
     next_report = every
     for uri in warc_uris:
         st["warc_files"] += 1
@@ -261,13 +272,12 @@ def extract_shard(
                 if progress is not None and st["html_pages"] >= next_report:
                     progress(st["html_pages"])
                     next_report = st["html_pages"] + every
-        path_col.extend([uri] * (len(shard.cols["url"]) - len(path_col)))
     if progress is not None:
         progress(st["html_pages"])
     st["pairs_kept"] = len(shard.cols["url"])
     st["bad_record_ratio"] = st["bad_records"] / st["records_read"] if st["records_read"] else 0.0
     result = ExtractResult(
-        table=shard.table(path_col),
+        table=shard.table(),
         errors=pa.table(shard.errors, schema=PAIR_ERROR_SCHEMA),
         stats=dict(st),
     )

@@ -8,6 +8,7 @@ data-original, ...) wins over `src` when present, since `src` then usually holds
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -100,8 +101,8 @@ class Resolver:
             return urljoin(self.base, src)  # leading controls/spaces: urljoin's own rules
         if src.startswith(("http://", "https://", "data:")):
             return src
-        if src.startswith("./") and src[2:3] not in ("", ".", "/"):
-            src = src[2:]  # "./x" is "x" (further dot segments still go to urljoin below)
+        if src.startswith("./") and src[2:3].isascii() and src[2:3].isalnum() and ":" not in src[2:].split("/", 1)[0]:
+            src = src[2:]  # "./x" is "x" (not "./a:b", where "a:" would read as a scheme; dot segments go to urljoin)
         if src.endswith(("?", "#")) or "?#" in src:
             return urljoin(self.base, src)  # urljoin drops empty queries / fragments
         if self.origin is not None and src[:1] == "/" and "/." not in src:
@@ -177,7 +178,13 @@ def _check_url_slow(url: str, max_host_chars: int, drop_svg: bool = True, drop_g
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return None, "invalid_url"
-    if not host or not _HOST_OK.match(host) or host.startswith(".") or ".." in host:
+    if host and "[" in parts.netloc:
+        # An IP literal (RFC 3986 "[" IPv6address "]"): any syntactically valid IPv6 address without a
+        # zone id is kept; whether it may be fetched (private, loopback, ...) is the download stage's
+        # SSRF guard's decision. IPvFuture and malformed literals are invalid.
+        if not _is_ipv6_literal(parts.netloc, host):
+            return None, "invalid_url"
+    elif not host or not _HOST_OK.match(host) or host.startswith(".") or ".." in host:
         return None, "invalid_url"
     if len(host) > max_host_chars:
         return None, "long_host"
@@ -193,3 +200,16 @@ def _check_url_slow(url: str, max_host_chars: int, drop_svg: bool = True, drop_g
     if "#" in url:
         url = url.split("#", 1)[0]  # a fragment never changes the image fetched
     return url, None
+
+
+def _is_ipv6_literal(netloc: str, host: str) -> bool:
+    hostport = netloc.rpartition("@")[2]
+    if not hostport.startswith("[") or hostport.count("[") != 1 or hostport.count("]") != 1:
+        return False
+    if "%" in host or not all(c in "0123456789abcdefABCDEF:." for c in host):
+        return False
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True

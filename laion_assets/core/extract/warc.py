@@ -262,10 +262,8 @@ def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Itera
         yield from _pending_breaks(s, pos)
         start = pos
         h0, h1 = s.find(b"\r\n\r\n", start, start + _MAX_HEADER)
-        sep_len = 4
         if h0 < 0:
             h0, h1 = s.find(b"\n\n", start, start + _MAX_HEADER)
-            sep_len = 2
         if h0 < 0:
             b = s.break_in(start, s.end)
             if b:
