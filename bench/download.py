@@ -37,12 +37,55 @@ def make_pool(n_distinct: int, seed: int = 0) -> list[bytes]:
     return [make_jpeg(*rng.choice(SIZES), seed=i, quality=rng.choice([75, 85, 92])) for i in range(n_distinct)]
 
 
-def serve(images: list[bytes], n: int, latency_s: float, port_q, stop) -> None:
+def serve_threaded(images: list[bytes], n: int, latency_s: float, port_q, stop) -> None:
+    """The tests' TestServer (http.server, a thread per connection, ~0.7-1 ms CPU per request)."""
     routes = {f"/img/{i}.jpg": static(images[i % len(images)]) for i in range(n)}
     with TestServer(routes, latency_s=latency_s) as srv:
+        c0 = cpu_s()
         port_q.put(srv.port)
         stop.wait()
-    port_q.put(cpu_s())
+    port_q.put(cpu_s() - c0)
+
+
+def serve(images: list[bytes], n: int, latency_s: float, port_q, stop) -> None:
+    """Lean HTTP/1.1 server (asyncio, keep-alive, Content-Length, pre-built responses): every
+    response is sent `latency_s` after its request arrived. It shares the bench's 2 cores with the
+    client, so its CPU per request is kept small (a remote server costs the client nothing)."""
+    import asyncio
+
+    def response(body: bytes, ctype: bytes, status: bytes = b"200 OK") -> bytes:
+        return (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    blobs = [response(img, b"image/jpeg") for img in images]
+    routes = {f"/img/{i}.jpg".encode(): blobs[i % len(blobs)] for i in range(n)}
+    not_found = response(b"not found", b"text/plain", b"404 Not Found")
+
+    class Conn(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t, self.buf = transport, b""
+
+        def data_received(self, data):
+            self.buf += data
+            while b"\r\n\r\n" in self.buf:
+                head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+                path = head.split(b" ", 2)[1].split(b"?", 1)[0]
+                loop.call_later(latency_s, self.send, routes.get(path, not_found))
+
+        def send(self, data):
+            if not self.t.is_closing():
+                self.t.write(data)
+
+    async def main():
+        server = await loop.create_server(Conn, "127.0.0.1", 0, backlog=1024)
+        c0 = cpu_s()
+        port_q.put(server.sockets[0].getsockname()[1])
+        await loop.run_in_executor(None, stop.wait)
+        server.close()
+        port_q.put(cpu_s() - c0)  # serving only, not the process start
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
 
 
 def cpu_s() -> float:
