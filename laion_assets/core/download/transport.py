@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import OrderedDict
+from typing import Self
 
 import httpcore
 import httpx
@@ -233,7 +234,7 @@ class Response:
         self.status_code = 0
         self.headers: Headers | None = None
 
-    async def __aenter__(self) -> Response:
+    async def __aenter__(self) -> Self:
         pool = self._pool
         u = httpx.URL(self._url)  # same normalisation as httpx (IDNA, percent-encoding)
         scheme = u.raw_scheme
