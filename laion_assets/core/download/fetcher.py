@@ -10,7 +10,6 @@ import email.utils
 import random
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -26,6 +25,7 @@ from .config import DownloadConfig
 from .netguard import AddressPolicy, BlockedAddress, DNSError, GuardedBackend, Resolver
 from .policy import PolicyCache, tdm_header_reserved, x_robots_optout
 from .resizer import content_type_format
+from .transport import ConnectionPool
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 TRANSIENT_REASONS = {"timeout", "network_error", "incomplete_body", "http_error", "rate_limited"}
@@ -100,55 +100,24 @@ class Fetcher:
         self.resolver = Resolver(
             AddressPolicy(config.allow_private_hosts), config.dns_cache_ttl_s, config.connect_timeout_s
         )
-        # httpcore's pool scans every connection (with a poll() syscall per idle one) each time a
-        # request starts or ends, so one pool of N connections costs O(N) per request. Several
-        # small pools keep that scan short: a host maps to one pool (connection reuse), spread
-        # over a few when per_host_concurrency is high.
-        self.pool_size = 8
         self.ssl_context = httpx.create_ssl_context()  # loading the CA bundle costs ~30 ms: once
-        n_clients = max(1, -(-config.concurrency // self.pool_size))
-        self.clients = [self._make_client() for _ in range(n_clients)]
-        self.host_spread = max(1, -(-config.per_host_concurrency // self.pool_size))
-        self._rr: dict[str, int] = {}
+        # One keep-alive pool for the shard (transport.py): HTTP/1.1 via h11/httpcore, connections
+        # only through the guard, O(1) per request. Environment proxies are never consulted.
+        self.pool = ConnectionPool(
+            GuardedBackend(self.resolver), self.ssl_context,
+            headers=[(b"User-Agent", config.user_agent.encode()), (b"Accept-Encoding", b"identity"),
+                     (b"Accept", b"image/jpeg,image/png,image/webp;q=0.9,*/*;q=0.1")],
+            timeouts={"connect": config.connect_timeout_s, "read": config.read_timeout_s,
+                      "write": config.read_timeout_s, "pool": config.total_timeout_s},
+            keepalive_expiry=30.0, max_idle=max(2 * config.concurrency, 16),
+        )
         self.policy = PolicyCache(self._fetch_text, config.tokens, config.robots_max_bytes)
         self.hosts: dict[str, HostState] = {}
         self.global_sem = asyncio.Semaphore(config.concurrency)
         self.stats = FetchStats()
 
-    def _make_client(self) -> httpx.AsyncClient:
-        cfg = self.config
-        transport = httpx.AsyncHTTPTransport(trust_env=False)  # env proxies would bypass the guard
-        # httpx has no public knob for the network backend; swap the pool it built for one that
-        # connects through the guard (same settings otherwise).
-        transport._pool = httpcore.AsyncConnectionPool(
-            max_connections=cfg.concurrency,
-            max_keepalive_connections=self.pool_size * 2,
-            keepalive_expiry=30.0,
-            network_backend=GuardedBackend(self.resolver),
-            ssl_context=self.ssl_context,
-        )
-        return httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(
-                connect=cfg.connect_timeout_s, read=cfg.read_timeout_s,
-                write=cfg.read_timeout_s, pool=cfg.total_timeout_s,
-            ),
-            headers={"User-Agent": cfg.user_agent, "Accept-Encoding": "identity",
-                     "Accept": "image/jpeg,image/png,image/webp;q=0.9,*/*;q=0.1"},
-            follow_redirects=False,
-            trust_env=False,
-        )
-
-    def client_for(self, url: str) -> httpx.AsyncClient:
-        host = (urlsplit(url).hostname or "").lower()
-        n = self._rr.get(host, 0)
-        self._rr[host] = n + 1
-        base = zlib.crc32(host.encode())
-        return self.clients[(base + n % self.host_spread) % len(self.clients)]
-
     async def aclose(self) -> None:
-        for c in self.clients:
-            await c.aclose()
+        self.pool.close()
         self.resolver.close()
 
     def host(self, name: str) -> HostState:
@@ -166,7 +135,7 @@ class Fetcher:
                 for _ in range(6):
                     check_url(url)
                     await self.resolver.resolve(urlsplit(url).hostname or "")
-                    async with self.client_for(url).stream("GET", url) as resp:
+                    async with self.pool.stream(url) as resp:
                         if resp.status_code in REDIRECT_CODES and "location" in resp.headers:
                             url = urljoin(url, resp.headers["location"])
                             continue
@@ -183,9 +152,11 @@ class Fetcher:
             return None, "blocked_address"
         except DNSError:
             return None, "dns_error"
-        except (httpx.TimeoutException, TimeoutError):
+        except (httpcore.TimeoutException, TimeoutError):
             return None, "timeout"
-        except (httpx.HTTPError, OSError):
+        except (httpx.InvalidURL, httpcore.UnsupportedProtocol):
+            return None, "invalid_url"
+        except (httpcore.ProtocolError, httpcore.NetworkError, OSError):
             return None, "network_error"
 
     # ------------------------------------------------------------------ one image, all attempts
@@ -275,7 +246,7 @@ class Fetcher:
         cfg = self.config
         self.stats.requests += 1
         try:
-            async with self.client_for(url).stream("GET", url) as resp:
+            async with self.pool.stream(url) as resp:
                 code = resp.status_code
                 ctype = resp.headers.get("content-type")
                 if code in REDIRECT_CODES and resp.headers.get("location"):
@@ -303,24 +274,27 @@ class Fetcher:
                 if declared and declared.strip().isdigit() and int(declared) > cfg.max_bytes:
                     raise FetchFailure("too_large", f"Content-Length {declared}", http_status=code,
                                        content_type=ctype)
-                buf = bytearray()
+                chunks: list[bytes] = []  # joined once at the end (one chunk: no copy at all)
+                size = 0
                 async for chunk in resp.aiter_raw():
-                    buf += chunk
-                    if len(buf) > cfg.max_bytes:
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > cfg.max_bytes:
                         raise FetchFailure("too_large", f"> {cfg.max_bytes} bytes streamed",
                                            http_status=code, content_type=ctype)
-                if len(buf) < cfg.min_bytes:
-                    raise FetchFailure("too_small", f"{len(buf)} bytes", http_status=code,
+                if size < cfg.min_bytes:
+                    raise FetchFailure("too_small", f"{size} bytes", http_status=code,
                                        content_type=ctype)
-                return Fetched(bytes(buf), code, ctype, url)
-        except httpx.TimeoutException as e:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return Fetched(body, code, ctype, url)
+        except httpcore.TimeoutException as e:
             raise FetchFailure("timeout", type(e).__name__, retryable=True) from None
-        except httpx.RemoteProtocolError as e:
+        except httpcore.RemoteProtocolError as e:
             reason = "incomplete_body" if "incomplete" in str(e) or "complete message" in str(e) else "network_error"
             raise FetchFailure(reason, str(e), retryable=True) from None
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
+        except (httpx.InvalidURL, httpcore.UnsupportedProtocol) as e:
             raise FetchFailure("invalid_url", str(e)) from None
-        except httpx.HTTPError as e:
+        except (httpcore.ProtocolError, httpcore.NetworkError, OSError) as e:
             raise FetchFailure("network_error", f"{type(e).__name__}: {e}", retryable=True) from None
         except BlockedAddress as e:
             raise FetchFailure("blocked_address", str(e)) from None

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import queue
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -56,6 +56,68 @@ def interleave_by_host(indices: list[int], urls: list[str]) -> Iterator[int]:
         yield q.popleft()
         if q:
             active.append(q)
+
+
+class _DecodePool:
+    """`workers` daemon threads running decode/resize/encode/hash/tar-append jobs for the loop.
+
+    Results go back through one loop callback per *batch*: a finishing thread queues its result and
+    wakes the loop (a self-pipe write) only if no wake-up is already pending, so jobs that finish
+    while the loop is busy cost no extra wake-up. Queued jobs are dropped after `close()`."""
+
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._results: list[tuple[asyncio.Future, BaseException | None]] = []
+        self._lock = threading.Lock()
+        self._wake_pending = False
+        self.closed = False
+        self.threads = [threading.Thread(target=self._work, name=f"decode_{k}", daemon=True)
+                        for k in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, fn, *args) -> asyncio.Future:
+        fut = self.loop.create_future()
+        self.jobs.put((fut, fn, args))
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None or self.closed:
+                return
+            fut, fn, args = job
+            exc: BaseException | None = None
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting row
+                exc = e
+            with self._lock:
+                self._results.append((fut, exc))
+                wake = not self._wake_pending
+                self._wake_pending = True
+            if wake:
+                try:
+                    self.loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is gone (watchdog): nobody waits for this row
+                    return
+
+    def _deliver(self) -> None:
+        with self._lock:
+            results, self._results = self._results, []
+            self._wake_pending = False
+        for fut, exc in results:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        for _ in self.threads:
+            self.jobs.put(None)
 
 
 class _Run:
@@ -137,7 +199,7 @@ class _Run:
         return todo
 
     # -------------------------------------------------------------------- one row
-    async def row(self, i: int, fetcher: Fetcher, pool: ThreadPoolExecutor, decode_sem) -> None:
+    async def row(self, i: int, fetcher: Fetcher, pool: _DecodePool, decode_sem) -> None:
         cfg = self.cfg
         row = RowResult(key=self.keys[i], url=self.urls[i], attempts=self.prior_attempts.get(i, 0))
         started = time.monotonic()
@@ -154,8 +216,7 @@ class _Run:
             row.http_status, row.content_type = fetched.http_status, fetched.content_type
             row.bytes = len(fetched.body)
             async with decode_sem:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(pool, self._process_and_write, i, row, fetched.body)
+                await pool.run(self._process_and_write, i, row, fetched.body)
         except FetchFailure as e:
             row.http_status = row.http_status or e.http_status
             row.content_type = row.content_type or e.content_type
@@ -199,34 +260,25 @@ class _Run:
     async def run(self, todo: list[int], deadline: float) -> None:
         cfg = self.cfg
         fetcher = Fetcher(cfg)
-        pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="decode")
+        pool = _DecodePool(cfg.workers, asyncio.get_running_loop())
         decode_sem = asyncio.Semaphore(cfg.workers * 2)
         window = max(cfg.concurrency * 2, 64)
         order = interleave_by_host(todo, self.urls)
-        active: set[asyncio.Task] = set()
+
+        async def lane() -> None:  # `window` lanes share one row iterator: no task per row
+            for i in order:
+                await self.row(i, fetcher, pool, decode_sem)
+
+        active = {asyncio.create_task(lane()) for _ in range(min(window, len(todo)))}
         try:
-            exhausted = False
-            while True:
-                while not exhausted and len(active) < window:
-                    i = next(order, None)
-                    if i is None:
-                        exhausted = True
-                        break
-                    active.add(asyncio.create_task(self.row(i, fetcher, pool, decode_sem)))
-                if not active:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                finished, active = await asyncio.wait(
-                    active, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+            if active:
+                _, active = await asyncio.wait(active, timeout=max(0.0, deadline - time.monotonic()))
             for t in active:
                 t.cancel()
             if active:
                 await asyncio.wait(active, timeout=WATCHDOG_GRACE_S)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.close()
             try:
                 await asyncio.wait_for(fetcher.aclose(), WATCHDOG_GRACE_S)
             except Exception:  # noqa: BLE001 - closing sockets must not fail the shard
