@@ -99,6 +99,7 @@ def warm() -> None:
     from laion_assets.core.extract import language
 
     language.detect("warm up the model")
+    language.detect_many(["warm up the model"])  # builds the batch tables (DFA arrays, float32 NB table)
 
 
 def timed(fn, paths: list[str], workers: int) -> tuple[float, int, int]:

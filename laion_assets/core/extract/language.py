@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
+
+import numpy as np
 
 _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 
@@ -21,6 +25,117 @@ def detect(text: str) -> tuple[str, float]:
     """(ISO 639-1 code, probability) for one caption; cached, since captions repeat across pages."""
     lang, prob = _identifier().classify(text)
     return lang, float(prob)
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """py3langid's model as numpy arrays: the byte DFA (next-state table, shared with py3langid's
+    array, state -> row offset, state -> feature or -1) and the naive-Bayes feature table in float32
+    (100k x 142, 57 MB; gathering float32 rows is ~2x faster than converting float16 rows per call)."""
+    ident = _identifier()
+    nextmove = np.frombuffer(ident.tk_nextmove, dtype=np.dtype(f"u{ident.tk_nextmove.itemsize}"))
+    rowbase = np.asarray(ident._rowbase, dtype=np.int64)  # tk_row[state] << 8
+    output = np.asarray(ident.tk_output, dtype=np.int64)
+    return nextmove, rowbase, output, ident.nb_ptc.astype(np.float32)
+
+
+_TAIL = 8  # when this few captions are still being walked, finish them one by one in Python
+_CHUNK = 1024  # (caption, feature) pairs scored at once: the gathered rows (580 KB) stay in cache
+
+
+def _encode(text: str) -> bytes:
+    """py3langid's LanguageIdentifier._encode for str: lower if all upper, NFC, UTF-8 (surrogatepass)."""
+    if text.isupper():
+        text = text.lower()
+    return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")
+
+
+def _walk(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """DFA walk over all byte strings at once: (text index, feature) for every feature hit."""
+    nextmove, rowbase, output, _ = _tables()
+    n = len(encoded)
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+    flat = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    order = np.argsort(-lengths, kind="stable")  # longest first: at step k the walking texts are a prefix
+    starts, slen = starts[order], lengths[order]
+    # active[k] = number of texts longer than k
+    active = n - np.searchsorted(slen[::-1], np.arange(int(slen[0]) if n else 0), side="right")
+    state = np.zeros(n, dtype=np.int64)
+    hit_pos: list[np.ndarray] = []
+    hit_feat: list[np.ndarray] = []
+    k = 0
+    for k, m in enumerate(active.tolist()):
+        if m <= _TAIL:
+            break
+        s = nextmove[rowbase[state[:m]] + flat[starts[:m] + k]]
+        state[:m] = s
+        f = output[s]
+        hit = np.flatnonzero(f >= 0)
+        if hit.size:
+            hit_pos.append(hit)
+            hit_feat.append(f[hit])
+    else:
+        k = len(active)
+    if k < len(active):  # the few longest texts: per byte in Python (numpy's per-call cost dominates)
+        ident = _identifier()
+        nm, rb, out = ident.tk_nextmove, ident._rowbase, ident.tk_output
+        tail_pos, tail_feat = [], []
+        for p in range(int(active[k])):
+            st = int(state[p])
+            for byte in encoded[int(order[p])][k:]:
+                st = nm[rb[st] + byte]
+                f = out[st]
+                if f >= 0:
+                    tail_pos.append(p)
+                    tail_feat.append(f)
+        hit_pos.append(np.asarray(tail_pos, dtype=np.int64))
+        hit_feat.append(np.asarray(tail_feat, dtype=np.int64))
+    if not hit_pos:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return order[np.concatenate(hit_pos)], np.concatenate(hit_feat)
+
+
+def detect_many(texts: Sequence[str]) -> list[tuple[str, float]]:
+    """`detect` for many captions at once: the same model and arithmetic as py3langid's
+    `LanguageIdentifier.classify` (norm_probs=True), with the per-byte DFA walk and the naive-Bayes
+    scoring done for all texts together in numpy instead of once per text in Python.
+
+    Only the float32 summation order of each text's feature scores differs from py3langid's matmul, so
+    probabilities agree to ~1e-6 and labels agree except where the two best languages tie to within that.
+    """
+    n = len(texts)
+    if n == 0:
+        return []
+    ident = _identifier()
+    ptc, pc, classes = _tables()[3], ident.nb_pc, ident.nb_classes
+    encoded = [_encode(t) for t in texts]
+    text_idx, feat = _walk(encoded)
+    # count each (text, feature) pair; sorted by text, so each text's pairs are one contiguous run
+    key, counts = np.unique(text_idx * ptc.shape[0] + feat, return_counts=True)
+    text_idx, feat = np.divmod(key, ptc.shape[0])
+    weight = np.log1p(counts.astype(np.float32))
+    seg = np.flatnonzero(np.diff(text_idx, prepend=-1))  # where each text's run starts
+    # Chunks of about _CHUNK pairs cut only between texts, so a text's sum never depends on the batch.
+    cuts = np.unique(np.searchsorted(seg, np.arange(0, len(key), _CHUNK)))
+    bounds = np.append(seg, len(key))
+    scores = np.zeros((n, ptc.shape[1]), dtype=np.float32)  # texts without features: 0.0 (uniform), as py3langid
+    for g0, g1 in zip(cuts.tolist(), [*cuts[1:].tolist(), len(seg)]):
+        a, b = int(bounds[g0]), int(bounds[g1])
+        rows = ptc[feat[a:b]]
+        rows *= weight[a:b, None]
+        scores[text_idx[seg[g0:g1]]] = np.add.reduceat(rows, seg[g0:g1] - a, axis=0) + pc
+    nbytes = np.fromiter(map(len, encoded), dtype=np.float64, count=n)
+    scores *= (1.0 / np.sqrt(np.maximum(nbytes, 1.0))).astype(np.float32)[:, None]
+    np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    for i, j in ident._alias_pairs:
+        scores[:, i] += scores[:, j]
+        scores[:, j] = 0.0
+    best = scores.argmax(axis=1)
+    probs = scores[np.arange(n), best].tolist()
+    return [(classes[b], p) for b, p in zip(best.tolist(), probs)]
 
 
 def is_reliable(text: str, prob: float, min_probability: float, min_chars: int) -> bool:

@@ -209,8 +209,11 @@ class _Shard:
         cols, cfg, n = self.cols, self.cfg, len(self.cols["url"])
         langs, scores, reliable = [], [], []
         if cfg.detect_caption_language:
-            for text in cols["text"]:  # only kept, unique pairs; cached per distinct caption
-                lang, prob = language.detect(text)
+            # only kept, unique pairs; each distinct caption once, all of the shard's in one batch
+            unique = list(dict.fromkeys(cols["text"]))
+            found = dict(zip(unique, language.detect_many(unique)))
+            for text in cols["text"]:
+                lang, prob = found[text]
                 langs.append(lang)
                 scores.append(prob)
                 ok = language.is_reliable(text, prob, cfg.caption_language_min_probability,
