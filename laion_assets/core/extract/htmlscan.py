@@ -115,6 +115,23 @@ _ASCII_SAFE = frozenset({
 # Non-ASCII characters that `re.I` matches against a letter of "creativecommons.org" (İ, ı, ſ; a test
 # recomputes this over all of Unicode). A page containing one goes through the str regex.
 _CC_FOLDS = "\u0130\u0131\u017f"
+# Their bytes in each codec where a character is in the text only if its own encoding is in the raw
+# bytes (UTF-8 and the one-byte codecs: `replace` only ever adds U+FFFD). The multi-byte CJK codecs are
+# left out (more than one byte sequence may decode to one character): there the text is searched.
+_MULTIBYTE = frozenset({"gb18030", "cp932", "cp949", "big5hkscs", "euc_jp"})
+
+
+def _fold_bytes(codec: str) -> tuple[bytes, ...]:
+    out = []
+    for ch in _CC_FOLDS:
+        try:
+            out.append(ch.encode("utf-8" if codec == "utf-8-sig" else codec))
+        except UnicodeEncodeError:
+            continue  # not in this codec's repertoire: cannot be in the text
+    return tuple(out)
+
+
+_CC_FOLD_BYTES = {c: _fold_bytes(c) for c in _ASCII_SAFE - _MULTIBYTE}
 
 
 def mentions_cc(text: str, raw: bytes | None = None, codec: str | None = None) -> bool:
@@ -130,9 +147,14 @@ def mentions_cc(text: str, raw: bytes | None = None, codec: str | None = None) -
         return _CC.search(text) is not None
     if b"creativecommons.org" in raw.lower():
         return "creativecommons.org" in text or _CC.search(text) is not None
-    if not text.isascii() and any(ch in text for ch in _CC_FOLDS):  # isascii is O(1); `in` is a memchr
-        return _CC.search(text) is not None
-    return False
+    if text.isascii():  # O(1)
+        return False
+    folds = _CC_FOLD_BYTES.get(codec)
+    if folds is None:  # multi-byte codec: look in the text (a scan of the str, 3x ~7 us on a 44 KB page)
+        folds_in_text = any(ch in text for ch in _CC_FOLDS)
+    else:  # one-byte `in` is a memchr (~5 us); a 2-byte needle is slow on UTF-8 (~40 us), so only if needed
+        folds_in_text = any(b[:1] in raw and b in raw for b in folds)
+    return folds_in_text and _CC.search(text) is not None
 
 
 def _charref(m: re.Match) -> str:
