@@ -151,6 +151,24 @@ def test_check_url_fast_path_equals_urlsplit_path(scheme, host, tail):
     assert check_url(url, 10) == _check_url_slow(url, 10)
 
 
+def test_fast_url_host_class_is_what_re_i_matched():
+    """_FAST_URL dropped re.I: its host class must still take exactly what [A-Za-z0-9] took under re.I."""
+    import re
+
+    from laion_assets.core.extract.urls import _HOST_CH
+
+    old = re.compile(r"[A-Za-z0-9]", re.I)
+    new = re.compile("[" + _HOST_CH + "]")
+    assert all(bool(old.fullmatch(chr(c))) == bool(new.fullmatch(chr(c))) for c in range(0x110000))
+
+
+@pytest.mark.parametrize("url", ["http\u017f://example.com/a.jpg", "HTTP\u017f://example.com/a.jpg",
+                                 "http://\u212aelvin.com/a.jpg", "http://\u0130stanbul.com/a.jpg"])
+def test_check_url_fast_path_on_case_folding_letters(url):
+    assert check_url(url, 60) == _check_url_slow(url, 60)
+    assert check_url("http\u017f://example.com/a.jpg", 60) == (None, "invalid_url")  # not an http(s) URL
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_check_url_never_raises_and_keeps_only_http(s):
