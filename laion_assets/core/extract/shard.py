@@ -74,42 +74,54 @@ class _Shard:
             st["pages_with_license"] += 1
         if reasons:
             st["pages_opted_out"] += 1
-        kept = 0
+        # hot loop (once per <img>): config values, counters and appends held in locals
         cols, seen = self.cols, self.seen
+        url_append, text_append = cols["url"].append, cols["text"].append
+        max_chars, min_chars, max_host = cfg.max_caption_chars, cfg.min_caption_chars, cfg.max_host_chars
+        drop_svg, drop_gif = cfg.drop_svg, cfg.drop_gif
+        clean_caption = captions.clean_caption
+        kept = no_alt = short = before_dedup = truncated = dups = 0
         resolver = None
-        for src, alt in imgs:
-            if alt is None or not alt.strip():
-                st["dropped_no_alt"] += 1
-                continue
-            text, cut = captions.clean_caption(alt, cfg.max_caption_chars)
-            if len(text) < cfg.min_caption_chars:
-                st["dropped_short_caption"] += 1
-                continue
-            if not src:
-                st["dropped_no_src"] += 1
-                continue
-            try:
-                if resolver is None:
-                    resolver = Resolver(page_url, base_href)
-                url = resolver(src)
-            except ValueError:
-                st["dropped_invalid_url"] += 1
-                continue
-            url, why = check_url(url, cfg.max_host_chars, cfg.drop_svg, cfg.drop_gif)
-            if why is not None:
-                st["dropped_" + why] += 1
-                continue
-            st["pairs_before_dedup"] += 1
-            if cut:
-                st["captions_truncated"] += 1
-            k = (url, text)
-            if k in seen:
-                st["duplicates_removed"] += 1
-                continue
-            seen.add(k)
-            cols["url"].append(url)
-            cols["text"].append(text)
-            kept += 1
+        try:
+            for src, alt in imgs:
+                if alt is None or not alt.strip():
+                    no_alt += 1
+                    continue
+                text, cut = clean_caption(alt, max_chars)
+                if len(text) < min_chars:
+                    short += 1
+                    continue
+                if not src:
+                    st["dropped_no_src"] += 1
+                    continue
+                try:
+                    if resolver is None:
+                        resolver = Resolver(page_url, base_href)
+                    url = resolver(src)
+                except ValueError:
+                    st["dropped_invalid_url"] += 1
+                    continue
+                url, why = check_url(url, max_host, drop_svg, drop_gif)
+                if why is not None:
+                    st["dropped_" + why] += 1
+                    continue
+                before_dedup += 1
+                if cut:
+                    truncated += 1
+                k = (url, text)
+                if k in seen:
+                    dups += 1
+                    continue
+                seen.add(k)
+                url_append(url)
+                text_append(text)
+                kept += 1
+        finally:
+            st["dropped_no_alt"] += no_alt
+            st["dropped_short_caption"] += short
+            st["pairs_before_dedup"] += before_dedup
+            st["captions_truncated"] += truncated
+            st["duplicates_removed"] += dups
         if kept:
             title = " ".join(title.split())[:1000] or None if title else None
             plang = page_language(html_lang, metas, http_headers)
@@ -210,15 +222,14 @@ class _Shard:
         langs, scores, reliable = [], [], []
         if cfg.detect_caption_language:
             # only kept, unique pairs; each distinct caption once, all of the shard's in one batch
-            unique = list(dict.fromkeys(cols["text"]))
+            texts = cols["text"]
+            unique = list(dict.fromkeys(texts))
             found = dict(zip(unique, language.detect_many(unique)))
-            for text in cols["text"]:
-                lang, prob = found[text]
-                langs.append(lang)
-                scores.append(prob)
-                ok = language.is_reliable(text, prob, cfg.caption_language_min_probability,
-                                          cfg.caption_language_min_chars)
-                reliable.append(ok)
+            results = [found[t] for t in texts]
+            langs = [lang for lang, _ in results]
+            scores = [prob for _, prob in results]
+            pmin, cmin, is_reliable = cfg.caption_language_min_probability, cfg.caption_language_min_chars, language.is_reliable
+            reliable = [is_reliable(t, prob, pmin, cmin) for t, (_, prob) in zip(texts, results)]
             self.stats["captions_language_reliable"] = sum(reliable)
         else:
             langs, scores, reliable = [None] * n, [None] * n, [None] * n
