@@ -227,6 +227,34 @@ def test_mentions_cc_on_bytes_equals_str_regex(parts, noise, codec):
     assert mentions_cc(text, raw, codec) == (_CC.search(text) is not None)
 
 
+def test_re_i_matches_ascii_letters_only_through_the_known_folds():
+    """What the spelt-out (no re.I) patterns in htmlscan and urls rely on."""
+    import re
+
+    every = "".join(map(chr, range(0x80, 0x110000)))
+    found = {(letter, ch) for letter in "abcdefghijklmnopqrstuvwxyz" for ch in re.findall(letter, every, re.I)}
+    assert found == {("i", "\u0130"), ("i", "\u0131"), ("s", "\u017f"), ("k", "\u212a")}
+
+
+_PRE_PARTS = st.sampled_from(["robots", "ROBOTS", "Robot\u017f", "robot", "tdm-", "TDM-", "tdm", "language", "LANGUAGE",
+                              "languag", "alt", "ALT", "Alt", "=", " ", '"', "'", ">", "x", "\u0130", "\u0131", "\u212a",
+                              "\u017f", "creativecommons.org", "CreativeCommons.ORG", "creat\u0130vecommons.org",
+                              "creat\u0131vecommon\u017f.org", "creativecommons", ".org", "é", "中"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PRE_PARTS, max_size=10).map("".join))
+def test_prefilters_without_re_i_equal_the_re_i_patterns(s):
+    import re
+
+    from laion_assets.core.extract.htmlscan import _HAS_ALT, _META_WANTED, _has_cc, _meta_wanted
+
+    old_has_alt = re.compile(r"alt\s*=\s*(?:\"\s*[^\s\"]|'\s*[^\s']|[^\s>\"'])", re.I)
+    assert _meta_wanted(s) == (_META_WANTED.search(s) is not None)
+    assert _has_cc(s) == (_CC.search(s) is not None)
+    assert (_HAS_ALT.search(s) is None) == (old_has_alt.search(s) is None)
+
+
 @pytest.mark.parametrize("codec", ["cp932", "gb18030", "big5hkscs", "cp949"])
 def test_mentions_cc_trail_byte_is_not_a_mention(codec):
     raw = b"\x83creativecommons.org" if codec != "cp949" else b"\x81creativecommons.org"

@@ -41,8 +41,11 @@ _TITLE_END = re.compile(r"</title\s*>", re.I)
 _ATTR = re.compile(r"""([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 # Cheap pre-filters: an <img> without a non-empty alt is only counted, a <meta> is parsed only when it
 # may be one we read (robots, tdm-reservation, language). False positives are re-checked by parsing.
-_HAS_ALT = re.compile(r"alt\s*=\s*(?:\"\s*[^\s\"]|'\s*[^\s']|[^\s>\"'])", re.I)
-_META_WANTED = re.compile(r"robots|tdm-|language", re.I)
+# (No re.I where it can be avoided: its case-folding tests make a search several times slower. Under
+# re.I only these non-ASCII characters match an ASCII letter: İ ı -> i, ſ -> s, K (Kelvin) -> k; a
+# test recomputes that, and the spelt-out forms below are tested equal to the re.I ones.)
+_HAS_ALT = re.compile(r"[Aa][Ll][Tt]\s*=\s*(?:\"\s*[^\s\"]|'\s*[^\s']|[^\s>\"'])")
+_META_WANTED = re.compile(r"robots|tdm-|language", re.I)  # reference for _meta_wanted
 _CC = re.compile(r"creativecommons\.org", re.I)
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
@@ -157,6 +160,21 @@ def mentions_cc(text: str, raw: bytes | None = None, codec: str | None = None) -
     return folds_in_text and _CC.search(text) is not None
 
 
+def _meta_wanted(raw: str) -> bool:
+    """`_META_WANTED.search(raw) is not None`, ~10x cheaper: str.lower() plus substring tests. The only
+    non-ASCII character re.I matches to a letter of these words is ſ (for s), hence "robotſ"."""
+    low = raw.lower()
+    return "robots" in low or "tdm-" in low or "language" in low or "robot\u017f" in low
+
+
+def _has_cc(raw: str) -> bool:
+    """`_CC.search(raw) is not None`, cheaper: lower() plus a substring test, and the regex only when the
+    string holds one of the non-ASCII case folds (İ ı ſ) that re.I would also take."""
+    if "creativecommons.org" in raw.lower():
+        return True
+    return not raw.isascii() and any(ch in raw for ch in _CC_FOLDS) and _CC.search(raw) is not None
+
+
 def _charref(m: re.Match) -> str:
     ref = m.group(1)
     if ref[0] == "#":
@@ -230,13 +248,13 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None) -> 
             imgs.append(parse_attrs(raw) if _HAS_ALT.search(raw) else None)
         elif tag == "a" or tag == "link":
             raw = m.group(3)
-            if want_a and _CC.search(raw):
+            if want_a and _has_cc(raw):
                 a = parse_attrs(raw)
                 href = a.get("href", "")
-                if _CC.search(href):
+                if _has_cc(href):
                     page.license_hrefs.append((href, "license" in a.get("rel", "").lower().split()))
         elif tag == "meta":
-            if not _META_WANTED.search(m.group(3)):
+            if not _meta_wanted(m.group(3)):
                 continue
             a = parse_attrs(m.group(3))
             name = a.get("name") or a.get("http-equiv") or a.get("property")
