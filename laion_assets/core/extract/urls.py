@@ -46,7 +46,7 @@ def largest_srcset_candidate(srcset: str) -> str | None:
 
 def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names: tuple[str, ...]) -> str | None:
     """The raw URL an <img> stands for, or None."""
-    if use_lazy:
+    if use_lazy and not attrs.keys().isdisjoint(lazy_names):  # one C-level test; most <img> have none
         for name in lazy_names:
             v = attrs.get(name)
             if v is not None:
