@@ -13,7 +13,10 @@ from laion_assets.defs.resources import StorageResource
 
 
 class ExtractionConfig(dg.Config):
-    input_format: str = "warc"
+    """`input_format`: "warc", "wat" (Common Crawl's link metadata, no HTML parsing), or "auto"
+    (WAT when every file of the shard is a .wat/.wat.gz, WARC otherwise)."""
+
+    input_format: str = "auto"
     max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
 
 
@@ -31,12 +34,15 @@ def image_text_pairs(
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     uris = shard_uris(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
+    input_format = config.input_format
+    if input_format == "auto":
+        input_format = "wat" if all(u.endswith((".wat", ".wat.gz")) for u in uris) else "warc"
     try:
         result = extract_shard(
             uris,
             crawl=paths.crawl,
             config=ExtractConfig(
-                input_format=config.input_format, max_bad_record_ratio=config.max_bad_record_ratio
+                input_format=input_format, max_bad_record_ratio=config.max_bad_record_ratio
             ),
             progress=progress_logger(context, "pages extracted"),
         )
@@ -66,6 +72,7 @@ def image_text_pairs(
         metadata={
             "rows": result.table.num_rows,
             "warc_files": len(uris),
+            "input_format": input_format,
             "path": dg.MetadataValue.path(str(out)),
             **stats_metadata(result.stats),
         }
