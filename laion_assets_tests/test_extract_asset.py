@@ -49,6 +49,7 @@ def test_damaged_shard_fails_with_reasons_and_keeps_the_record(embedded_env, tmp
 
         good = _materialize(instance, defs, "TEST-CRAWL/00000")
         assert good.success
+        assert good.asset_materializations_for_node("image_text_pairs")[0].metadata["input_format"].value == "warc"
         assert pq.read_table(root / "TEST-CRAWL/pairs/00000.parquet").num_rows == 4
 
         bad = _materialize(instance, defs, "TEST-CRAWL/00001")
