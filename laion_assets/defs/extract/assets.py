@@ -3,7 +3,7 @@
 import dagster as dg
 
 from laion_assets.core.crawl import manifest_path, shard_uris
-from laion_assets.core.extract import ExtractConfig, extract_shard, stats_table
+from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import build_sql_checks
@@ -13,7 +13,10 @@ from laion_assets.defs.resources import StorageResource
 
 
 class ExtractionConfig(dg.Config):
-    input_format: str = "warc"
+    """`input_format`: "warc", "wat" (Common Crawl's link metadata, no HTML parsing), or "auto"
+    (WAT when every file of the shard is a .wat/.wat.gz, WARC otherwise)."""
+
+    input_format: str = "auto"
     max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
 
 
@@ -31,14 +34,33 @@ def image_text_pairs(
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     uris = shard_uris(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
-    result = extract_shard(
-        uris,
-        crawl=paths.crawl,
-        config=ExtractConfig(
-            input_format=config.input_format, max_bad_record_ratio=config.max_bad_record_ratio
-        ),
-        progress=progress_logger(context, "pages extracted"),
-    )
+    input_format = config.input_format
+    if input_format == "auto":
+        input_format = "wat" if all(u.endswith((".wat", ".wat.gz")) for u in uris) else "warc"
+    try:
+        result = extract_shard(
+            uris,
+            crawl=paths.crawl,
+            config=ExtractConfig(
+                input_format=input_format, max_bad_record_ratio=config.max_bad_record_ratio
+            ),
+            progress=progress_logger(context, "pages extracted"),
+        )
+    except TooManyBadRecords as exc:
+        # Record what was wrong for inspection; publish no pairs for a shard this damaged.
+        if exc.result is not None:
+            st.write_parquet(exc.result.errors, paths.pair_errors)
+            st.write_parquet(stats_table(exc.result.stats), paths.pair_stats)
+            reasons = exc.result.errors.column("reason").value_counts().to_pylist()
+        else:
+            reasons = []
+        raise dg.Failure(
+            description=f"{context.partition_key}: {exc}",
+            metadata={
+                "bad_records_by_reason": dg.MetadataValue.json({r["values"]: r["counts"] for r in reasons}),
+                "errors_path": dg.MetadataValue.path(str(st.path(paths.pair_errors))),
+            },
+        ) from exc
     st.write_parquet(result.errors, paths.pair_errors)
     st.write_parquet(stats_table(result.stats), paths.pair_stats)
     out = st.write_parquet(result.table, paths.pairs)
@@ -50,6 +72,7 @@ def image_text_pairs(
         metadata={
             "rows": result.table.num_rows,
             "warc_files": len(uris),
+            "input_format": input_format,
             "path": dg.MetadataValue.path(str(out)),
             **stats_metadata(result.stats),
         }
