@@ -60,9 +60,10 @@ class BadRecord:
 class _Stream:
     """Decompressed bytes of a WARC file with absolute positions, gzip member starts and breaks."""
 
-    def __init__(self, f: BinaryIO):
+    def __init__(self, f: BinaryIO, read_size: int = _RAW_CHUNK):
         self.f = f
-        self.raw = f.read(_RAW_CHUNK)
+        self.read_size = read_size
+        self.raw = f.read(read_size)
         self.raw_off = 0  # file offset of raw[0]
         while 0 < len(self.raw) < 2 and self._read_raw():  # the gzip test needs 2 bytes
             pass
@@ -87,7 +88,7 @@ class _Stream:
         self.members_seen += 1
 
     def _read_raw(self) -> bool:
-        more = self.f.read(_RAW_CHUNK)
+        more = self.f.read(self.read_size)
         if not more:
             return False
         self.raw += more
@@ -243,9 +244,13 @@ def _parse_headers(raw: bytes) -> tuple[str, dict[str, str]]:
     return version, headers
 
 
-def iter_records(f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024) -> Iterator[Record | BadRecord]:
-    """Yield every record of a WARC (or WAT) file in order; damaged ones as `BadRecord`, never raising."""
-    s = _Stream(f)
+def iter_records(
+    f: BinaryIO, max_record_bytes: int = 64 * 1024 * 1024, read_size: int = _RAW_CHUNK
+) -> Iterator[Record | BadRecord]:
+    """Yield every record of a WARC (or WAT) file in order; damaged ones as `BadRecord`, never raising.
+
+    `read_size` is how many compressed bytes are read at a time (records never depend on it)."""
+    s = _Stream(f, read_size)
     pos = 0
     while True:
         # Find the next record start (skips the CRLFs between records, and garbage after a bad record).
