@@ -19,16 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from laion_assets.core.ids import sample_id
 from laion_assets.core.quality import SqlCheck
 from laion_assets.core.schemas import RELEASE_SCHEMA
 
 DEFAULT_ROWS_PER_PART = 1_000_000
-
-
-def sample_id(url: str, text: str) -> int:
-    """Stable positive int64 id of a (URL, TEXT) pair: the same pair has the same id in every release."""
-    digest = hashlib.sha256(url.encode() + b"\x00" + text.encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def to_release_table(published: pa.Table) -> pa.Table:

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from laion_assets.core.storage import LocalStorage
+from laion_assets.core.cpus import available_cpus
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -74,11 +75,9 @@ class ClipModelResource(dg.ConfigurableResource):
             self._scorer.load()
             if self._scorer.loaded.device.type == "cpu":
                 # Decode workers take their cores; more torch threads than the rest only contend.
-                import os
-
                 import torch
 
-                torch.set_num_threads(max(1, (os.cpu_count() or 2) - self._scorer.num_workers))
+                torch.set_num_threads(max(1, available_cpus() - self._scorer.num_workers))
         return self._scorer
 
 

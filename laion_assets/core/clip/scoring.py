@@ -32,6 +32,7 @@ from laion_assets.core.clip.inputs import (
 )
 from laion_assets.core.clip.model import LoadedModel, SplittingRunner, default_batch_size, load_model
 from laion_assets.core.clip.safety import SafetyPrompts
+from laion_assets.core.cpus import available_cpus
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
 IMG_EMB_FILE = "img_emb.npy"
@@ -47,7 +48,7 @@ class ScoreResult:
 
 
 def default_num_workers() -> int:
-    return max(1, min(16, (os.cpu_count() or 2) - 1))
+    return max(1, min(16, available_cpus() - 1))
 
 
 class ClipScorer:

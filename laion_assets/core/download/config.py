@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from laion_assets.core.cpus import available_cpus
+
 RESIZE_MODES = ("keep_ratio", "center_crop", "border", "no")
 
 
@@ -47,7 +49,7 @@ class DownloadConfig:
     resize_only_if_bigger: bool = False
     border_color: tuple[int, int, int] = (255, 255, 255)
     encode_quality: int = 95  # JPEG quality of the stored image
-    decode_workers: int = 0  # threads for decode/resize/encode; 0 = os.cpu_count()
+    decode_workers: int = 0  # threads for decode/resize/encode; 0 = available_cpus() (affinity and cgroup quota)
     # --- output / run ---------------------------------------------------------------------------
     images_per_tar: int = 10_000
     shard_timeout_s: float = 3600.0  # watchdog: rows still running then end as failed/shard_timeout
@@ -65,7 +67,7 @@ class DownloadConfig:
 
     @property
     def workers(self) -> int:
-        return self.decode_workers or os.cpu_count() or 1
+        return self.decode_workers or available_cpus()
 
     @property
     def tokens(self) -> tuple[str, ...]:

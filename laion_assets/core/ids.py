@@ -1,0 +1,11 @@
+"""Stable identifiers shared by every stage (the downloader's sample .json, the release, the diff)."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def sample_id(url: str, text: str) -> int:
+    """Stable positive int64 id of a (URL, TEXT) pair: the same pair has the same id in every release."""
+    digest = hashlib.sha256(url.encode() + b"\x00" + text.encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
