@@ -12,7 +12,15 @@ from laion_assets.defs.download.assets import image_downloads, image_downloads_c
 from laion_assets.defs.extract.assets import image_text_pairs, image_text_pairs_checks
 from laion_assets.defs.filter.assets import filtered_pairs, filtered_pairs_checks
 from laion_assets.defs.jobs import JOBS
-from laion_assets.defs.release.assets import published_dataset, published_dataset_checks
+from laion_assets.defs.release.assets import (
+    EMBEDDED_VARIANTS,
+    ReleasePolicyResource,
+    published_dataset,
+    published_dataset_checks,
+    release_files_match_card,
+)
+from laion_assets.defs.removal.assets import removal_list
+from laion_assets.defs.removal.jobs import rederive_releases_job, removal_requests_sensor
 from laion_assets.defs.resources import (
     ClipModelResource,
     CrawlSourceResource,
@@ -38,6 +46,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
             enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port
         ),
         "dbt": dbt_cli(),
+        "release_policy": ReleasePolicyResource(variants=EMBEDDED_VARIANTS)
+        if settings.profile == "embedded"
+        else ReleasePolicyResource(),
     }
 
 
@@ -46,6 +57,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     image_downloads,
     clip_scores,
     filtered_pairs,
+    removal_list,
     laion_dbt_models,
     published_dataset,
 ]
@@ -55,6 +67,7 @@ SHARD_AND_PUBLISH_CHECKS = [
     *clip_scores_checks,
     *filtered_pairs_checks,
     *published_dataset_checks,
+    release_files_match_card,
 ]
 
 
@@ -66,7 +79,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
         asset_checks=[*manifest_checks, *SHARD_AND_PUBLISH_CHECKS],
-        jobs=JOBS,
+        jobs=[*JOBS, rederive_releases_job],
+        sensors=[removal_requests_sensor],
         resources=build_resources(settings),
     )
 

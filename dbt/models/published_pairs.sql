@@ -1,13 +1,5 @@
--- One row per (URL, TEXT) across every crawl and shard: the copy with the highest similarity wins,
--- ties broken by provenance so the choice is deterministic. Removal lists join here (see docs).
-select * exclude (rn)
-from (
-    select
-        *,
-        row_number() over (
-            partition by pair_hash
-            order by similarity desc, crawl, shard, warc_path, warc_offset, key
-        ) as rn
-    from {{ ref('stg_filtered_pairs') }}
-)
-where rn = 1
+-- The rows every release variant starts from: one per (URL, TEXT) and per image across every crawl,
+-- none matching a removal entry, no placeholder image. Variants then apply their NSFW policy.
+select * exclude (drop_reason)
+from {{ ref('release_candidates') }}
+where drop_reason is null

@@ -1,79 +1,105 @@
 """Published releases: LAION-compatible parquet parts, a dataset card and a checksummed manifest.
 
-A release is content-addressed: its version is a hash of the rows it holds, so publishing the same
-data twice gives the same version (a re-run neither duplicates nor drops a release), and any change
-(a removal request applied, a new crawl) gives a new one.
+A release is one *variant* (an NSFW policy, e.g. `research` and `research-safe`) of one build. Its
+version is a hash of the variant's name and its rows (every published column, rows sorted by
+SAMPLE_ID): publishing the same data twice gives the same version and byte-identical files, any
+change (a removal applied, a re-score, a new crawl) gives a new one. The diff against the variant's
+previous version names removed rows only by hashes (sha256 of the URL, SAMPLE_ID).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from laion_assets.core.ids import sample_id
 from laion_assets.core.quality import SqlCheck
-from laion_assets.core.schemas import RELEASE_SCHEMA
+from laion_assets.core.release_card import dataset_card
+from laion_assets.core.removal import matches_sql
+from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
+from laion_assets.core.validation import ConfigError, require_range
 
 DEFAULT_ROWS_PER_PART = 1_000_000
-
-
-def to_release_table(published: pa.Table) -> pa.Table:
-    """Map the published model's columns (dbt `published_pairs`) onto LAION's column names."""
-    n = published.num_rows
-    urls, texts = published.column("url").to_pylist(), published.column("text").to_pylist()
-    cols: dict[str, Any] = {
-        "SAMPLE_ID": pa.array([sample_id(u, t) for u, t in zip(urls, texts)], pa.int64()),
-        "URL": published.column("url"),
-        "TEXT": published.column("text"),
-        "HEIGHT": published.column("height"),
-        "WIDTH": published.column("width"),
-        "LICENSE": published.column("license"),
-        "NSFW": published.column("nsfw"),
-        "punsafe": published.column("punsafe"),
-        "similarity": published.column("similarity"),
-        "LANGUAGE": published.column("language"),
-        "hash": published.column("sha256"),
-        "crawl": published.column("crawl"),
-        "shard": published.column("shard"),
-        "warc_path": published.column("warc_path"),
-        "warc_offset": published.column("warc_offset"),
-        "page_url": published.column("page_url"),
-        "fetched_at": published.column("fetched_at"),
-        "model_id": published.column("model_id"),
-    }
-    arrays = [pc.cast(cols[f.name], f.type) if n else pa.array([], f.type) for f in RELEASE_SCHEMA]
-    table = pa.Table.from_arrays(arrays, schema=RELEASE_SCHEMA)
-    return table.sort_by([("SAMPLE_ID", "ascending")])
-
-
-def release_version(table: pa.Table) -> str:
-    """Hash of every column of every row (the table is sorted by SAMPLE_ID): same data, same version.
-
-    A re-score with another model, a removal applied or a new crawl all give a new version.
-    """
-    h = hashlib.sha256()
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks(), max_chunksize=1 << 16)
-    h.update(sink.getvalue().to_pybytes())
-    return "r-" + h.hexdigest()[:12]
+HASH_COLUMNS = ("md5", "sha1", "pdq", "pdq_quality")  # kept for checks, not published
 
 
 @dataclass(frozen=True)
-class ReleaseInfo:
-    version: str
-    rows: int
-    parts: list[str]
-    manifest: dict[str, Any]
+class ReleaseVariant:
+    """Rows with punsafe over `punsafe_max` (or without a punsafe) are dropped as `nsfw_policy`."""
+
+    name: str
+    punsafe_max: float
+
+    def __post_init__(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
+            raise ConfigError("variant name", self.name, "letters, digits, '-' and '_'")
+        require_range(f"variant {self.name} punsafe_max", self.punsafe_max, 0.0, 1.0)
+
+
+DEFAULT_VARIANTS = (ReleaseVariant("research", 0.95), ReleaseVariant("research-safe", 0.45))
+
+
+def release_rows_sql(published: str, variant: ReleaseVariant) -> tuple[str, str]:
+    """(kept rows with release columns + hash columns, NSFW-policy drops) over `published` (dbt's
+    `published_pairs` columns)."""
+    cut = f"{float(variant.punsafe_max)!r}"
+    kept = f"""
+        SELECT sample_id AS SAMPLE_ID, url AS URL, text AS TEXT, CAST(height AS INTEGER) AS HEIGHT,
+               CAST(width AS INTEGER) AS WIDTH, license AS LICENSE, nsfw AS NSFW,
+               CAST(punsafe AS FLOAT) AS punsafe, CAST(similarity AS FLOAT) AS similarity,
+               language AS LANGUAGE, sha256, crawl, crawl_warc_path AS warc_path, warc_offset, page_url,
+               model_id, weights_id, CAST(threshold AS FLOAT) AS threshold, punsafe_source,
+               md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality
+        FROM {published} WHERE punsafe IS NOT NULL AND punsafe <= {cut}
+        ORDER BY SAMPLE_ID"""
+    dropped = f"""
+        SELECT sample_id, sha256(url) AS url_sha256, 'nsfw_policy' AS reason
+        FROM {published} WHERE punsafe IS NULL OR punsafe > {cut}"""
+    return kept, dropped
+
+
+def split_hashes(full: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(published table in RELEASE_SCHEMA, SAMPLE_ID + hash columns for checks)."""
+    table = full.select(RELEASE_SCHEMA.names).cast(RELEASE_SCHEMA)
+    hashes = full.select(["SAMPLE_ID", *HASH_COLUMNS])
+    return table, hashes
+
+
+class _HashSink:
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.h.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def release_version(table: pa.Table, variant: str = "") -> str:
+    """sha256 over the variant name, the schema and every row (Arrow IPC, fixed 64k-row batches).
+
+    The table must be sorted by SAMPLE_ID (release_rows_sql does); nothing about the build (time,
+    place, shard layout) is in the table, so the version is a function of the content alone.
+    """
+    sink = _HashSink()
+    sink.h.update(b"laion-assets release v2\0" + variant.encode() + b"\0")
+    stream = pa.PythonFile(sink, mode="w")
+    with pa.ipc.new_stream(stream, table.schema) as writer:
+        for batch in table.combine_chunks().to_batches(max_chunksize=1 << 16):
+            writer.write_batch(batch)
+    return "r-" + sink.h.hexdigest()[:16]
 
 
 def _sha256_file(path: Path) -> str:
@@ -84,109 +110,170 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def size_category(n: int) -> str:
+    """Hugging Face `size_categories` bucket."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    return next((label for bound, label in bounds if n < bound), "1B<n<10B")
+
+
+def describe_table(table: pa.Table) -> dict[str, Any]:
+    """Counts the card and manifest report, computed from the table itself."""
+    with duckdb.connect(":memory:") as con:
+        con.register("t", table)
+        by = lambda col: {str(k): v for k, v in con.sql(  # noqa: E731
+            f"SELECT coalesce(CAST({col} AS VARCHAR), 'unknown'), count(*) FROM t GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()}
+        models = [
+            {"model_id": m, "weights_id": w, "language": lang, "threshold": round(float(th), 4) if th is not None else None,
+             "rows": n}
+            for m, w, lang, th, n in con.sql(
+                "SELECT model_id, weights_id, LANGUAGE, threshold, count(*) FROM t GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        ]
+        licensed = con.sql("SELECT count(*) FROM t WHERE LICENSE IS NOT NULL").fetchall()[0][0]
+        return {"rows_by_crawl": by("crawl"), "rows_by_language": by("LANGUAGE"), "thresholds": models,
+                "punsafe_sources": by("punsafe_source"), "rows_with_license": licensed}
+
+
 def write_release(
     table: pa.Table,
     out_dir: Path,
     *,
     version: str,
-    provenance: dict[str, Any],
+    variant: ReleaseVariant,
+    build: dict[str, Any],
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
-) -> ReleaseInfo:
-    """Write parts, manifest.json and README.md into `out_dir` (a fresh staging directory)."""
+) -> dict[str, Any]:
+    """Write parts, manifest.json and README.md into `out_dir` (a fresh staging directory).
+
+    `build`: what the release pipeline knows beyond the rows (funnel, removal sources, filters,
+    link rot); it must hold no time or local path, so a rebuild gives byte-identical files.
+    """
+    if table.schema != RELEASE_SCHEMA:
+        raise ValueError("release table does not have RELEASE_SCHEMA")
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts: list[str] = []
     files: list[dict[str, Any]] = []
     for i, start in enumerate(range(0, max(table.num_rows, 1), rows_per_part)):
         name = f"part-{i:05d}.parquet"
         chunk = table.slice(start, rows_per_part)
         pq.write_table(chunk, out_dir / name, compression="zstd")
-        parts.append(name)
-        files.append(
-            {"path": name, "rows": chunk.num_rows, "bytes": (out_dir / name).stat().st_size,
-             "sha256": _sha256_file(out_dir / name)}
-        )
-    languages = Counter(table.column("LANGUAGE").to_pylist())
-    crawls = Counter(table.column("crawl").to_pylist())
+        files.append({"path": name, "rows": chunk.num_rows, "bytes": (out_dir / name).stat().st_size,
+                      "sha256": _sha256_file(out_dir / name)})
     manifest = {
         "version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "variant": {"name": variant.name, "punsafe_max": variant.punsafe_max},
         "rows": table.num_rows,
-        "columns": [f.name for f in RELEASE_SCHEMA],
+        "columns": [{"name": name, "type": str(typ), "nullable": nullable, "description": desc}
+                    for name, (typ, nullable, desc) in RELEASE_COLUMNS.items()],
         "files": files,
-        "rows_by_crawl": dict(sorted(crawls.items())),
-        "rows_by_language": {str(k): v for k, v in sorted(languages.items(), key=lambda kv: -kv[1])},
-        **provenance,
+        "size_category": size_category(table.num_rows),
+        **describe_table(table),
+        **build,
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out_dir / "README.md").write_text(dataset_card(manifest))
-    return ReleaseInfo(version, table.num_rows, parts, manifest)
+    return manifest
 
 
-def dataset_card(manifest: dict[str, Any]) -> str:
-    by_crawl = "\n".join(f"| {c} | {n} |" for c, n in manifest["rows_by_crawl"].items()) or "| - | 0 |"
-    by_lang = "\n".join(
-        f"| {lang} | {n} |" for lang, n in list(manifest["rows_by_language"].items())[:20]
-    ) or "| - | 0 |"
-    stats = manifest.get("pipeline_stats", {})
-    stats_rows = "\n".join(f"| {k} | {v} |" for k, v in stats.items()) or "| - | - |"
-    return f"""# laion-assets release {manifest['version']}
-
-Image-text pairs (URLs and captions, never the images) extracted from web crawls, kept when a CLIP
-model scores the image and its caption as similar. Columns follow LAION's (`URL`, `TEXT`, `WIDTH`,
-`HEIGHT`, `similarity`, ...), so img2dataset (`--url_col URL --caption_col TEXT`) and clip-retrieval
-read it unchanged. Every row names the WARC record it came from (`crawl`, `warc_path`, `warc_offset`,
-`page_url`).
-
-- rows: **{manifest['rows']}**
-- created: {manifest['created_at']}
-- model: {manifest.get('model_id', 'unknown')}
-- files: {len(manifest['files'])} parquet part(s), checksums in `manifest.json`
-
-## Rows by crawl
-| crawl | rows |
-| --- | --- |
-{by_crawl}
-
-## Rows by caption language (top 20)
-| language | rows |
-| --- | --- |
-{by_lang}
-
-## How the rows were chosen
-| stage count | value |
-| --- | --- |
-{stats_rows}
-
-## Safety and removal
-Images belong to their owners; this dataset only links to them. Machine-readable opt-outs seen at
-crawl or download time were honoured. To have a URL or image removed from every future release,
-file a removal request with the URL or the image's sha256 (`hash` column).
-"""
+def verify_release_dir(release_dir: Path) -> list[str]:
+    """Problems with a written release (empty when sound): schema equals the documented one, file
+    checksums and row counts match the manifest, the card's counts equal the table's, the funnel
+    adds up row for row."""
+    problems: list[str] = []
+    manifest = json.loads((release_dir / "manifest.json").read_text())
+    card = (release_dir / "README.md").read_text()
+    rows = 0
+    for f in manifest["files"]:
+        path = release_dir / f["path"]
+        if _sha256_file(path) != f["sha256"]:
+            problems.append(f"{f['path']}: checksum differs from manifest")
+        pf = pq.ParquetFile(path)
+        if not pf.schema_arrow.equals(RELEASE_SCHEMA):
+            problems.append(f"{f['path']}: schema differs from RELEASE_SCHEMA")
+        rows += pf.metadata.num_rows
+    if rows != manifest["rows"]:
+        problems.append(f"parquet holds {rows} rows, manifest says {manifest['rows']}")
+    if f"- rows: **{rows}**" not in card:
+        problems.append(f"card does not state the table's {rows} rows")
+    funnel = manifest.get("funnel")
+    if funnel is not None:
+        if sum(funnel["dropped"].values()) + rows != funnel["pairs_extracted"]:
+            problems.append(f"funnel does not add up: {sum(funnel['dropped'].values())} dropped + {rows} "
+                            f"published != {funnel['pairs_extracted']} extracted")
+        for reason, n in funnel["dropped"].items():
+            if f"| `{reason}` | {n} |" not in card:
+                problems.append(f"card does not state {n} rows dropped as {reason}")
+    for name, src in manifest.get("removal", {}).get("sources", {}).items():
+        if f"| {name} | {src['entries']} | {src['rows_removed']} |" not in card:
+            problems.append(f"card's counts for removal source {name} differ from the manifest")
+    return problems
 
 
-FUNNEL_SQL = {
-    "pairs_extracted": "SELECT count(*) FROM read_parquet('{root}/*/pairs/*[0-9].parquet')",
-    "images_ok": "SELECT count(*) FROM read_parquet('{root}/*/images/*.parquet') WHERE status = 'ok'",
-    "pairs_scored": "SELECT count(*) FROM read_parquet('{root}/*/scores/*.parquet') WHERE status = 'scored'",
-    "pairs_over_threshold": "SELECT count(*) FROM read_parquet('{root}/*/filtered/*.parquet')",
-}
+@dataclass(frozen=True)
+class RowCountVerdict:
+    passed: bool
+    previous_rows: int
+    rows: int
+    lost: int
+    unexplained: int
+    message: str
 
 
-def pipeline_funnel(root: Path) -> dict[str, int]:
-    """How many pairs each stage passed on, over every shard under the storage root."""
-    import duckdb
-
-    out: dict[str, int] = {}
+def row_count_verdict(
+    previous_ids: pa.Array | None, current_ids: pa.Array, explained_ids: pa.Array, *,
+    max_unexplained_drop_fraction: float,
+) -> RowCountVerdict:
+    """A release never empties or collapses silently: rows of the previous version missing now must
+    be explained by the drop log (removal, NSFW policy, ...), up to `max_unexplained_drop_fraction`."""
+    require_range("max_unexplained_drop_fraction", max_unexplained_drop_fraction, 0.0, 1.0)
+    n = len(current_ids)
+    if n == 0:
+        return RowCountVerdict(False, 0 if previous_ids is None else len(previous_ids), 0, 0, 0, "release would be empty")
+    if previous_ids is None:
+        return RowCountVerdict(True, 0, n, 0, 0, "first release of this variant")
     with duckdb.connect(":memory:") as con:
-        for name, sql in FUNNEL_SQL.items():
-            try:
-                out[name] = con.sql(sql.format(root=str(root).replace("'", "''"))).fetchall()[0][0]
-            except duckdb.IOException:  # no file of that stage yet
-                out[name] = 0
-    return out
+        con.register("prev", pa.table({"id": previous_ids}))
+        con.register("cur", pa.table({"id": current_ids}))
+        con.register("expl", pa.table({"id": explained_ids}))
+        lost, unexplained = con.sql(
+            "SELECT count(*), count(*) FILTER (WHERE id NOT IN (SELECT id FROM expl)) "
+            "FROM prev WHERE id NOT IN (SELECT id FROM cur)"
+        ).fetchall()[0]
+    share = unexplained / max(len(previous_ids), 1)
+    ok = share <= max_unexplained_drop_fraction
+    msg = (f"{lost} of {len(previous_ids)} previous rows gone, {unexplained} not explained by the drop log "
+           f"({share:.2%}; allowed {max_unexplained_drop_fraction:.2%})")
+    return RowCountVerdict(ok, len(previous_ids), n, lost, unexplained, msg)
 
+
+def release_diff(previous: pa.Table, current_ids: pa.Array, reasons: pa.Table) -> pa.Table:
+    """Rows of the previous version not in this one, as hashes: (url_sha256, SAMPLE_ID, reason).
+
+    `previous` has SAMPLE_ID and URL; `reasons` has sample_id and reason (drop log + NSFW drops);
+    a row gone without a drop-log entry gets `not_in_build` (e.g. its shard is gone).
+    """
+    with duckdb.connect(":memory:") as con:
+        con.register("prev", previous.select(["SAMPLE_ID", "URL"]))
+        con.register("cur", pa.table({"id": current_ids}))
+        con.register("why", reasons)
+        return con.sql("""
+            SELECT sha256(p.URL) AS url_sha256, p.SAMPLE_ID,
+                   coalesce((SELECT min(w.reason) FROM why w WHERE w.sample_id = p.SAMPLE_ID), 'not_in_build') AS reason
+            FROM prev p WHERE p.SAMPLE_ID NOT IN (SELECT id FROM cur)
+            ORDER BY reason, url_sha256
+        """).to_arrow_table()
+
+
+_WITH_HASHES = "(SELECT r.*, h.md5, h.sha1, h.pdq, h.pdq_quality FROM release r LEFT JOIN release_hashes h USING (SAMPLE_ID))"
 
 CHECKS = [
+    SqlCheck(
+        name="release_no_removal_match",
+        description="Zero rows match any removal entry (URL/image hashes, URL, domain, prefix, PDQ).",
+        sql=matches_sql(_WITH_HASHES, "removal"),
+        blocking=True,
+    ),
     SqlCheck(
         name="release_unique_pairs",
         description="No (URL, TEXT) pair appears twice in the release.",
@@ -194,10 +281,16 @@ CHECKS = [
         blocking=True,
     ),
     SqlCheck(
-        name="release_similarity_valid",
-        description="similarity is a number in [-1, 1] on every row.",
-        sql="SELECT SAMPLE_ID, similarity FROM release WHERE similarity IS NULL "
-        "OR isnan(similarity) OR similarity < -1 OR similarity > 1",
+        name="release_unique_images",
+        description="No image sha256 appears twice in the release.",
+        sql="SELECT sha256, count(*) AS n FROM release GROUP BY sha256 HAVING count(*) > 1 OR sha256 IS NULL",
+        blocking=True,
+    ),
+    SqlCheck(
+        name="release_similarity_over_threshold",
+        description="similarity is a number in [-1, 1] at or over the row's threshold.",
+        sql="SELECT SAMPLE_ID, similarity, threshold FROM release WHERE similarity IS NULL "
+        "OR isnan(similarity) OR similarity < -1 OR similarity > 1 OR threshold IS NULL OR similarity < threshold",
         blocking=True,
     ),
     SqlCheck(
@@ -208,9 +301,10 @@ CHECKS = [
     ),
     SqlCheck(
         name="release_provenance",
-        description="Every row names its crawl, WARC file, record offset and page.",
-        sql="SELECT SAMPLE_ID FROM release WHERE crawl IS NULL OR warc_path IS NULL "
-        "OR warc_offset IS NULL OR page_url IS NULL",
+        description="Every row names its crawl, the crawl's own WARC path (no local path), offset and page.",
+        sql="SELECT SAMPLE_ID, warc_path FROM release WHERE crawl IS NULL OR warc_path IS NULL "
+        "OR warc_offset IS NULL OR page_url IS NULL OR starts_with(warc_path, '/') "
+        "OR starts_with(warc_path, 'file:') OR regexp_matches(warc_path, '^[A-Za-z]:[\\\\/]')",
         blocking=True,
     ),
 ]

@@ -4,7 +4,10 @@ No network is needed: pages are written with warcio exactly as a crawler would, 
 point at synthetic images on 127.0.0.1, and `expected_release` says which pairs a correct pipeline
 publishes. The sample exercises every stage: captions that describe their image (kept) and captions
 that do not (dropped by CLIP), duplicates across shards (removed by dedup), images that 404
-(recorded as failed downloads), and tags the extractor must ignore (no alt, data:, .svg, .gif).
+(recorded as failed downloads), tags the extractor must ignore (no alt, data:, .svg, .gif), page
+licences (a `rel="license"` Creative Commons link on some pages, so LICENSE reaches the release), and
+a placeholder image: the same bytes behind PLACEHOLDER_URLS different URLs with fitting captions
+(kept by CLIP, dropped by the release's placeholder rule).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from laion_assets.core.synthetic import COLORS, SHAPES, caption, mismatched, ren
 SAMPLE_CRAWL = "SAMPLE-CRAWL"
 WARC_DATE = "2024-05-20T12:00:00Z"
 _NS = uuid.UUID("6f1c1b4e-2f0a-4c55-9d1e-6a1c3f1f8e11")
+PAGE_LICENSE = "https://creativecommons.org/licenses/by/4.0/"
+PLACEHOLDER_URLS = 6  # over the release's placeholder_min_urls (5)
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,12 @@ def _write_page(writer: WARCWriter, page_url: str, html: str) -> None:
     )
 
 
-def _page_html(title: str, body: str, base: str | None = None) -> str:
+def _page_html(title: str, body: str, base: str | None = None, license_url: str | None = None) -> str:
     base_tag = f'<base href="{base}">' if base else ""
+    footer = f'<footer><a rel="license" href="{license_url}">CC BY 4.0</a></footer>' if license_url else ""
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f"{base_tag}</head><body><h1>{title}</h1>{body}</body></html>"
+        f"{base_tag}</head><body><h1>{title}</h1>{body}{footer}</body></html>"
     )
 
 
@@ -100,6 +106,11 @@ def build_sample_crawl(out_dir: Path, image_base_url: str, spec: SampleSpec = Sa
 
     expected: dict[tuple[str, str], None] = {}
     pages: list[tuple[str, str]] = []
+    # One image served under PLACEHOLDER_URLS names ("image not found" stand-ins share their bytes).
+    placeholder = io.BytesIO()
+    render_image("red", "circle", seed=spec.seed * 100_000 - 1).save(placeholder, "JPEG", quality=90)
+    for i in range(PLACEHOLDER_URLS):
+        (images_dir / "img" / f"stand-in-{i}.jpg").write_bytes(placeholder.getvalue())
     seen_pairs: list[tuple[str, str, str]] = []  # (abs url, relative-from-page src, alt)
     for p in range(spec.pages):
         page_url = f"{base}/pages/page-{p:03d}.html"
@@ -130,7 +141,11 @@ def build_sample_crawl(out_dir: Path, image_base_url: str, spec: SampleSpec = Sa
         if p >= 2 and p % 2 == 0:  # the same pair again, on a page in another WARC file
             url, rel, alt = seen_pairs[rng.randrange(len(seen_pairs) - spec.images_per_page)]
             tags.append(f'<img src="{url}" alt="{alt}">')
-        pages.append((page_url, _page_html(f"Sample page {p}", "\n".join(tags))))
+        if p < PLACEHOLDER_URLS:  # never in expected: the release drops placeholder images
+            alt = caption("red", "circle", seed=10_000 + p)
+            tags.append(f'<img src="{base}/img/stand-in-{p}.jpg" alt="{alt}">')
+        license_url = PAGE_LICENSE if p % 2 == 0 else None
+        pages.append((page_url, _page_html(f"Sample page {p}", "\n".join(tags), license_url=license_url)))
 
     per_file = -(-len(pages) // spec.warc_files)
     for f in range(spec.warc_files):

@@ -24,8 +24,9 @@ shard_job = dg.define_asset_job(
 
 publish_job = dg.define_asset_job(
     "publish_job",
-    selection=dg.AssetSelection.groups("publish"),
-    description="dbt over every shard (dedup, published table, stats), then the release.",
+    selection=dg.AssetSelection.groups("removal", "publish"),
+    description="Removal sources, dbt over every shard (removal anti-join, placeholders, dedup, drop "
+    "log, stats), then every release variant.",
 )
 
 clip_job = dg.define_asset_job(

@@ -1,8 +1,11 @@
-"""`filtered_pairs`: the shard's pairs that are downloaded, scored over threshold and not opted out."""
+"""`filtered_pairs`: the shard's pairs that are downloaded, scored over threshold and not opted out,
+plus the shard's drop log (every other pair, with its reason)."""
 
 import dagster as dg
+from pydantic import Field
 
 from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
+from laion_assets.core.nsfw_head import load_nsfw_head
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.clip.assets import clip_scores
@@ -11,9 +14,23 @@ from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
 
+def drop_log_path(paths: ShardPaths) -> str:
+    """`<crawl>/drops/<shard>.parquet`: outside `filtered/` so the kept-pairs glob never reads it."""
+    return f"{paths.crawl}/drops/{paths.shard}.parquet"
+
+
 class FilteredPairsConfig(dg.Config):
-    min_similarity: float | None = None
-    drop_nsfw: bool = False
+    min_similarity: float | None = Field(
+        default=None, ge=-1.0, le=1.0, description="Overrides every row's model/language threshold."
+    )
+    drop_nsfw_over: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Shard-level punsafe cut (off: each release variant applies its own).",
+    )
+    nsfw_head_path: str | None = Field(
+        default=None, description="Checkpoint of a trained NSFW head on CLIP image embeddings; "
+        "replaces the zero-shot punsafe (see docs/safety.md).",
+    )
 
 
 @dg.asset(
@@ -22,30 +39,48 @@ class FilteredPairsConfig(dg.Config):
     group_name="filter",
     kinds={"duckdb", "parquet"},
     description="Pairs kept for publishing: image downloaded, CLIP similarity at or over the "
-    "threshold of the caption's language (or `min_similarity`), no page-level opt-out.",
+    "threshold of the caption's language (or `min_similarity`), no opt-out. Every other pair goes "
+    "to the shard's drop log (`<crawl>/drops/<shard>.parquet`) with its reason.",
 )
 def filtered_pairs(
     context: dg.AssetExecutionContext, config: FilteredPairsConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
+    head = load_nsfw_head(config.nsfw_head_path) if config.nsfw_head_path else None
     result = filter_shard(
         st.path(paths.pairs),
         st.path(paths.downloads),
         st.path(paths.scores),
         shard=paths.shard,
-        config=FilterConfig(min_similarity=config.min_similarity, drop_nsfw=config.drop_nsfw),
+        config=FilterConfig(
+            min_similarity=config.min_similarity, drop_nsfw_over=config.drop_nsfw_over, nsfw_head=head
+        ),
+        embeddings_dir=st.path(paths.embeddings_dir),
     )
+    # Drop log first: a crash between the two writes leaves the old kept table, never kept rows
+    # without their drop log.
+    st.write_parquet(result.drops, drop_log_path(paths))
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
-        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats)}
+        metadata={
+            "rows": result.table.num_rows,
+            "dropped": result.drops.num_rows,
+            "path": dg.MetadataValue.path(str(out)),
+            "nsfw_scorer": head.head_id if head else "zero_shot",
+            **stats_metadata(result.stats),
+        }
     )
 
 
-filtered_pairs_checks = build_sql_checks(
-    filtered_pairs,
-    CHECKS,
-    lambda st, pk: {"filtered": st.path(ShardPaths.from_partition_key(pk).filtered)},
-    partitions_def=shard_partitions,
-)
+def _views(st, pk):
+    paths = ShardPaths.from_partition_key(pk)
+    return {
+        "filtered": st.path(paths.filtered),
+        "drops": st.path(drop_log_path(paths)),
+        "pairs": st.path(paths.pairs),
+    }
+
+
+filtered_pairs_checks = build_sql_checks(filtered_pairs, CHECKS, _views, partitions_def=shard_partitions)

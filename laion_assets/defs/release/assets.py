@@ -1,77 +1,227 @@
-"""`published_dataset`: a versioned, checked release of the published table."""
+"""`published_dataset`: every release variant of the published table, checked, versioned, diffed.
 
-import duckdb
+Layout: `releases/<variant>/<version>/` (parts, README.md, manifest.json), `releases/<variant>/LATEST`,
+`releases/<variant>/diffs/<old>__<new>.parquet` (+ .json), and `releases/LATEST` naming
+`<variant>/<version>` of the first (default) variant. Every variant is built and checked before any
+is published: a failing blocking check publishes nothing.
+"""
+
+import json
+from collections import Counter
+
 import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
 
 from laion_assets.core.quality import run_checks
-from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
+from laion_assets.core.release import (
+    CHECKS,
+    DEFAULT_VARIANTS,
+    ReleaseVariant,
+    release_diff,
+    release_rows_sql,
+    release_version,
+    row_count_verdict,
+    split_hashes,
+    verify_release_dir,
+    write_release,
+)
+from laion_assets.core.removal import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts
 from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.removal.assets import ENTRIES
 from laion_assets.defs.resources import StorageResource
 
 LATEST = "releases/LATEST"
+WAREHOUSE = "warehouse.duckdb"
+_REASONS = pa.schema([("sample_id", pa.int64()), ("reason", pa.string())])
+PLACEHOLDER_MIN_URLS = 5  # dbt var placeholder_min_urls default (dbt/models/placeholder_images.sql)
+
+
+class ReleasePolicyResource(dg.ConfigurableResource):
+    """The release variants a deployment publishes by default (production: Re-LAION's two cuts)."""
+
+    variants: dict[str, float] = {v.name: v.punsafe_max for v in DEFAULT_VARIANTS}
+
+
+# The embedded profile scores with the tiny shapes model, whose zero-shot punsafe is noise (it knows
+# no unsafe concept): its first variant keeps every row so the sample's expected pairs hold; the
+# second still shows a cut.
+EMBEDDED_VARIANTS = {"sample": 1.0, "sample-safe": 0.45}
 
 
 class ReleaseConfig(dg.Config):
-    rows_per_part: int = 1_000_000
+    rows_per_part: int = Field(default=1_000_000, ge=1, le=100_000_000)
+    variants: dict[str, float] = Field(
+        default={},
+        description="Variant name -> punsafe cut-off (rows over it dropped as nsfw_policy); the first is "
+        "the default. Empty: the `release_policy` resource's variants.",
+    )
+    max_unexplained_drop_fraction: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="Blocking: share of the previous version's rows that may vanish without a drop-log reason.",
+    )
 
 
-def _latest_parts(st) -> list[str]:
-    version = st.path(LATEST).read_text().strip()
-    return sorted(str(p) for p in st.path(f"releases/{version}").glob("part-*.parquet"))
+def _latest(st, variant: str) -> str | None:
+    p = st.path(f"releases/{variant}/LATEST")
+    return p.read_text().strip() if p.exists() else None
+
+
+def _parts(st, variant: str, version: str) -> list[str]:
+    return sorted(str(p) for p in st.path(f"releases/{variant}/{version}").glob("part-*.parquet"))
+
+
+def _build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table) -> dict:
+    """Funnel before the variant's NSFW policy, removal sources with counts, link rot, filters."""
+    drops = dict(con.sql("SELECT reason, count(*) FROM drop_log GROUP BY 1 ORDER BY 1").fetchall())
+    published = con.sql("SELECT count(*) FROM published_pairs").fetchall()[0][0]
+    total = sum(drops.values()) + published
+    counts = entry_counts(entries)
+    dates: dict[str, str] = {}
+    for s, d in zip(entries.column("source").to_pylist(), entries.column("listed_on").to_pylist()):
+        if d:
+            dates[s] = max(d, dates.get(s, d))
+    sources = {
+        s: {"entries": sum(k.values()), "kinds": k, "rows_removed": drops.get(f"removal:{s}", 0),
+            "listed_on": dates.get(s)}
+        for s, k in counts.items()
+    }
+    rot = {r.removeprefix("not_downloaded:"): n for r, n in drops.items() if r.startswith("not_downloaded:")}
+    return {
+        "drops": drops,
+        "pairs_extracted": total,
+        "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())},
+        "link_rot": {"pairs": total, "failed": sum(rot.values()), "share": sum(rot.values()) / max(total, 1),
+                     "by_reason": {r: n / max(total, 1) for r, n in sorted(rot.items())}},
+        "filters": {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,
+                    "pdq_min_quality": PDQ_MIN_QUALITY,
+                    "dedup": ["url_text", "image_sha256"], "threshold": "per model and language (column threshold)"},
+        "license": {"metadata": "CC-BY-4.0 (this table of URLs and captions)",
+                    "images": "not included; each image belongs to its owner (LICENSE column: page-declared)"},
+    }
 
 
 @dg.asset(
-    deps=[dg.AssetKey("published_pairs"), dg.AssetKey("dedup_stats")],
+    deps=[dg.AssetKey("removal_list"), dg.AssetKey("published_pairs"), dg.AssetKey("drop_log"), dg.AssetKey("dedup_stats")],
     group_name="publish",
     kinds={"parquet"},
-    description="A release: LAION-compatible parquet parts, a dataset card (README.md) and "
-    "manifest.json with checksums, under releases/<version>/; releases/LATEST names the newest.",
+    description="Release variants (NSFW policies) of the published table: LAION-compatible parquet "
+    "parts, a dataset card (README.md, Hugging Face header) and manifest.json, under "
+    "releases/<variant>/<version>/, with a diff against the variant's previous version.",
 )
 def published_dataset(
-    context: dg.AssetExecutionContext, config: ReleaseConfig, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    config: ReleaseConfig,
+    storage: StorageResource,
+    release_policy: ReleasePolicyResource,
 ) -> dg.MaterializeResult:
     st = storage.get()
-    with duckdb.connect(str(st.path("warehouse.duckdb")), read_only=True) as con:
-        published = con.sql("SELECT * FROM published_pairs ORDER BY pair_hash").to_arrow_table()
-        dedup = con.sql("SELECT * FROM dedup_stats ORDER BY crawl").fetchall()
-        models = [r[0] for r in con.sql("SELECT DISTINCT model_id FROM published_pairs ORDER BY 1").fetchall()]
-    table = to_release_table(published)
-    failed = [o for o in run_checks({"release": table}, CHECKS) if not o.passed]
-    if failed:
-        raise dg.Failure(
-            "release not published: " + "; ".join(f"{o.name} ({o.failing_rows} rows)" for o in failed),
-            metadata={o.name: dg.MetadataValue.json([{k: str(v) for k, v in r.items()} for r in o.sample]) for o in failed},
+    variants = [ReleaseVariant(name, cut) for name, cut in (config.variants or release_policy.variants).items()]
+    if not variants:
+        raise dg.Failure("variants: at least one release variant is needed")
+    entries = pq.read_table(st.path(ENTRIES))
+    built = []
+    with duckdb.connect(str(st.path(WAREHOUSE)), read_only=True) as con:
+        facts = _build_facts(con, entries)
+        explained_release = con.sql("SELECT DISTINCT sample_id AS id FROM drop_log").to_arrow_table()
+        for variant in variants:
+            kept_sql, nsfw_sql = release_rows_sql("published_pairs", variant)
+            table, hashes = split_hashes(con.sql(kept_sql).to_arrow_table())
+            nsfw = con.sql(nsfw_sql).to_arrow_table()
+            built.append((variant, table, hashes, nsfw))
+        reasons_release = con.sql("SELECT sample_id, reason FROM drop_log").to_arrow_table()
+
+    failures, plans = [], []
+    for variant, table, hashes, nsfw in built:
+        outcomes = run_checks({"release": table, "release_hashes": hashes, "removal": entries}, CHECKS)
+        failures += [f"{variant.name}: {o.name} ({o.failing_rows} rows)" for o in outcomes if not o.passed]
+        version = release_version(table, variant.name)
+        previous = _latest(st, variant.name)
+        prev_table = (pq.read_table(_parts(st, variant.name, previous), columns=["SAMPLE_ID", "URL"])
+                      if previous and previous != version else None)
+        explained = pa.concat_arrays([explained_release.column("id").combine_chunks().cast(pa.int64()),
+                                      nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
+        verdict = row_count_verdict(
+            None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks(),
+            table.column("SAMPLE_ID").combine_chunks(), explained,
+            max_unexplained_drop_fraction=config.max_unexplained_drop_fraction,
         )
-    version = release_version(table)
-    dedup_stats = {
-        **pipeline_funnel(st.root),
-        "pairs_before_dedup": sum(r[1] for r in dedup),
-        "duplicates_removed": sum(r[3] for r in dedup),
-        "pairs_published": table.num_rows,
-    }
-    with st.staging_dir(f"releases/{version}") as tmp:
-        info = write_release(
-            table,
-            tmp,
-            version=version,
-            rows_per_part=config.rows_per_part,
-            provenance={"model_id": ", ".join(models), "pipeline_stats": dedup_stats},
-        )
-    st.write_bytes(version.encode() + b"\n", LATEST)
-    release_dir = st.path(f"releases/{version}")
-    context.log.info(f"published release {version}: {info.rows} rows at {release_dir}")
+        if not verdict.passed:
+            failures.append(f"{variant.name}: row count: {verdict.message}")
+        plans.append((variant, table, nsfw, version, previous, prev_table, verdict))
+    if failures:
+        raise dg.Failure("release not published: " + "; ".join(failures))
+
+    published_meta = {}
+    for variant, table, nsfw, version, previous, prev_table, verdict in plans:
+        dropped = dict(facts["drops"])
+        if nsfw.num_rows:
+            dropped["nsfw_policy"] = nsfw.num_rows
+        build = {k: v for k, v in facts.items() if k != "drops"}
+        build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
+        with st.staging_dir(f"releases/{variant.name}/{version}") as tmp:
+            write_release(table, tmp, version=version, variant=variant, build=build,
+                          rows_per_part=config.rows_per_part)
+            problems = verify_release_dir(tmp)
+            if problems:
+                raise dg.Failure(f"{variant.name} {version}: " + "; ".join(problems))
+        diff_meta = None
+        if prev_table is not None:
+            why = pa.concat_tables([reasons_release.cast(_REASONS), nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
+            diff = release_diff(prev_table, table.column("SAMPLE_ID").combine_chunks(), why)
+            name = f"releases/{variant.name}/diffs/{previous}__{version}"
+            by_reason = dict(sorted(Counter(diff.column("reason").to_pylist()).items()))
+            diff_meta = {"from": previous, "to": version, "rows_removed": diff.num_rows,
+                         "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
+                         "removed_by_reason": by_reason}
+            st.write_parquet(diff, f"{name}.parquet")
+            st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
+        st.write_bytes(version.encode() + b"\n", f"releases/{variant.name}/LATEST")
+        published_meta[variant.name] = {"version": version, "rows": table.num_rows, "previous": previous,
+                                        "row_check": verdict.message, "diff": diff_meta}
+        context.log.info(f"published {variant.name} {version}: {table.num_rows} rows ({verdict.message})")
+
+    first = variants[0]
+    version = published_meta[first.name]["version"]
+    st.write_bytes(f"{first.name}/{version}\n".encode(), LATEST)
+    release_dir = st.path(f"releases/{first.name}/{version}")
     return dg.MaterializeResult(
         metadata={
             "version": version,
-            "rows": info.rows,
-            "parts": len(info.parts),
+            "variant": first.name,
+            "rows": published_meta[first.name]["rows"],
             "path": dg.MetadataValue.path(str(release_dir)),
+            "variants": dg.MetadataValue.json(published_meta),
             "dataset_card": dg.MetadataValue.md((release_dir / "README.md").read_text()),
-            **dedup_stats,
+            "pairs_extracted": facts["pairs_extracted"],
+            "rows_removed_by_removal_lists": facts["removal"]["rows_removed"],
+            "drops_by_reason": dg.MetadataValue.json(facts["drops"]),
         }
     )
 
 
-published_dataset_checks = build_sql_checks(
-    published_dataset, CHECKS, lambda st, pk: {"release": _latest_parts(st)}
-)
+def _latest_views(st, pk):
+    """The default variant's latest release, its hash columns (warehouse) and the removal entries."""
+    variant, version = st.path(LATEST).read_text().strip().split("/")
+    with duckdb.connect(str(st.path(WAREHOUSE)), read_only=True) as con:
+        hashes = con.sql(
+            "SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
+            "FROM published_pairs"
+        ).to_arrow_table()
+    return {"release": _parts(st, variant, version), "release_hashes": hashes, "removal": st.path(ENTRIES)}
+
+
+published_dataset_checks = build_sql_checks(published_dataset, CHECKS, _latest_views)
+
+
+@dg.asset_check(asset=published_dataset, name="release_files_match_card", blocking=True,
+                description="Schema equals the documented one; checksums, row counts and the card's "
+                "counts equal the table's; the funnel adds up row for row.")
+def release_files_match_card(storage: StorageResource) -> dg.AssetCheckResult:
+    st = storage.get()
+    variant_version = st.path(LATEST).read_text().strip()
+    problems = verify_release_dir(st.path(f"releases/{variant_version}"))
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"problems": dg.MetadataValue.json(problems)})

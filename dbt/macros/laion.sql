@@ -1,0 +1,24 @@
+{# SQL twins of laion_assets.core (ids.sample_id, removal.host_sql / pdq_distance_sql); tests pin them equal. #}
+{% macro sample_id(url, text) -%}
+    ((('0x' || substr(sha256({{ url }} || chr(0) || {{ text }}), 1, 16))::UBIGINT >> 1)::BIGINT)
+{%- endmacro %}
+
+{% macro url_host(url) -%}
+    lower(regexp_extract({{ url }}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)', 1))
+{%- endmacro %}
+
+{% macro pdq_distance(a, b) -%}
+    {%- for i in range(4) -%}
+    bit_count(xor(('0x' || substr({{ a }}, {{ 1 + 16 * i }}, 16))::UBIGINT, ('0x' || substr({{ b }}, {{ 1 + 16 * i }}, 16))::UBIGINT)){% if not loop.last %} + {% endif %}
+    {%- endfor -%}
+{%- endmacro %}
+
+{# The crawl's own path of a WARC file, never the builder's local directory: URIs stay as they are,
+   a Common Crawl path keeps its `crawl-data/...` tail, a local file becomes `<crawl>/<file name>`. #}
+{% macro crawl_warc_path(path, crawl) -%}
+    case
+        when regexp_matches({{ path }}, '^[a-z][a-z0-9+.-]*://') and not starts_with({{ path }}, 'file://') then {{ path }}
+        when strpos({{ path }}, 'crawl-data/') > 0 then substr({{ path }}, strpos({{ path }}, 'crawl-data/'))
+        else {{ crawl }} || '/' || regexp_extract({{ path }}, '([^/\\]+)$', 1)
+    end
+{%- endmacro %}

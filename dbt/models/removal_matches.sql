@@ -1,0 +1,28 @@
+-- Every (kept row, removal entry) match: hashes of the URL and of the image bytes, exact URLs,
+-- domains (and their subdomains), URL prefixes, and PDQ hashes within the Hamming threshold.
+{% set url_kinds = {'url_md5': 'md5(r.url)', 'url_sha1': 'sha1(r.url)', 'url_sha256': 'sha256(r.url)',
+                    'image_md5': 'r.md5', 'image_sha1': 'r.sha1', 'image_sha256': 'r.sha256', 'url': 'r.url'} %}
+with rows as (select row_id, sample_id, url, url_host, sha256, md5, sha1, pdq, pdq_quality
+              from {{ ref('stg_filtered_pairs') }}),
+entries as (select * from {{ ref('stg_removal_entries') }}),
+suffixes as (
+    select row_id, sample_id,
+        unnest(list_transform(range(1, len(string_split(url_host, '.')) + 1),
+                              lambda i: array_to_string(string_split(url_host, '.')[i:], '.'))) as suffix
+    from rows where url_host <> ''
+)
+{% for kind, expr in url_kinds.items() %}
+select r.row_id, r.sample_id, e.kind, e.source
+from rows r join entries e on e.kind = '{{ kind }}' and e.value = {{ expr }}
+union all
+{% endfor %}
+select s.row_id, s.sample_id, e.kind, e.source
+from suffixes s join entries e on e.kind = 'domain' and e.value = s.suffix
+union all
+select r.row_id, r.sample_id, e.kind, e.source
+from rows r join entries e on e.kind = 'url_prefix' and e.prefix_host = r.url_host and starts_with(r.url, e.value)
+union all
+select r.row_id, r.sample_id, e.kind, e.source
+from rows r join entries e on e.kind = 'pdq'
+    and r.pdq is not null and r.pdq_quality >= {{ var('pdq_min_quality', 50) }}
+    and {{ pdq_distance('r.pdq', 'e.value') }} <= {{ var('pdq_max_distance', 31) }}
