@@ -38,7 +38,7 @@ class NsfwHead:
             x = x @ w.T + b
             if i < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
-        return (1.0 / (1.0 + np.exp(-x[:, 0]))).astype(np.float32)
+        return (0.5 * (1.0 + np.tanh(0.5 * x[:, 0]))).astype(np.float32)  # sigmoid, no overflow
 
 
 def load_nsfw_head(path: str | Path) -> NsfwHead:

@@ -1,21 +1,35 @@
 import json
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+import torch
 
 from laion_assets.core.filter import CHECKS as FILTER_CHECKS
 from laion_assets.core.filter import FilterConfig, filter_shard
+from laion_assets.core.ids import sample_id
+from laion_assets.core.nsfw_head import load_nsfw_head
 from laion_assets.core.quality import run_checks
-from laion_assets.core.release import CHECKS as RELEASE_CHECKS
-from laion_assets.core.release import release_version, sample_id, to_release_table, write_release
-from laion_assets.core.schemas import DOWNLOAD_SCHEMA, PAIR_SCHEMA, SCORE_SCHEMA
+from laion_assets.core.release import (
+    CHECKS as RELEASE_CHECKS,
+    ReleaseVariant,
+    release_diff,
+    release_version,
+    row_count_verdict,
+    verify_release_dir,
+    write_release,
+)
+from laion_assets.core.schemas import DOWNLOAD_SCHEMA, PAIR_SCHEMA, RELEASE_SCHEMA, SCORE_SCHEMA
+from laion_assets.core.validation import ConfigError
 
 
 def _pair(key, url, text, optout=False, lang="en"):
     return {"key": key, "url": url, "text": text, "page_url": "http://p.example/", "crawl": "C",
             "warc_path": "/w/a.warc.gz", "warc_offset": int(key) * 100, "caption_language": lang,
-            "optout_page": optout}
+            "optout_page": optout, "license": "https://creativecommons.org/licenses/by/4.0/"}
 
 
 def _shard(tmp_path: Path):
@@ -26,14 +40,16 @@ def _shard(tmp_path: Path):
         _pair("000000003", "http://i.example/4.jpg", "a black ring", optout=True),  # page opt-out
         _pair("000000004", "http://i.example/5.jpg", "un carré jaune", lang="fr"),  # 0.27 >= 0.26
         _pair("000000005", "http://i.example/6.jpg", "a white square"),  # not scored
+        _pair("000000006", "http://i.example/7.jpg", "a purple star"),  # robots.txt opt-out
     ]
-    ok = lambda k: {"key": k, "url": "u", "status": "ok", "width": 300, "height": 200, "sha256": "ab" * 32}  # noqa: E731
-    downloads = [ok("000000000"), ok("000000001"),
+    ok = lambda k, r: {"key": k, "url": "u", "status": "ok", "width": 300, "height": 200, "sha256": f"{r:064x}", "md5": f"{r:032x}"}  # noqa: E731
+    downloads = [ok("000000000", 1), ok("000000001", 2),
                  {"key": "000000002", "url": "u", "status": "failed", "reason": "http_error"},
-                 ok("000000003"), ok("000000004"), ok("000000005")]
-    sc = lambda k, s, t=0.28: {"key": k, "status": "scored", "similarity": s, "threshold": t, "model_id": "m"}  # noqa: E731
-    scores = [sc("000000000", 0.61), sc("000000001", 0.05), sc("000000003", 0.7),
-              sc("000000004", 0.27, 0.26),
+                 ok("000000003", 3), ok("000000004", 4), ok("000000005", 5),
+                 {"key": "000000006", "url": "u", "status": "skipped", "reason": "robots_txt"}]
+    sc = lambda k, s, row, t=0.28: {"key": k, "status": "scored", "similarity": s, "threshold": t, "model_id": "m", "weights_id": "w1", "punsafe": 0.1, "nsfw": "UNLIKELY", "embedding_row": row}  # noqa: E731
+    scores = [sc("000000000", 0.61, 0), sc("000000001", 0.05, 1), sc("000000003", 0.7, 2),
+              sc("000000004", 0.27, 3, 0.26),
               {"key": "000000005", "status": "failed", "reason": "decode_error", "model_id": "m"}]
     paths = {}
     for name, rows, schema in [("pairs", pairs, PAIR_SCHEMA), ("downloads", downloads, DOWNLOAD_SCHEMA),
@@ -43,63 +59,173 @@ def _shard(tmp_path: Path):
     return paths
 
 
-def test_filter_keeps_only_publishable_pairs_and_counts_every_drop(tmp_path: Path):
+def test_filter_keeps_publishable_pairs_and_logs_every_drop_with_one_reason(tmp_path: Path):
     p = _shard(tmp_path)
     result = filter_shard(p["pairs"], p["downloads"], p["scores"], shard="00000")
     assert result.table.column("key").to_pylist() == ["000000000", "000000004"]
-    assert result.stats == {
-        "pairs_in": 6, "pairs_kept": 2, "dropped_below_threshold": 1, "dropped_download_failed": 1,
-        "dropped_page_optout": 1, "dropped_score_failed": 1,
+    assert dict(zip(result.drops.column("key").to_pylist(), result.drops.column("reason").to_pylist())) == {
+        "000000001": "below_threshold", "000000002": "not_downloaded:http_error",
+        "000000003": "opt_out:page_optout", "000000005": "not_scored:decode_error",
+        "000000006": "opt_out:robots_txt",
     }
-    assert sum(v for k, v in result.stats.items() if k.startswith("dropped_")) + 2 == 6
+    assert result.stats["pairs_in"] == 7 == result.table.num_rows + result.drops.num_rows
+    kept = result.table.to_pylist()
+    assert kept[0]["weights_id"] == "w1" and kept[0]["md5"] == f"{1:032x}" and kept[0]["pdq"] is None
+    assert kept[0]["punsafe_source"] == "zero_shot:m" and kept[0]["license"].startswith("https://creativecommons")
     strict = filter_shard(p["pairs"], p["downloads"], p["scores"], shard="00000",
                           config=FilterConfig(min_similarity=0.5))
     assert strict.table.column("key").to_pylist() == ["000000000"]
-    out = tmp_path / "filtered.parquet"
+    out, drops = tmp_path / "filtered.parquet", tmp_path / "drops.parquet"
     pq.write_table(result.table, out)
-    assert all(o.passed for o in run_checks({"filtered": out}, FILTER_CHECKS))
+    pq.write_table(result.drops, drops)
+    views = {"filtered": out, "drops": drops, "pairs": p["pairs"]}
+    assert all(o.passed for o in run_checks(views, FILTER_CHECKS))
+    pq.write_table(result.drops.slice(1), drops)  # a pair lost from the drop log is caught
+    failing = {o.name for o in run_checks(views, FILTER_CHECKS) if not o.passed}
+    assert failing == {"filtered_drop_log_accounts_for_every_pair"}
 
 
-def test_filter_checks_catch_bad_rows():
-    bad = pa.table({"key": ["k"], "similarity": pa.array([0.1], pa.float32()),
-                    "threshold": pa.array([0.28], pa.float32()), "width": pa.array([None], pa.int32()),
-                    "height": [1], "sha256": ["x"]})
-    outcomes = {o.name: o.passed for o in run_checks({"filtered": bad}, FILTER_CHECKS)}
-    assert outcomes == {"filtered_over_threshold": False, "filtered_downloaded": False}
+def test_filter_settings_are_validated():
+    with pytest.raises(ConfigError, match="min_similarity=2.0"):
+        FilterConfig(min_similarity=2.0)
+    with pytest.raises(ConfigError, match="drop_nsfw_over=nan"):
+        FilterConfig(drop_nsfw_over=float("nan"))
 
 
-def _published(rows):
-    cols = ["url", "text", "height", "width", "license", "nsfw", "punsafe", "similarity", "language",
-            "sha256", "crawl", "shard", "warc_path", "warc_offset", "page_url", "fetched_at", "model_id"]
-    return pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
+def test_trained_nsfw_head_replaces_zero_shot_punsafe(tmp_path: Path):
+    """Train a small MLP on synthetic embeddings (unsafe = a direction), save it, filter with it."""
+    g = torch.Generator().manual_seed(0)
+    d = 16
+    direction = torch.nn.functional.normalize(torch.randn(d, generator=g), dim=0)
+    x = torch.nn.functional.normalize(torch.randn(512, d, generator=g), dim=1)
+    y = (x @ direction > 0.2).float()
+    head = torch.nn.Sequential(torch.nn.Linear(d, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(head(x)[:, 0], y).backward()
+        opt.step()
+    ckpt = tmp_path / "nsfw-head.pt"
+    torch.save({"layers": [(head[0].weight.detach(), head[0].bias.detach()),
+                           (head[2].weight.detach(), head[2].bias.detach())],
+                "clip_model_id": "m", "name": "test-head"}, ckpt)
+    loaded = load_nsfw_head(ckpt)
+
+    p = _shard(tmp_path)
+    emb_dir = tmp_path / "emb"
+    emb_dir.mkdir()
+    unsafe, safe = direction.numpy(), -direction.numpy()
+    np.save(emb_dir / "img_emb.npy", np.stack([unsafe, safe, safe, unsafe]).astype(np.float16))
+    result = filter_shard(p["pairs"], p["downloads"], p["scores"], shard="00000",
+                          config=FilterConfig(nsfw_head=loaded, drop_nsfw_over=0.5), embeddings_dir=emb_dir)
+    drops = dict(zip(result.drops.column("key").to_pylist(), result.drops.column("reason").to_pylist()))
+    assert drops["000000000"] == "nsfw_policy" and drops["000000004"] == "nsfw_policy"
+    assert result.table.num_rows == 0
+    kept = filter_shard(p["pairs"], p["downloads"], p["scores"], shard="00000",
+                        config=FilterConfig(nsfw_head=loaded), embeddings_dir=emb_dir).table.to_pylist()
+    assert [r["punsafe"] > 0.9 for r in kept] == [True, True]
+    assert all(r["punsafe_source"].startswith("head:test-head@") for r in kept)
+    other = load_nsfw_head(ckpt)
+    object.__setattr__(other, "clip_model_id", "another-model")
+    with pytest.raises(ValueError, match="trained on another-model"):
+        filter_shard(p["pairs"], p["downloads"], p["scores"], shard="00000",
+                     config=FilterConfig(nsfw_head=other), embeddings_dir=emb_dir)
 
 
-def test_release_is_content_addressed_and_checked(tmp_path: Path):
-    rows = [
-        {"url": f"http://i.example/{i}.jpg", "text": f"caption {i}", "similarity": 0.3 + i / 100,
-         "crawl": "C", "shard": "00000", "warc_path": "/w", "warc_offset": i, "page_url": "http://p/",
-         "width": 10, "height": 20, "model_id": "m", "language": "en"}
-        for i in range(5)
-    ]
-    table = to_release_table(_published(rows))
-    assert table.column("SAMPLE_ID").to_pylist() == sorted(sample_id(r["url"], r["text"]) for r in rows)
-    assert release_version(table) == release_version(to_release_table(_published(rows[::-1])))
-    assert release_version(table) != release_version(to_release_table(_published(rows[:4])))
-    rescored = [dict(r, similarity=r["similarity"] + 0.01) for r in rows]
-    assert release_version(table) != release_version(to_release_table(_published(rescored)))
-    assert all(o.passed for o in run_checks({"release": table}, RELEASE_CHECKS))
+def _release_table(n: int, *, offset: int = 0) -> pa.Table:
+    rows = []
+    for i in range(offset, offset + n):
+        url, text = f"http://i.example/{i}.jpg", f"caption {i}"
+        rows.append({"SAMPLE_ID": sample_id(url, text), "URL": url, "TEXT": text, "HEIGHT": 20, "WIDTH": 10,
+                     "LICENSE": None, "NSFW": "UNLIKELY", "punsafe": 0.01, "similarity": 0.3 + i / 1000,
+                     "LANGUAGE": "en", "sha256": f"{i:064x}", "crawl": "C", "warc_path": "C/a.warc.gz",
+                     "warc_offset": i, "page_url": "http://p/", "model_id": "m", "weights_id": "w",
+                     "threshold": 0.28, "punsafe_source": "zero_shot:m"})
+    return pa.Table.from_pylist(sorted(rows, key=lambda r: r["SAMPLE_ID"]), schema=RELEASE_SCHEMA)
 
-    info = write_release(table, tmp_path / "r", version=release_version(table), provenance={"model_id": "m"},
-                         rows_per_part=2)
-    assert info.parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
-    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    assert manifest["rows"] == 5 and sum(f["rows"] for f in manifest["files"]) == 5
-    assert "rows: **5**" in (tmp_path / "r" / "README.md").read_text()
-    assert pq.read_table(tmp_path / "r" / "part-00001.parquet").num_rows == 2
 
-    dup = to_release_table(_published(rows + [dict(rows[0], similarity=1.5, URL=None)]))
-    failing = {o.name for o in run_checks({"release": dup}, RELEASE_CHECKS) if not o.passed}
-    assert failing == {"release_unique_pairs", "release_similarity_valid"}
-    bad_url = to_release_table(_published([dict(rows[0], url="ftp://x/1.jpg", warc_path=None)]))
-    failing = {o.name for o in run_checks({"release": bad_url}, RELEASE_CHECKS) if not o.passed}
-    assert failing == {"release_urls_http", "release_provenance"}
+def test_release_version_depends_only_on_rows_and_variant(tmp_path: Path):
+    table = _release_table(5)
+    assert release_version(table, "research") == release_version(_release_table(5), "research")
+    assert release_version(table, "research") != release_version(table, "research-safe")
+    assert release_version(table, "research") != release_version(_release_table(4), "research")
+    variant = ReleaseVariant("research", 0.95)
+    build = {"funnel": {"pairs_extracted": 9, "dropped": {"below_threshold": 4}},
+             "removal": {"sources": {"iwf": {"entries": 3, "kinds": {"image_md5": 3}, "rows_removed": 0,
+                                             "listed_on": "2026-01-01"}}, "rows_removed": 0}}
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_release(table, a, version="r-x", variant=variant, build=build, rows_per_part=2)
+    write_release(table, b, version="r-x", variant=variant, build=build, rows_per_part=2)
+    for name in ("manifest.json", "README.md", "part-00000.parquet", "part-00002.parquet"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert verify_release_dir(a) == []
+    manifest = json.loads((a / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["columns"]] == RELEASE_SCHEMA.names
+    assert "created_at" not in manifest and str(tmp_path) not in (a / "manifest.json").read_text()
+    # The card's counts are checked against the table: tampering is caught.
+    card = (a / "README.md").read_text()
+    (a / "README.md").write_text(card.replace("- rows: **5**", "- rows: **6**"))
+    assert any("card does not state" in p for p in verify_release_dir(a))
+
+
+def test_release_checks_catch_each_broken_rule():
+    table = _release_table(3)
+    hashes = pa.table({"SAMPLE_ID": table.column("SAMPLE_ID"), "md5": pa.array([None] * 3, pa.string()),
+                       "sha1": pa.array([None] * 3, pa.string()), "pdq": pa.array([None] * 3, pa.string()),
+                       "pdq_quality": pa.array([None] * 3, pa.int32())})
+    entries = pa.table({"kind": ["domain"], "value": ["other.example"], "source": ["s"], "listed_on": [None]})
+    views = {"release": table, "release_hashes": hashes, "removal": entries}
+    assert all(o.passed for o in run_checks(views, RELEASE_CHECKS))
+    rows = table.to_pylist()
+    rows[1].update(URL=rows[0]["URL"], TEXT=rows[0]["TEXT"], sha256=rows[0]["sha256"])
+    rows[2].update(similarity=0.1, warc_path="/home/builder/crawl/a.warc.gz")
+    bad = pa.Table.from_pylist(rows, schema=RELEASE_SCHEMA)
+    entries = pa.table({"kind": ["domain"], "value": ["example"], "source": ["s"], "listed_on": [None]})
+    failing = {o.name for o in run_checks({**views, "release": bad, "removal": entries}, RELEASE_CHECKS)
+               if not o.passed}
+    assert failing == {"release_no_removal_match", "release_unique_pairs", "release_unique_images",
+                       "release_similarity_over_threshold", "release_provenance"}
+
+
+def test_row_count_gate_and_diff():
+    prev = _release_table(100)
+    cur = _release_table(90)  # rows 90..99 gone
+    gone = prev.column("SAMPLE_ID").to_pylist()
+    cur_ids = set(cur.column("SAMPLE_ID").to_pylist())
+    gone = [g for g in gone if g not in cur_ids]
+    ids = lambda xs: pa.array(xs, pa.int64())  # noqa: E731
+    unexplained = row_count_verdict(prev.column("SAMPLE_ID").combine_chunks(), cur.column("SAMPLE_ID").combine_chunks(),
+                                    ids([]), max_unexplained_drop_fraction=0.05)
+    assert not unexplained.passed and unexplained.unexplained == 10
+    explained = row_count_verdict(prev.column("SAMPLE_ID").combine_chunks(), cur.column("SAMPLE_ID").combine_chunks(),
+                                  ids(gone), max_unexplained_drop_fraction=0.05)
+    assert explained.passed and explained.lost == 10
+    assert not row_count_verdict(None, ids([]), ids([]), max_unexplained_drop_fraction=1.0).passed
+    diff = release_diff(prev, cur.column("SAMPLE_ID").combine_chunks(),
+                        pa.table({"sample_id": ids(gone[:4]), "reason": ["removal:iwf"] * 4}))
+    assert diff.column_names == ["url_sha256", "SAMPLE_ID", "reason"]
+    assert sorted(diff.column("reason").to_pylist()) == ["not_in_build"] * 6 + ["removal:iwf"] * 4
+    assert all(len(h) == 64 for h in diff.column("url_sha256").to_pylist())
+
+
+def test_release_is_readable_by_common_tools(tmp_path: Path, monkeypatch):
+    """img2dataset's parquet reader, DuckDB, pyarrow, pandas and Hugging Face datasets (offline)."""
+    table = _release_table(7)
+    out = tmp_path / "release"
+    write_release(table, out, version="r-x", variant=ReleaseVariant("research", 0.95), build={}, rows_per_part=3)
+    # img2dataset reader: pq.read_table(columns=[url_col, caption_col, *save_additional_columns]).
+    df = pq.read_table(out / "part-00000.parquet", columns=["URL", "TEXT", "SAMPLE_ID", "sha256"]).to_pandas()
+    assert list(df.columns) == ["URL", "TEXT", "SAMPLE_ID", "sha256"] and len(df) == 3
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/part-*.parquet')").fetchall()[0][0] == 7
+    import pandas as pd
+
+    assert sum(len(pd.read_parquet(p)) for p in out.glob("part-*.parquet")) == 7
+    for k, v in {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}.items():
+        monkeypatch.setenv(k, v)
+    import datasets
+
+    by_files = datasets.load_dataset("parquet", data_files=str(out / "part-*.parquet"), split="train",
+                                     cache_dir=str(tmp_path / "hf-cache"))
+    assert by_files.num_rows == 7 and by_files.column_names == RELEASE_SCHEMA.names
+    by_card = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf-cache2"))
+    assert by_card.num_rows == 7 and sorted(by_card["SAMPLE_ID"]) == sorted(table.column("SAMPLE_ID").to_pylist())
