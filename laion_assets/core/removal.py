@@ -57,7 +57,26 @@ REJECTED_SCHEMA = pa.schema(
 )
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class _Date:
+    """YYYY-MM-DD that is a real calendar date."""
+
+    @staticmethod
+    def match(value: str) -> bool:
+        import datetime
+
+        if not _DATE_FORMAT.match(value):
+            return False
+        try:
+            datetime.date.fromisoformat(value)
+        except ValueError:
+            return False
+        return True
+
+
+_DATE = _Date()
 
 
 @dataclass(frozen=True)
