@@ -2,7 +2,11 @@
 -- removal:<source> (any removal entry matches), placeholder_image, duplicate (same URL and TEXT:
 -- the copy with the highest similarity stays, ties broken by provenance), duplicate_image (same
 -- image sha256: likewise). drop_reason is null for the rows every release variant starts from.
-with base as (select * from {{ ref('stg_filtered_pairs') }}),
+-- Narrow on purpose (row ids and the reason): published_pairs joins it back to the wide rows.
+with base as (
+    select row_id, crawl, shard, key, pair_hash, sha256, similarity, warc_path, warc_offset
+    from {{ ref('stg_filtered_pairs') }}
+),
 removed as (select row_id, min(source) as source from {{ ref('removal_matches') }} group by row_id),
 judged as (
     select b.*,
@@ -24,7 +28,7 @@ image_rank as (
     from judged j join pair_rank p using (row_id) where p.n = 1
 )
 select
-    j.* exclude (first_reason),
+    j.row_id, j.crawl, j.pair_hash,
     coalesce(j.first_reason,
              case when p.n > 1 then 'duplicate' when i.n > 1 then 'duplicate_image' end) as drop_reason
 from judged j

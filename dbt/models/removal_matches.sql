@@ -5,19 +5,26 @@
 with rows as (select row_id, sample_id, url, url_host, sha256, md5, sha1, pdq, pdq_quality
               from {{ ref('stg_filtered_pairs') }}),
 entries as (select * from {{ ref('stg_removal_entries') }}),
+-- Domains match a host and its subdomains: expand each distinct host (far fewer than rows) into its
+-- dot-suffixes once, join those with the domain entries, then join the matched hosts back to rows.
+hosts as (select distinct url_host from rows where url_host <> ''),
 suffixes as (
-    select row_id, sample_id,
+    select url_host,
         unnest(list_transform(range(1, len(string_split(url_host, '.')) + 1),
                               lambda i: array_to_string(string_split(url_host, '.')[i:], '.'))) as suffix
-    from rows where url_host <> ''
+    from hosts
+),
+blocked_hosts as (
+    select s.url_host, e.kind, e.source
+    from suffixes s join entries e on e.kind = 'domain' and e.value = s.suffix
 )
 {% for kind, expr in url_kinds.items() %}
 select r.row_id, r.sample_id, e.kind, e.source
 from rows r join entries e on e.kind = '{{ kind }}' and e.value = {{ expr }}
 union all
 {% endfor %}
-select s.row_id, s.sample_id, e.kind, e.source
-from suffixes s join entries e on e.kind = 'domain' and e.value = s.suffix
+select r.row_id, r.sample_id, b.kind, b.source
+from rows r join blocked_hosts b using (url_host)
 union all
 select r.row_id, r.sample_id, e.kind, e.source
 from rows r join entries e on e.kind = 'url_prefix' and e.prefix_host = r.url_host and starts_with(r.url, e.value)

@@ -1,5 +1,5 @@
--- All shards' kept pairs, with the keys that identify a pair across the whole dataset.
-{{ config(materialized='view') }}
+-- All shards' kept pairs, with the keys that identify a pair across the whole dataset. A table, not a
+-- view: every later model reads it several times, and hashing every URL once is enough.
 select
     *,
     md5(url || chr(0) || text) as pair_hash,
