@@ -88,10 +88,12 @@ def _build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table) -> dict:
             "listed_on": dates.get(s)}
         for s, k in counts.items()
     }
+    funnel_row = con.sql("SELECT * FROM stats_funnel").to_arrow_table().to_pylist()[0]
     rot = {r.removeprefix("not_downloaded:"): n for r, n in drops.items() if r.startswith("not_downloaded:")}
     return {
         "drops": drops,
         "pairs_extracted": total,
+        "pipeline_stats": funnel_row,
         "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())},
         "link_rot": {"pairs": total, "failed": sum(rot.values()), "share": sum(rot.values()) / max(total, 1),
                      "by_reason": {r: n / max(total, 1) for r, n in sorted(rot.items())}},
@@ -104,7 +106,7 @@ def _build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table) -> dict:
 
 
 @dg.asset(
-    deps=[dg.AssetKey("removal_list"), dg.AssetKey("published_pairs"), dg.AssetKey("drop_log"), dg.AssetKey("dedup_stats")],
+    deps=[dg.AssetKey(k) for k in ("removal_list", "published_pairs", "drop_log", "dedup_stats", "stats_funnel")],
     group_name="publish",
     kinds={"parquet"},
     description="Release variants (NSFW policies) of the published table: LAION-compatible parquet "
@@ -161,6 +163,7 @@ def published_dataset(
             dropped["nsfw_policy"] = nsfw.num_rows
         build = {k: v for k, v in facts.items() if k != "drops"}
         build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
+        build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": table.num_rows}
         with st.staging_dir(f"releases/{variant.name}/{version}") as tmp:
             write_release(table, tmp, version=version, variant=variant, build=build,
                           rows_per_part=config.rows_per_part)
