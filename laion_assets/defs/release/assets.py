@@ -6,6 +6,7 @@ Layout: `releases/<variant>/<version>/` (parts, README.md, manifest.json), `rele
 is published: a failing blocking check publishes nothing.
 """
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -150,6 +151,8 @@ def published_dataset(
             table.column("SAMPLE_ID").combine_chunks(), explained,
             max_unexplained_drop_fraction=config.max_unexplained_drop_fraction,
         )
+        if previous == version:
+            verdict = dataclasses.replace(verdict, previous_rows=table.num_rows, message="same version rebuilt")
         if not verdict.passed:
             failures.append(f"{variant.name}: row count: {verdict.message}")
         plans.append((variant, table, nsfw, version, previous, prev_table, verdict))
