@@ -3,6 +3,7 @@ duplicates included), placeholder images, cross-crawl dedup of pairs and images,
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -48,9 +49,10 @@ def _write(root: Path, crawl: str, shards: dict[str, list[dict]], drops=(), entr
     pq.write_table(pa.Table.from_pylist(list(entries), schema=REMOVAL_SCHEMA), root / "removal" / "entries.parquet")
 
 
-def _build(root: Path, tmp_path: Path, monkeypatch) -> bool:
+def _build(root: Path, tmp_path: Path, monkeypatch, *select: str) -> bool:
     monkeypatch.setenv("LAION_ASSETS_ROOT", str(root))
-    invocation = dbt_cli().cli(["build"], target_path=tmp_path / "target", raise_on_error=False)
+    args = ["build", *(["--select", *select, "--indirect-selection", "cautious"] if select else [])]
+    invocation = dbt_cli().cli(args, target_path=tmp_path / "target", raise_on_error=False)
     invocation.wait()
     return invocation.is_successful()
 
@@ -153,7 +155,10 @@ def test_dbt_removal_anti_join_every_kind_pdq_near_duplicates_and_placeholders(t
 def test_dbt_tests_fail_on_bad_similarity(tmp_path: Path, monkeypatch):
     root = tmp_path / "root"
     _write(root, "C1", {"00000": [_row("000000000", "http://i/1.jpg", "a red circle", 1.7, 1)]})
-    assert not _build(root, tmp_path, monkeypatch)
+    assert not _build(root, tmp_path, monkeypatch, "+published_similarity_in_range")
+    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    failed = {r["unique_id"].split(".")[2] for r in results if r["status"] in ("fail", "error")}
+    assert failed == {"published_similarity_in_range"}  # the rule caught it, nothing else broke
 
 
 def test_dbt_project_is_where_definitions_look():
