@@ -107,7 +107,7 @@ class SampleImageServerResource(dg.ConfigurableResource):
             return
         from laion_assets.core.sample_crawl import serve_directory
 
-        images = Path(self.root) / "sample-crawl" / "images"
+        images = LocalStorage(self.root).local_dir("sample-crawl") / "images"
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(serve_directory(images, port=self.port))
