@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
 from laion_assets.defs.crawl.assets import build_crawl_manifest
@@ -24,18 +27,34 @@ from laion_assets.defs.sample.assets import sample_crawl
 from laion_assets.settings import Settings, load_settings
 
 
+def _s3_resource(settings: Settings, *, anonymous: bool = False) -> S3Resource:
+    """dagster-aws's S3Resource; keys come from EnvVars (resolved at run time, never stored or shown)."""
+    keys = {
+        field: dg.EnvVar(var)
+        for field, var in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"), ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                           ("aws_session_token", "AWS_SESSION_TOKEN"))
+        if os.environ.get(var) and not anonymous
+    }
+    return S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
+                      use_unsigned_session=anonymous, **keys)
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
+    storage = StorageResource(root=settings.root, s3=_s3_resource(settings), cache_dir=settings.local_cache_dir)
     return {
-        "storage": StorageResource(root=settings.root),
+        "storage": storage,
         "crawl_source": CrawlSourceResource(
-            crawl=settings.crawl, source_dir=settings.crawl_source, files_per_shard=settings.files_per_shard
+            crawl=settings.crawl, source_dir=settings.crawl_source, files_per_shard=settings.files_per_shard,
+            max_files=settings.crawl_max_files,
+            s3=_s3_resource(settings, anonymous=settings.crawl_source_anonymous),
         ),
         "downloader": DownloaderResource(allow_private_hosts=list(settings.allow_private_hosts)),
         "clip_model": ClipModelResource(
             model_name=settings.clip_model, pretrained=settings.clip_pretrained, device=settings.clip_device
         ),
         "sample_image_server": SampleImageServerResource(
-            enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port
+            enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port,
+            storage=storage,
         ),
         "dbt": dbt_cli(),
     }

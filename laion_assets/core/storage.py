@@ -127,6 +127,9 @@ class Storage(Protocol):
     def local_dir(self, relpath: str) -> Path: ...
     def local_file(self, relpath: str) -> Path: ...
     def upload_file(self, local_path: Path, relpath: str) -> str: ...
+    def clean_orphans(self, relpath: str) -> list[str]: ...
+    def register_duckdb(self, con: object) -> None: ...
+    def local_warehouse_path(self) -> Path: ...
 
 
 class _CommitMixin:
@@ -307,6 +310,14 @@ class LocalStorage(_CommitMixin):
 
     def local_file(self, relpath: str) -> Path:
         return self.path(relpath)
+
+    def register_duckdb(self, con: object) -> None:
+        """Local paths need nothing registered (S3Storage registers its filesystem here)."""
+
+    def local_warehouse_path(self) -> Path:
+        """Where dbt's DuckDB file is built (DuckDB writes only local files)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.path("warehouse.duckdb")
 
     # primitives of the commit protocol
     def _exists_file(self, relpath: str) -> bool:

@@ -8,25 +8,59 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from laion_assets.core.storage import LocalStorage
+from dagster_aws.s3 import S3Resource
+
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.storage import LocalStorage, Storage
+from laion_assets.core.storage_s3 import S3Credentials, S3Storage
+
+
+def s3_credentials(s3: S3Resource) -> S3Credentials:
+    """The S3Resource's settings for clients other than boto3 (pyarrow, DuckDB); never logged."""
+    return S3Credentials(
+        endpoint_url=s3.endpoint_url,
+        region=s3.region_name,
+        access_key_id=s3.aws_access_key_id,
+        secret_access_key=s3.aws_secret_access_key,
+        session_token=s3.aws_session_token,
+        anonymous=s3.use_unsigned_session,
+    )
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The storage root every stage reads and writes (a local directory in the embedded default)."""
+    """The storage root every stage reads and writes: a local directory, or `s3://bucket/prefix`
+    through dagster-aws's `S3Resource` (credentials from `EnvVar`s, `LAION_S3_ENDPOINT_URL` for
+    MinIO or moto). `cache_dir` holds local copies of S3 directories that readers need as files."""
 
     root: str
+    s3: S3Resource = S3Resource()
+    cache_dir: str = ""
 
-    def get(self) -> LocalStorage:
+    def get(self) -> Storage:
+        if self.root.startswith("s3://"):
+            return S3Storage(
+                self.root,
+                self.s3.get_client(),
+                credentials=s3_credentials(self.s3),
+                cache_dir=self.cache_dir or None,
+            )
         return LocalStorage(self.root)
 
 
 class CrawlSourceResource(dg.ConfigurableResource):
-    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard."""
+    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard.
+
+    `source_dir`: a local directory, an `s3://` prefix of WARC files, or a Common Crawl listing
+    (`.../crawl-data/CC-MAIN-YYYY-WW/warc.paths.gz` on `s3://commoncrawl/` or
+    `https://data.commoncrawl.org/`). `s3` reads S3 sources other than the storage root's bucket
+    (`use_unsigned_session=True` for Common Crawl's public bucket). `max_files` (0: all) caps the
+    listing, e.g. to try a few WARCs of a 90k-file crawl."""
 
     crawl: str
     source_dir: str
     files_per_shard: int = 10
+    max_files: int = 0
+    s3: S3Resource = S3Resource(use_unsigned_session=True)
 
 
 class DownloaderResource(dg.ConfigurableResource):
@@ -99,6 +133,7 @@ class SampleImageServerResource(dg.ConfigurableResource):
     enabled: bool = False
     root: str = ""
     port: int = 18765
+    storage: StorageResource | None = None  # where the sample crawl is (else a local `root`)
 
     _stack: Any = PrivateAttr(default=None)
 
@@ -107,7 +142,8 @@ class SampleImageServerResource(dg.ConfigurableResource):
             return
         from laion_assets.core.sample_crawl import serve_directory
 
-        images = LocalStorage(self.root).local_dir("sample-crawl") / "images"
+        st = self.storage.get() if self.storage is not None else LocalStorage(self.root)
+        images = st.local_dir("sample-crawl") / "images"
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(serve_directory(images, port=self.port))

@@ -45,7 +45,7 @@ def published_dataset(
         )
     version = release_version(table)
     dedup_stats = {
-        **pipeline_funnel(st.root),
+        **pipeline_funnel(st.root_uri, register=st.register_duckdb),
         "pairs_before_dedup": sum(r[1] for r in dedup),
         "duplicates_removed": sum(r[3] for r in dedup),
         "pairs_published": table.num_rows,
