@@ -9,6 +9,7 @@ from dagster_aws.s3 import S3Resource
 
 from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
 from laion_assets.defs.crawl.assets import build_crawl_manifest
+from laion_assets.defs.crawl.sensors import crawl_discovery_sensor
 from laion_assets.defs.dbt.assets import laion_dbt_models
 from laion_assets.defs.dbt.project import dbt_cli
 from laion_assets.defs.download.assets import image_downloads, image_downloads_checks
@@ -46,6 +47,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "crawl_source": CrawlSourceResource(
             crawl=settings.crawl, source_dir=settings.crawl_source, files_per_shard=settings.files_per_shard,
             max_files=settings.crawl_max_files,
+            discovery_root=settings.crawl_discovery_root,
+            discover_only=list(settings.crawl_discover_only),
+            discover_newer_than=settings.crawl_discover_newer_than,
             s3=_s3_resource(settings, anonymous=settings.crawl_source_anonymous),
         ),
         "downloader": DownloaderResource(allow_private_hosts=list(settings.allow_private_hosts)),
@@ -86,6 +90,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
         asset_checks=[*manifest_checks, *SHARD_AND_PUBLISH_CHECKS],
         jobs=JOBS,
+        sensors=[crawl_discovery_sensor],
         resources=build_resources(settings),
     )
 

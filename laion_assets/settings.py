@@ -35,6 +35,9 @@ class Settings:
     local_cache_dir: str = ""
     crawl_source_anonymous: bool = True
     crawl_max_files: int = 0
+    crawl_discovery_root: str = ""
+    crawl_discover_only: tuple[str, ...] = ()
+    crawl_discover_newer_than: str = ""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -81,4 +84,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         local_cache_dir=env.get("LAION_LOCAL_CACHE", ""),
         crawl_source_anonymous=env.get("LAION_CRAWL_SOURCE_ANONYMOUS", "1") not in ("0", "false", "no"),
         crawl_max_files=_env_int("LAION_CRAWL_MAX_FILES", 0),
+        crawl_discovery_root=env.get("LAION_CRAWL_DISCOVERY_ROOT", ""),
+        crawl_discover_only=tuple(c for c in env.get("LAION_CRAWL_DISCOVER_ONLY", "").split(",") if c),
+        crawl_discover_newer_than=env.get("LAION_CRAWL_DISCOVER_NEWER_THAN", ""),
     )

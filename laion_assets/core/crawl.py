@@ -206,3 +206,63 @@ CHECKS = [
         """,
     ),
 ]
+
+
+def crawl_source_uri(root: str, crawl: str, s3_client: Any = None) -> str:
+    """Where a discovered crawl's files are listed: its `warc.paths.gz` (S3/HTTP), or its local directory."""
+    root = root.rstrip("/")
+    if root.startswith(("s3://", "https://", "http://")):
+        return f"{root}/{crawl}/warc.paths.gz"
+    listing = Path(root) / crawl / "warc.paths.gz"
+    return str(listing) if listing.is_file() else str(Path(root) / crawl)
+
+
+def list_crawls(root: str, s3_client: Any = None) -> list[str]:
+    """Crawl names under a discovery root, sorted: `s3://bucket/crawl-data/` prefixes (those having a
+    `warc.paths.gz` are checked by `has_listing`), or the subdirectories of a local directory."""
+    if root.startswith("s3://"):
+        if s3_client is None:
+            raise ValueError(f"listing crawls under {root!r} needs an S3 client")
+        bucket, _, prefix = root[5:].partition("/")
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        names = []
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            names += [p["Prefix"][len(prefix) :].strip("/") for p in page.get("CommonPrefixes", [])]
+        return sorted(names)
+    d = Path(root)
+    if not d.is_dir():
+        raise FileNotFoundError(f"crawl discovery root {root!r} does not exist")
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def has_listing(root: str, crawl: str, s3_client: Any = None) -> bool:
+    """Whether a crawl is ready: its `warc.paths.gz` exists (S3), or its directory has WARC files."""
+    if root.startswith("s3://"):
+        bucket, _, prefix = root[5:].partition("/")
+        key = "/".join(p for p in (prefix.strip("/"), crawl, "warc.paths.gz") if p)
+        try:
+            s3_client.head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception as exc:  # botocore ClientError: 404 means "not published yet"
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+    d = Path(root) / crawl
+    return (d / "warc.paths.gz").is_file() or any(p.name.endswith(WARC_SUFFIXES) for p in d.iterdir())
+
+
+def select_crawls(names: Sequence[str], *, newer_than: str = "", only: Sequence[str] = ()) -> list[str]:
+    """The crawls discovery may register: an explicit list, else names sorting after `newer_than`
+    of the same family (`CC-MAIN-YYYY-WW` names sort by date), never an invalid crawl name."""
+    picked = []
+    for name in names:
+        try:
+            validate_crawl_name(name)
+        except ValueError:
+            continue
+        if only:
+            if name in only:
+                picked.append(name)
+        elif name > newer_than and name.startswith(newer_than.rstrip("0123456789-")):
+            picked.append(name)
+    return sorted(picked)

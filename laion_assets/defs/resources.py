@@ -33,15 +33,16 @@ class StorageResource(dg.ConfigurableResource):
     MinIO or moto). `cache_dir` holds local copies of S3 directories that readers need as files."""
 
     root: str
-    s3: S3Resource = S3Resource()
+    s3: S3Resource | None = None  # None: boto3's default credential chain
     cache_dir: str = ""
 
     def get(self) -> Storage:
         if self.root.startswith("s3://"):
+            s3 = self.s3 or S3Resource()
             return S3Storage(
                 self.root,
-                self.s3.get_client(),
-                credentials=s3_credentials(self.s3),
+                s3.get_client(),
+                credentials=s3_credentials(s3),
                 cache_dir=self.cache_dir or None,
             )
         return LocalStorage(self.root)
@@ -60,7 +61,20 @@ class CrawlSourceResource(dg.ConfigurableResource):
     source_dir: str
     files_per_shard: int = 10
     max_files: int = 0
-    s3: S3Resource = S3Resource(use_unsigned_session=True)
+    s3: S3Resource | None = None  # None: anonymous (Common Crawl's public bucket)
+    # crawl discovery (crawl_discovery_sensor): where to look, and which crawls it may register
+    discovery_root: str = ""
+    discover_only: list[str] = []
+    discover_newer_than: str = ""
+    discover_max_crawls_per_tick: int = 1
+
+    def s3_client(self):
+        return (self.s3 or S3Resource(use_unsigned_session=True)).get_client()
+
+    def select(self, names: list[str]) -> list[str]:
+        from laion_assets.core.crawl import select_crawls
+
+        return select_crawls(names, newer_than=self.discover_newer_than, only=self.discover_only)
 
 
 class DownloaderResource(dg.ConfigurableResource):

@@ -31,7 +31,7 @@ def s3_client_for(st: Storage, crawl_source: CrawlSourceResource, uri: str) -> A
         return None
     if st.root_uri.startswith("s3://") and uri.split("/", 3)[2] == st.root_uri.split("/", 3)[2]:
         return st.client  # type: ignore[attr-defined]  # S3Storage
-    return crawl_source.s3.get_client()
+    return crawl_source.s3_client()
 
 
 def crawl_file_opener(st: Storage, crawl_source: CrawlSourceResource) -> Callable[[str], BinaryIO]:
@@ -95,7 +95,7 @@ def build_crawl_manifest(
             )
         st = storage.get()
         source, label = resolve_source(st, source_dir)
-        files = list_source(source, s3_client_for(st, crawl_source, source), label=label)
+        files = list_source(source, s3_client_for(st, crawl_source, source), label=label or crawl)
         if max_files > 0:
             files = files[:max_files]
         shards = make_shards(crawl, files, files_per_shard)
