@@ -28,7 +28,7 @@ from laion_assets.defs.sample.assets import sample_crawl
 from laion_assets.settings import Settings, load_settings
 
 
-def _s3_resource(settings: Settings, *, anonymous: bool = False) -> S3Resource:
+def _s3_resource(settings: Settings, *, anonymous: bool = False, endpoint_url: str | None = None) -> S3Resource:
     """dagster-aws's S3Resource; keys come from EnvVars (resolved at run time, never stored or shown)."""
     keys = {
         field: dg.EnvVar(var)
@@ -36,12 +36,13 @@ def _s3_resource(settings: Settings, *, anonymous: bool = False) -> S3Resource:
                            ("aws_session_token", "AWS_SESSION_TOKEN"))
         if os.environ.get(var) and not anonymous
     }
-    return S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
+    return S3Resource(endpoint_url=endpoint_url, region_name=settings.s3_region,
                       use_unsigned_session=anonymous, **keys)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    storage = StorageResource(root=settings.root, s3=_s3_resource(settings), cache_dir=settings.local_cache_dir)
+    storage = StorageResource(root=settings.root, s3=_s3_resource(settings, endpoint_url=settings.s3_endpoint_url),
+                              cache_dir=settings.local_cache_dir)
     return {
         "storage": storage,
         "crawl_source": CrawlSourceResource(
@@ -50,7 +51,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
             discovery_root=settings.crawl_discovery_root,
             discover_only=list(settings.crawl_discover_only),
             discover_newer_than=settings.crawl_discover_newer_than,
-            s3=_s3_resource(settings, anonymous=settings.crawl_source_anonymous),
+            s3=_s3_resource(settings, anonymous=settings.crawl_source_anonymous,
+                            endpoint_url=settings.crawl_s3_endpoint_url),
         ),
         "downloader": DownloaderResource(allow_private_hosts=list(settings.allow_private_hosts)),
         "clip_model": ClipModelResource(

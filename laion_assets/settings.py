@@ -34,6 +34,7 @@ class Settings:
     s3_region: str | None = None
     local_cache_dir: str = ""
     crawl_source_anonymous: bool = True
+    crawl_s3_endpoint_url: str | None = None
     crawl_max_files: int = 0
     crawl_discovery_root: str = ""
     crawl_discover_only: tuple[str, ...] = ()
@@ -82,6 +83,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         s3_endpoint_url=env.get("LAION_S3_ENDPOINT_URL") or None,
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         local_cache_dir=env.get("LAION_LOCAL_CACHE", ""),
+        crawl_s3_endpoint_url=env.get("LAION_CRAWL_S3_ENDPOINT_URL") or None,
         crawl_source_anonymous=env.get("LAION_CRAWL_SOURCE_ANONYMOUS", "1") not in ("0", "false", "no"),
         crawl_max_files=_env_int("LAION_CRAWL_MAX_FILES", 0),
         crawl_discovery_root=env.get("LAION_CRAWL_DISCOVERY_ROOT", ""),
