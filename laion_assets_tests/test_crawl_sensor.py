@@ -84,3 +84,14 @@ def test_select_crawls_filters():
     names = ["CC-MAIN-2024-10", "CC-MAIN-2024-22", "CC-MAIN-2025-05", "notes", "..", "CC-NEWS-2025"]
     assert select_crawls(names, newer_than="CC-MAIN-2024-10") == ["CC-MAIN-2024-22", "CC-MAIN-2025-05"]
     assert select_crawls(names, only=["CC-MAIN-2024-10", ".."]) == ["CC-MAIN-2024-10"]
+
+
+def test_bad_storage_and_crawl_settings_fail_naming_the_setting():
+    import pytest
+
+    with pytest.raises(Exception, match=r"crawl_source.files_per_shard=0: must be >= 1"):
+        CrawlSourceResource(crawl="x", source_dir="y", files_per_shard=0)
+    with pytest.raises(Exception, match=r"crawl_source.discover_max_crawls_per_tick=0"):
+        CrawlSourceResource(crawl="x", source_dir="y", discover_max_crawls_per_tick=0)
+    with pytest.raises(Exception, match=r"LAION_ASSETS_ROOT='s3://'"):
+        StorageResource(root="s3://")

@@ -224,7 +224,11 @@ class S3Storage(_CommitMixin):
         dest = self.cache_dir / "versions" / relpath / version
         if (dest / ".complete").exists():
             return dest
-        return self._download(f"{self.key(relpath)}/{version}/", [tuple(f) for f in record["files"]], dest)
+        out = self._download(f"{self.key(relpath)}/{version}/", [tuple(f) for f in record["files"]], dest)
+        for old in dest.parent.iterdir():  # cached copies of superseded versions
+            if old.name != version and old.name.startswith(VERSION_PREFIX):
+                shutil.rmtree(old, ignore_errors=True)
+        return out
 
     def _download(self, base_key: str, files: list[tuple[str, int]], dest: Path) -> Path:
         tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, model_validator
 
 from dagster_aws.s3 import S3Resource
 
 from laion_assets.core.cpus import available_cpus
 from laion_assets.core.storage import LocalStorage, Storage
-from laion_assets.core.storage_s3 import S3Credentials, S3Storage
+from laion_assets.core.storage_s3 import S3Credentials, S3Storage, parse_s3_uri
+from laion_assets.core.validation import ConfigError, require_int_range
 
 
 def s3_credentials(s3: S3Resource) -> S3Credentials:
@@ -35,6 +36,15 @@ class StorageResource(dg.ConfigurableResource):
     root: str
     s3: S3Resource | None = None  # None: boto3's default credential chain
     cache_dir: str = ""
+
+    @model_validator(mode="after")
+    def _check_root(self):
+        if isinstance(self.root, str) and self.root.startswith("s3://"):
+            try:
+                parse_s3_uri(self.root)
+            except ValueError:
+                raise ConfigError("LAION_ASSETS_ROOT", self.root, "must be s3://bucket[/prefix] or a local directory") from None
+        return self
 
     def get(self) -> Storage:
         if self.root.startswith("s3://"):
@@ -67,6 +77,14 @@ class CrawlSourceResource(dg.ConfigurableResource):
     discover_only: list[str] = []
     discover_newer_than: str = ""
     discover_max_crawls_per_tick: int = 1
+
+    @model_validator(mode="after")
+    def _check_counts(self):
+        for name, lo in (("files_per_shard", 1), ("max_files", 0), ("discover_max_crawls_per_tick", 1)):
+            value = getattr(self, name)
+            if isinstance(value, int):  # an EnvVar is checked once resolved
+                require_int_range(f"crawl_source.{name}", value, lo)
+        return self
 
     def s3_client(self):
         return (self.s3 or S3Resource(use_unsigned_session=True)).get_client()

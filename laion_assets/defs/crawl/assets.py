@@ -16,6 +16,7 @@ from laion_assets.core.crawl import (
     open_uri,
 )
 from laion_assets.core.storage import Storage
+from laion_assets.core.validation import require_int_range
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
@@ -84,6 +85,9 @@ def build_crawl_manifest(
         storage: StorageResource,
         crawl_source: CrawlSourceResource,
     ) -> dg.MaterializeResult:
+        for name, lo in (("files_per_shard", 1), ("max_files", 0)):
+            if getattr(config, name) is not None:
+                require_int_range(f"crawl_manifest.{name}", getattr(config, name), lo)
         crawl = config.crawl or crawl_source.crawl
         source_dir = config.source_dir or crawl_source.source_dir
         files_per_shard = config.files_per_shard or crawl_source.files_per_shard
