@@ -138,3 +138,19 @@ def test_sigkill_at_every_s3_commit_step_leaves_old_or_new(s3, tmp_path: Path):
         st.clean_orphans("c/images/00000")
         live = st.live_version("c/images/00000")
         assert {k.split("/")[4] for k in _keys(s3, f"{prefix}/c/images/00000/")} == {live}, step
+
+
+def test_cleanup_aborts_multipart_uploads_and_unnamed_versions(s3, tmp_path: Path):
+    st = _storage(s3, "orphans", tmp_path)
+    with st.staging_dir("c/scores/00000") as d:
+        (d / "img_emb.npy").write_bytes(b"live")
+    client = s3.client()
+    up = client.create_multipart_upload(Bucket=BUCKET, Key="orphans/c/scores/00000/v-0000000000000000/img_emb.npy")
+    client.put_object(Bucket=BUCKET, Key="orphans/c/scores/00000/v-1111111111111111/img_emb.npy", Body=b"half")
+    removed = st.clean_orphans("c/scores/00000")
+    assert "c/scores/00000/v-1111111111111111/img_emb.npy" in removed
+    assert not client.list_multipart_uploads(Bucket=BUCKET, Prefix="orphans/").get("Uploads")
+    live = st.live_version("c/scores/00000")
+    assert _keys(s3, "orphans/c/scores/00000/") == [f"orphans/c/scores/00000/{POINTER_NAME}",
+                                                    f"orphans/c/scores/00000/{live}/img_emb.npy"]
+    assert up["UploadId"]
