@@ -2,7 +2,6 @@
 
 import contextlib
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
