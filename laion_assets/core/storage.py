@@ -15,11 +15,13 @@ Readers resolve a directory through its record (`local_dir`, `dir_uri`). Stage c
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,6 +160,23 @@ class _CommitMixin:
         return pa.concat_tables(tables, promote_options="default")
 
     @contextlib.contextmanager
+    def _commit_lock(self, relpath: str) -> Iterator[None]:
+        """One commit of a directory at a time on this machine (the kernel drops the lock when a
+        process dies, so a killed run never blocks the next); a second one fails instead of racing."""
+        lock_dir = Path(tempfile.gettempdir()) / "laion-assets-locks"
+        lock_dir.mkdir(exist_ok=True)
+        name = hashlib.sha256(self.uri(relpath).encode()).hexdigest()[:32]
+        with open(lock_dir / f"{name}.lock", "a+b") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(
+                    f"{self.uri(relpath)} is being committed by another process (the same partition "
+                    "materialized twice at once?); retry when it has finished"
+                ) from None
+            yield
+
+    @contextlib.contextmanager
     def staging_dir(self, relpath: str, record: str | None = None) -> Iterator[Path]:
         """A fresh local directory that becomes the live version of `relpath` when the block succeeds.
 
@@ -167,6 +186,12 @@ class _CommitMixin:
         """
         if record is not None and record != f"{relpath}.parquet":
             raise ValueError(f"record {record!r} must be {relpath}.parquet")
+        with self._commit_lock(relpath):
+            with self._staged_commit(relpath, record) as tmp:
+                yield tmp
+
+    @contextlib.contextmanager
+    def _staged_commit(self, relpath: str, record: str | None) -> Iterator[Path]:
         self.clean_orphans(relpath)
         tmp = self._new_local_staging(relpath)
         if record is not None:
