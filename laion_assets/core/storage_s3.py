@@ -97,6 +97,39 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
+class S3RangeFile(io.RawIOBase):
+    """A seekable read-only view of one object: each read is one ranged GET (parquet footers, WARC
+    records by offset) without fetching the whole object."""
+
+    def __init__(self, client: Any, bucket: str, key: str):
+        self._client, self._bucket, self._key = client, bucket, key
+        self._size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        if self._pos >= self._size or len(b) == 0:
+            return 0
+        end = min(self._size, self._pos + len(b)) - 1
+        data = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}")["Body"].read()
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
 def open_s3_object(client: Any, bucket: str, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
     """A streaming reader over one object (optionally a byte range of it)."""
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -269,7 +302,9 @@ class S3Storage(_CommitMixin):
             raise
 
     def _parquet_metadata(self, relpath: str) -> dict | None:
-        return pq.read_schema(pa.BufferReader(self.read_bytes(relpath))).metadata
+        """Only the footer is fetched (ranged GETs), not the table."""
+        with S3RangeFile(self.client, self.bucket, self.key(relpath)) as f:
+            return pq.read_schema(f).metadata
 
     def _read_optional(self, relpath: str) -> bytes | None:
         try:

@@ -154,3 +154,29 @@ def test_cleanup_aborts_multipart_uploads_and_unnamed_versions(s3, tmp_path: Pat
     assert _keys(s3, "orphans/c/scores/00000/") == [f"orphans/c/scores/00000/{POINTER_NAME}",
                                                     f"orphans/c/scores/00000/{live}/img_emb.npy"]
     assert up["UploadId"]
+
+
+def test_commit_record_is_read_from_the_parquet_footer_only(s3, tmp_path: Path):
+    from laion_assets.core.storage_s3 import S3RangeFile
+
+    st = _storage(s3, "footer", tmp_path)
+    big = pa.table({"key": [os.urandom(24).hex() for _ in range(50_000)]})
+    with st.staging_dir("c/images/00000", record="c/images/00000.parquet") as d:
+        (d / "00000.tar").write_bytes(b"t")
+        st.write_parquet(big, "c/images/00000.parquet")
+    reads = []
+
+    class Counting(S3RangeFile):
+        def readinto(self, b):
+            n = super().readinto(b)
+            reads.append(n)
+            return n
+
+    import pyarrow.parquet as pq
+
+    with Counting(st.client, BUCKET, st.key("c/images/00000.parquet")) as f:
+        meta = pq.read_schema(f).metadata
+        size = f.seek(0, 2)
+    assert b"laion_assets.commit" in meta
+    assert sum(reads) < size / 10, (sum(reads), size)
+    assert st.live_version("c/images/00000").startswith("v-")
