@@ -208,12 +208,13 @@ CHECKS = [
 ]
 
 
-def crawl_source_uri(root: str, crawl: str, s3_client: Any = None) -> str:
-    """Where a discovered crawl's files are listed: its `warc.paths.gz` (S3/HTTP), or its local directory."""
+def crawl_source_uri(root: str, crawl: str, listing_name: str = "warc.paths.gz") -> str:
+    """Where a discovered crawl's files are listed: its `warc.paths.gz` (or `wat.paths.gz`) on
+    S3/HTTP or in a local crawl folder, else the local folder itself."""
     root = root.rstrip("/")
     if root.startswith(("s3://", "https://", "http://")):
-        return f"{root}/{crawl}/warc.paths.gz"
-    listing = Path(root) / crawl / "warc.paths.gz"
+        return f"{root}/{crawl}/{listing_name}"
+    listing = Path(root) / crawl / listing_name
     return str(listing) if listing.is_file() else str(Path(root) / crawl)
 
 
@@ -235,11 +236,11 @@ def list_crawls(root: str, s3_client: Any = None) -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def has_listing(root: str, crawl: str, s3_client: Any = None) -> bool:
-    """Whether a crawl is ready: its `warc.paths.gz` exists (S3), or its directory has WARC files."""
+def has_listing(root: str, crawl: str, s3_client: Any = None, listing_name: str = "warc.paths.gz") -> bool:
+    """Whether a crawl is ready: its listing exists (S3), or its directory has WARC files."""
     if root.startswith("s3://"):
         bucket, _, prefix = root[5:].partition("/")
-        key = "/".join(p for p in (prefix.strip("/"), crawl, "warc.paths.gz") if p)
+        key = "/".join(p for p in (prefix.strip("/"), crawl, listing_name) if p)
         try:
             s3_client.head_object(Bucket=bucket, Key=key)
             return True
@@ -248,7 +249,7 @@ def has_listing(root: str, crawl: str, s3_client: Any = None) -> bool:
                 return False
             raise
     d = Path(root) / crawl
-    return (d / "warc.paths.gz").is_file() or any(p.name.endswith(WARC_SUFFIXES) for p in d.iterdir())
+    return (d / listing_name).is_file() or any(p.name.endswith(WARC_SUFFIXES) for p in d.iterdir())
 
 
 def select_crawls(names: Sequence[str], *, newer_than: str = "", only: Sequence[str] = ()) -> list[str]:

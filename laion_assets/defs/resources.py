@@ -76,6 +76,13 @@ class CrawlSourceResource(dg.ConfigurableResource):
     discover_only: list[str] = []
     discover_newer_than: str = ""
     discover_max_crawls_per_tick: int = 1
+    discover_listing: str = "warc.paths.gz"  # or "wat.paths.gz": extract from WAT metadata instead
+
+    @model_validator(mode="after")
+    def _check_listing(self):
+        if self.discover_listing not in ("warc.paths.gz", "wat.paths.gz"):
+            raise ConfigError("crawl_source.discover_listing", self.discover_listing, "must be warc.paths.gz or wat.paths.gz")
+        return self
 
     @model_validator(mode="after")
     def _check_counts(self):

@@ -42,7 +42,7 @@ def crawl_discovery_sensor(
     client = s3_client_for(st, crawl_source, root)
     seen = set(json.loads(context.cursor)) if context.cursor else set()
     candidates = [
-        c for c in crawl_source.select(list_crawls(root, client)) if c not in seen and has_listing(root, c, client)
+        c for c in crawl_source.select(list_crawls(root, client)) if c not in seen and has_listing(root, c, client, crawl_source.discover_listing)
     ]
     todo = candidates[: crawl_source.discover_max_crawls_per_tick]
     if not todo:
@@ -50,7 +50,7 @@ def crawl_discovery_sensor(
     keys: list[str] = []
     events = []
     for crawl in todo:
-        source = crawl_source_uri(root, crawl, client)
+        source = crawl_source_uri(root, crawl, crawl_source.discover_listing)
         files = list_source(source, s3_client_for(st, crawl_source, source), label=crawl)
         if crawl_source.max_files > 0:
             files = files[: crawl_source.max_files]
