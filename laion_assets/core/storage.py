@@ -89,6 +89,7 @@ class Storage(Protocol):
     def write_bytes(self, data: bytes, relpath: str) -> str: ...
     def open_read(self, relpath_or_uri: str, offset: int = 0, length: int | None = None) -> BinaryIO: ...
     def staging_dir(self, relpath: str, record: str | None = None) -> contextlib.AbstractContextManager[Path]: ...
+    def write_once_dir(self, relpath: str) -> contextlib.AbstractContextManager[Path]: ...
     def live_version(self, relpath: str) -> str | None: ...
     def live_relpath(self, relpath: str) -> str: ...
     def resolve(self, relpath: str) -> str: ...
@@ -354,6 +355,26 @@ class LocalStorage(_CommitMixin):
             if p.name == version or (keep_pointer and p.name == POINTER_NAME):
                 continue
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def write_once_dir(self, relpath: str) -> Iterator[Path]:
+        """A directory written once and never replaced (a content-addressed release): staged, then
+        renamed into place if absent; when a complete copy exists already the staged one is dropped."""
+        with self._commit_lock(relpath):
+            final = self.path(relpath)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            for stale in final.parent.glob(f".{final.name}.staging-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            try:
+                yield tmp
+                self._step("staged")
+                if not final.exists():
+                    os.rename(tmp, final)
+                self._step("record_written")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def clean_orphans(self, relpath: str) -> list[str]:
         """Remove what killed runs left of `relpath`: staging dirs, temp files, unnamed versions."""

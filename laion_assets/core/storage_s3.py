@@ -13,6 +13,7 @@ extension cannot be installed offline for duckdb 2.0.1. Credentials never appear
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -30,8 +31,12 @@ from laion_assets.core.storage import (
     POINTER_NAME,
     VERSION_PREFIX,
     _CommitMixin,
+    commit_metadata,
     table_bytes,
+    tree_version,
 )
+
+COMPLETE_NAME = "_COMPLETE"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -351,6 +356,25 @@ class S3Storage(_CommitMixin):
         base = self.key(relpath) + "/"
         keep = (base + version + "/", base + POINTER_NAME) if keep_pointer else (base + version + "/",)
         self._delete_keys([o["Key"] for o in self._iter_objects(base) if not o["Key"].startswith(keep)])
+
+    @contextlib.contextmanager
+    def write_once_dir(self, relpath: str) -> Iterator[Path]:
+        """A directory written once (a content-addressed release): its objects, then `_COMPLETE`
+        (the file list) last; a complete copy is never rewritten, an incomplete one is overwritten."""
+        with self._commit_lock(relpath):
+            tmp = self._new_local_staging(relpath)
+            try:
+                yield tmp
+                self._step("staged")
+                if not self._exists_file(f"{relpath}/{COMPLETE_NAME}"):
+                    _, files = tree_version(tmp)
+                    for name, _size in files:
+                        self.client.upload_file(str(tmp / name), self.bucket, f"{self.key(relpath)}/{name}")
+                        self._step("object_uploaded")
+                    self.write_bytes(commit_metadata("", files), f"{relpath}/{COMPLETE_NAME}")
+                self._step("record_written")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def clean_orphans(self, relpath: str) -> list[str]:
         """Delete objects of versions no record names, and abort multipart uploads left under `relpath`."""

@@ -230,3 +230,18 @@ def test_a_second_commit_of_the_same_directory_fails_until_the_first_dies(tmp_pa
     with st.staging_dir("c/images/00000") as d:  # SIGKILL released the lock
         (d / "a").write_bytes(b"2")
     assert (st.local_dir("c/images/00000") / "a").read_bytes() == b"2"
+
+
+def test_write_once_dir_keeps_the_first_complete_copy(tmp_path: Path):
+    st = LocalStorage(tmp_path)
+    with st.write_once_dir("releases/r-1") as d:
+        (d / "part-00000.parquet").write_bytes(b"first")
+    with st.write_once_dir("releases/r-1") as d:
+        (d / "part-00000.parquet").write_bytes(b"second")
+    assert st.read_bytes("releases/r-1/part-00000.parquet") == b"first"
+    with pytest.raises(RuntimeError):
+        with st.write_once_dir("releases/r-2") as d:
+            (d / "part-00000.parquet").write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert not st.exists("releases/r-2")
+    assert sorted(p.name for p in st.path("releases").iterdir()) == ["r-1"]

@@ -180,3 +180,16 @@ def test_commit_record_is_read_from_the_parquet_footer_only(s3, tmp_path: Path):
     assert b"laion_assets.commit" in meta
     assert sum(reads) < size / 10, (sum(reads), size)
     assert st.live_version("c/images/00000").startswith("v-")
+
+
+def test_write_once_dir_on_s3_completes_an_interrupted_copy(s3, tmp_path: Path):
+    st = _storage(s3, "once", tmp_path)
+    s3.client().put_object(Bucket=BUCKET, Key="once/releases/r-1/part-00000.parquet", Body=b"half")  # killed run
+    with st.write_once_dir("releases/r-1") as d:
+        (d / "part-00000.parquet").write_bytes(b"full")
+        (d / "README.md").write_bytes(b"card")
+    assert st.read_bytes("releases/r-1/part-00000.parquet") == b"full"
+    with st.write_once_dir("releases/r-1") as d:
+        (d / "part-00000.parquet").write_bytes(b"other")
+    assert st.read_bytes("releases/r-1/part-00000.parquet") == b"full"
+    assert st.list("releases/r-1") == ["releases/r-1/README.md", "releases/r-1/_COMPLETE", "releases/r-1/part-00000.parquet"]
