@@ -253,8 +253,8 @@ class S3Storage(_CommitMixin):
     def local_dir(self, relpath: str) -> Path:
         """The live version as a local directory: versions are immutable, so a cached copy stays valid."""
         record = self._read_record(relpath)
-        if record is None:  # a plain (or absent) directory: copy whatever is there now
-            dest = self.cache_dir / "plain" / relpath / uuid.uuid4().hex[:8]
+        if record is None:  # a plain (or absent) directory: a fresh copy of whatever is there now
+            dest = self.cache_dir / "plain" / relpath
             base = self.key(relpath) + "/"
             files = [(o["Key"][len(base) :], o["Size"]) for o in self._iter_objects(base)]
             return self._download(base, files, dest)
