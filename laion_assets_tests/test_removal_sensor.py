@@ -15,17 +15,19 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "release.md"
 def test_sensor_requests_a_rederive_when_a_request_is_filed(tmp_path: Path):
     storage = StorageResource(root=str(tmp_path))
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, resources={"storage": storage})
-        first = removal_requests_sensor(ctx)
+
+        def evaluate(cursor):
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}) as ctx:
+                return removal_requests_sensor(ctx), ctx.cursor
+
+        first, cursor = evaluate(None)
         assert isinstance(first, dg.RunRequest)  # nothing seen yet: one run to apply the current lists
-        ctx = dg.build_sensor_context(instance=instance, cursor=ctx.cursor, resources={"storage": storage})
-        assert isinstance(removal_requests_sensor(ctx), dg.SkipReason)
+        again, cursor = evaluate(cursor)
+        assert isinstance(again, dg.SkipReason)
         (tmp_path / "removal" / "requests").mkdir(parents=True)
         (tmp_path / "removal" / "requests" / "dmca-1.url.txt").write_text("http://x.example/a.jpg\n")
-        ctx = dg.build_sensor_context(instance=instance, cursor=ctx.cursor, resources={"storage": storage})
-        filed = removal_requests_sensor(ctx)
+        filed, cursor = evaluate(cursor)
         assert isinstance(filed, dg.RunRequest) and filed.run_key != first.run_key
-
 
 def test_docs_list_every_published_column():
     text = DOCS.read_text()

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from laion_assets.core.nsfw_head import NsfwHead
-from laion_assets.core.quality import SqlCheck, quote_literal, register_parquet_views
+from laion_assets.core.quality import SqlCheck, ViewSource, quote_literal, register_parquet_views
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
 from laion_assets.core.validation import require_range
 
@@ -88,11 +88,13 @@ def _download_columns(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-def _head_punsafe(scores_path: str | Path, embeddings_dir: Path, head: NsfwHead) -> pa.Table:
+def _head_punsafe(scores: ViewSource, embeddings_dir: Path, head: NsfwHead) -> pa.Table:
     """(key, punsafe_head) for every scored row, from the stored float16 image embeddings."""
-    import pyarrow.parquet as pq
+    if not isinstance(scores, pa.Table):
+        import pyarrow.parquet as pq
 
-    scores = pq.read_table(scores_path, columns=["key", "embedding_row", "model_id"])
+        scores = pq.read_table(scores)
+    scores = scores.select(["key", "embedding_row", "model_id"])
     models = set(scores.column("model_id").to_pylist())
     if models - {head.clip_model_id}:
         raise ValueError(
@@ -108,15 +110,16 @@ def _head_punsafe(scores_path: str | Path, embeddings_dir: Path, head: NsfwHead)
 
 
 def filter_shard(
-    pairs_path: str | Path,
-    downloads_path: str | Path,
-    scores_path: str | Path,
+    pairs_path: ViewSource,
+    downloads_path: ViewSource,
+    scores_path: ViewSource,
     *,
     shard: str,
     config: FilterConfig = FilterConfig(),
     embeddings_dir: Path | None = None,
 ) -> FilterResult:
-    """Judge every pair of a shard: (kept table, drop log, counts by reason)."""
+    """Judge every pair of a shard: (kept table, drop log, counts by reason). Inputs are parquet
+    paths or Arrow tables."""
     with duckdb.connect(":memory:") as con:
         register_parquet_views(con, {"pairs": pairs_path, "downloads": downloads_path, "scores": scores_path})
         if config.nsfw_head is not None:

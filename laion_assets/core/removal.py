@@ -21,7 +21,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,12 +181,15 @@ def _raw_entries(source: RemovalSource, data: bytes) -> Iterable[tuple[int, str 
             yield i, None, line, None
 
 
-def load_source(source: RemovalSource) -> tuple[pa.Table, pa.Table]:
-    """(entries, rejected) of one source; a missing or unreadable file is an error naming it."""
-    try:
-        data = _read_bytes(source.uri)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"removal source {source.name}: cannot read {source.uri}: {e}") from e
+def load_source(source: RemovalSource, data: bytes | None = None) -> tuple[pa.Table, pa.Table]:
+    """(entries, rejected) of one source; a missing or unreadable file is an error naming it.
+
+    `data`: the file's bytes when the caller read them (e.g. through the pipeline's storage)."""
+    if data is None:
+        try:
+            data = _read_bytes(source.uri)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"removal source {source.name}: cannot read {source.uri}: {e}") from e
     entries: dict[tuple[str, str], str | None] = {}
     rejected: list[dict] = []
     for line, kind, value, listed_on in _raw_entries(source, data):
@@ -215,35 +218,44 @@ def load_source(source: RemovalSource) -> tuple[pa.Table, pa.Table]:
     )
 
 
-def load_removal_list(sources: Sequence[RemovalSource]) -> tuple[pa.Table, pa.Table]:
-    """Every source's entries (one row per source, kind and value) and every rejected entry."""
+def load_removal_list(
+    sources: Sequence[RemovalSource], read: Callable[[RemovalSource], bytes | None] | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """Every source's entries (one row per source, kind and value) and every rejected entry.
+
+    `read(source)` may supply a source's bytes (None: read its URI directly)."""
     names = [s.name for s in sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError("removal source names", dupes, "each source needs its own name")
-    loaded = [load_source(s) for s in sorted(sources, key=lambda s: s.name)]
+    loaded = [load_source(s, read(s) if read else None) for s in sorted(sources, key=lambda s: s.name)]
     entries = pa.concat_tables([e for e, _ in loaded]) if loaded else REMOVAL_SCHEMA.empty_table()
     rejected = pa.concat_tables([r for _, r in loaded]) if loaded else REJECTED_SCHEMA.empty_table()
     return entries, rejected
 
 
-def sources_in_dir(directory: Path) -> list[RemovalSource]:
-    """Removal requests filed as files in a folder: the file stem names the source.
+def request_source(file_name: str, uri: str) -> RemovalSource | None:
+    """A removal request filed as a file: the stem names the source.
 
     `<name>.csv` / `<name>.parquet` carry a `kind` column; `<name>.<kind>.txt` is one entry per line.
-    """
-    out = []
-    for p in sorted(directory.glob("*")) if directory.is_dir() else []:
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        if p.suffix == ".txt":
-            stem, _, kind = p.stem.rpartition(".")
-            if kind not in KINDS:
-                raise ConfigError(f"removal request file {p.name}", kind, f"name it <source>.<kind>.txt, kind one of {KINDS}")
-            out.append(RemovalSource(name=stem, uri=str(p), kind=kind, format="lines"))
-        elif p.suffix in (".csv", ".parquet"):
-            out.append(RemovalSource(name=p.stem, uri=str(p), format="auto"))
-    return out
+    Other files (and hidden ones) are not sources (None)."""
+    if file_name.startswith("."):
+        return None
+    stem, _, suffix = file_name.rpartition(".")
+    if suffix == "txt":
+        name, _, kind = stem.rpartition(".")
+        if kind not in KINDS:
+            raise ConfigError(f"removal request file {file_name}", kind, f"name it <source>.<kind>.txt, kind one of {KINDS}")
+        return RemovalSource(name=name, uri=uri, kind=kind, format="lines")
+    if suffix in ("csv", "parquet"):
+        return RemovalSource(name=stem, uri=uri, format="auto")
+    return None
+
+
+def sources_in_dir(directory: Path) -> list[RemovalSource]:
+    """Every request file directly under a local folder (see `request_source`)."""
+    files = sorted(p for p in directory.glob("*") if p.is_file()) if directory.is_dir() else []
+    return [s for p in files if (s := request_source(p.name, str(p))) is not None]
 
 
 def entry_counts(entries: pa.Table) -> dict[str, dict[str, int]]:

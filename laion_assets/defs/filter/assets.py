@@ -49,14 +49,14 @@ def filtered_pairs(
     paths = ShardPaths.from_partition_key(context.partition_key)
     head = load_nsfw_head(config.nsfw_head_path) if config.nsfw_head_path else None
     result = filter_shard(
-        st.path(paths.pairs),
-        st.path(paths.downloads),
-        st.path(paths.scores),
+        st.read_parquet(paths.pairs),
+        st.read_parquet(paths.downloads),
+        st.read_parquet(paths.scores),
         shard=paths.shard,
         config=FilterConfig(
             min_similarity=config.min_similarity, drop_nsfw_over=config.drop_nsfw_over, nsfw_head=head
         ),
-        embeddings_dir=st.path(paths.embeddings_dir),
+        embeddings_dir=st.local_dir(paths.embeddings_dir) if head else None,
     )
     # Drop log first: a crash between the two writes leaves the old kept table, never kept rows
     # without their drop log.
@@ -67,7 +67,7 @@ def filtered_pairs(
         metadata={
             "rows": result.table.num_rows,
             "dropped": result.drops.num_rows,
-            "path": dg.MetadataValue.path(str(out)),
+            "path": dg.MetadataValue.path(out),
             "nsfw_scorer": head.head_id if head else "zero_shot",
             **stats_metadata(result.stats),
         }
@@ -77,9 +77,9 @@ def filtered_pairs(
 def _views(st, pk):
     paths = ShardPaths.from_partition_key(pk)
     return {
-        "filtered": st.path(paths.filtered),
-        "drops": st.path(drop_log_path(paths)),
-        "pairs": st.path(paths.pairs),
+        "filtered": st.read_parquet(paths.filtered),
+        "drops": st.read_parquet(drop_log_path(paths)),
+        "pairs": st.read_parquet(paths.pairs),
     }
 
 

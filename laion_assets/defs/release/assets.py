@@ -13,7 +13,6 @@ from collections import Counter
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from laion_assets.core.quality import run_checks
@@ -66,12 +65,14 @@ class ReleaseConfig(dg.Config):
 
 
 def _latest(st, variant: str) -> str | None:
-    p = st.path(f"releases/{variant}/LATEST")
-    return p.read_text().strip() if p.exists() else None
+    relpath = f"releases/{variant}/LATEST"
+    return st.read_bytes(relpath).decode().strip() if st.exists(relpath) else None
 
 
-def _parts(st, variant: str, version: str) -> list[str]:
-    return sorted(str(p) for p in st.path(f"releases/{variant}/{version}").glob("part-*.parquet"))
+def _read_parts(st, release: str) -> pa.Table:
+    """Every part of `releases/<variant>/<version>` as one table (local or S3)."""
+    parts = [p for p in st.list(f"releases/{release}", ".parquet") if p.rsplit("/", 1)[-1].startswith("part-")]
+    return st.read_parquet_many(parts)
 
 
 def _build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table) -> dict:
@@ -124,9 +125,9 @@ def published_dataset(
     variants = [ReleaseVariant(name, cut) for name, cut in (config.variants or release_policy.variants).items()]
     if not variants:
         raise dg.Failure("variants: at least one release variant is needed")
-    entries = pq.read_table(st.path(ENTRIES))
+    entries = st.read_parquet(ENTRIES)
     built = []
-    with duckdb.connect(str(st.path(WAREHOUSE)), read_only=True) as con:
+    with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
         facts = _build_facts(con, entries)
         explained_release = con.sql("SELECT DISTINCT sample_id AS id FROM drop_log").to_arrow_table()
         for variant in variants:
@@ -142,7 +143,7 @@ def published_dataset(
         failures += [f"{variant.name}: {o.name} ({o.failing_rows} rows)" for o in outcomes if not o.passed]
         version = release_version(table, variant.name)
         previous = _latest(st, variant.name)
-        prev_table = (pq.read_table(_parts(st, variant.name, previous), columns=["SAMPLE_ID", "URL"])
+        prev_table = (_read_parts(st, f"{variant.name}/{previous}").select(["SAMPLE_ID", "URL"])
                       if previous and previous != version else None)
         explained = pa.concat_arrays([explained_release.column("id").combine_chunks().cast(pa.int64()),
                                       nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
@@ -167,7 +168,8 @@ def published_dataset(
         build = {k: v for k, v in facts.items() if k != "drops"}
         build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
         build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": table.num_rows}
-        with st.staging_dir(f"releases/{variant.name}/{version}") as tmp:
+        # Content-addressed: written once, never replaced; the variant's LATEST is the commit.
+        with st.write_once_dir(f"releases/{variant.name}/{version}") as tmp:
             write_release(table, tmp, version=version, variant=variant, build=build,
                           rows_per_part=config.rows_per_part)
             problems = verify_release_dir(tmp)
@@ -192,15 +194,15 @@ def published_dataset(
     first = variants[0]
     version = published_meta[first.name]["version"]
     st.write_bytes(f"{first.name}/{version}\n".encode(), LATEST)
-    release_dir = st.path(f"releases/{first.name}/{version}")
+    release_uri = st.uri(f"releases/{first.name}/{version}")
     return dg.MaterializeResult(
         metadata={
             "version": version,
             "variant": first.name,
             "rows": published_meta[first.name]["rows"],
-            "path": dg.MetadataValue.path(str(release_dir)),
+            "path": dg.MetadataValue.path(release_uri),
             "variants": dg.MetadataValue.json(published_meta),
-            "dataset_card": dg.MetadataValue.md((release_dir / "README.md").read_text()),
+            "dataset_card": dg.MetadataValue.md(st.read_bytes(f"releases/{first.name}/{version}/README.md").decode()),
             "pairs_extracted": facts["pairs_extracted"],
             "rows_removed_by_removal_lists": facts["removal"]["rows_removed"],
             "drops_by_reason": dg.MetadataValue.json(facts["drops"]),
@@ -210,13 +212,13 @@ def published_dataset(
 
 def _latest_views(st, pk):
     """The default variant's latest release, its hash columns (warehouse) and the removal entries."""
-    variant, version = st.path(LATEST).read_text().strip().split("/")
-    with duckdb.connect(str(st.path(WAREHOUSE)), read_only=True) as con:
+    release = st.read_bytes(LATEST).decode().strip()
+    with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
         hashes = con.sql(
             "SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
             "FROM published_pairs"
         ).to_arrow_table()
-    return {"release": _parts(st, variant, version), "release_hashes": hashes, "removal": st.path(ENTRIES)}
+    return {"release": _read_parts(st, release), "release_hashes": hashes, "removal": st.read_parquet(ENTRIES)}
 
 
 published_dataset_checks = build_sql_checks(published_dataset, CHECKS, _latest_views)
@@ -227,7 +229,7 @@ published_dataset_checks = build_sql_checks(published_dataset, CHECKS, _latest_v
                 "counts equal the table's; the funnel adds up row for row.")
 def release_files_match_card(storage: StorageResource) -> dg.AssetCheckResult:
     st = storage.get()
-    variant_version = st.path(LATEST).read_text().strip()
-    problems = verify_release_dir(st.path(f"releases/{variant_version}"))
+    release = st.read_bytes(LATEST).decode().strip()
+    problems = verify_release_dir(st.local_dir(f"releases/{release}"))
     return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
                                metadata={"problems": dg.MetadataValue.json(problems)})

@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from laion_assets.core.removal import KINDS, RemovalSource, entry_counts, load_removal_list, sources_in_dir
+from laion_assets.core.removal import KINDS, RemovalSource, entry_counts, load_removal_list, request_source
 from laion_assets.defs.resources import StorageResource
 
 REQUESTS_DIR = "removal/requests"
@@ -50,11 +50,20 @@ def removal_list(
     context: dg.AssetExecutionContext, config: RemovalListConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     st = storage.get()
-    sources = sources_in_dir(st.path(REQUESTS_DIR)) + [
+    # Filed requests are read through the pipeline's storage (local or S3); configured sources by URI.
+    filed = {}
+    for relpath in st.list(REQUESTS_DIR):
+        source = request_source(relpath.rsplit("/", 1)[-1], st.uri(relpath))
+        if source is not None:
+            filed[source.name] = (source, relpath)
+    configured = [
         RemovalSource(name=s.name, uri=s.uri, kind=s.kind, listed_on=s.listed_on, format=s.format)
         for s in config.sources
     ]
-    entries, rejected = load_removal_list(sources)
+    sources = [src for src, _ in filed.values()] + configured
+    entries, rejected = load_removal_list(
+        sources, read=lambda s: st.read_bytes(filed[s.name][1]) if filed.get(s.name, (None,))[0] is s else None
+    )
     st.write_parquet(rejected, REJECTED)
     st.write_parquet(entries, ENTRIES)
     counts = entry_counts(entries)

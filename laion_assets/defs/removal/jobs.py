@@ -17,13 +17,10 @@ rederive_releases_job = dg.define_asset_job(
 
 
 def requests_fingerprint(st) -> str:
-    """Names, sizes and modification times of the filed request files: changes when one is filed."""
-    folder = st.path(REQUESTS_DIR)
-    if not folder.is_dir():
-        return "none"
+    """Names and content hashes of the filed request files (small): changes when one is filed."""
     return "|".join(
-        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(folder.iterdir()) if p.is_file()
-    )
+        f"{relpath}:{hashlib.sha256(st.read_bytes(relpath)).hexdigest()[:16]}" for relpath in st.list(REQUESTS_DIR)
+    ) or "none"
 
 
 @dg.sensor(job=rederive_releases_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
