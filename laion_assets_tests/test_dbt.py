@@ -51,6 +51,7 @@ def _write(root: Path, crawl: str, shards: dict[str, list[dict]], drops=(), entr
 
 def _build(root: Path, tmp_path: Path, monkeypatch, *select: str) -> bool:
     monkeypatch.setenv("LAION_ASSETS_ROOT", str(root))
+    monkeypatch.setenv("LAION_WAREHOUSE_PATH", str(root / "warehouse.duckdb"))  # another test's may linger
     args = ["build", *(["--select", *select, "--indirect-selection", "cautious"] if select else [])]
     invocation = dbt_cli().cli(args, target_path=tmp_path / "target", raise_on_error=False)
     invocation.wait()

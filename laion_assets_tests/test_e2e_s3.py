@@ -34,11 +34,12 @@ def test_sample_crawl_to_release_on_s3(embedded_env, tmp_path: Path, monkeypatch
                     assert secret not in str(record)
 
         expected = sorted(tuple(x) for x in json.loads(st.read_bytes(f"{st.live_relpath('sample-crawl')}/expected.json")))
-        table = st.read_parquet_many(st.list(f"releases/{run.release_version}", ".parquet"))
-        assert st.exists(f"releases/{run.release_version}/_COMPLETE")
+        release = st.read_bytes("releases/LATEST").decode().strip()  # <variant>/<version>
+        assert release.endswith("/" + run.release_version)
+        table = st.read_parquet_many(st.list(f"releases/{release}", ".parquet"))
+        assert st.exists(f"releases/{release}/_COMPLETE")
         got = sorted(zip(table.column("URL").to_pylist(), table.column("TEXT").to_pylist()))
         assert got == expected and len(got) == run.release_rows
-        assert st.read_bytes("releases/LATEST").decode().strip() == run.release_version
         # provenance names the crawl's own path, not where this build read it
         pairs = st.read_parquet_many([p for p in st.list("SAMPLE-CRAWL/pairs", ".parquet") if p[-13:-8].isdigit()])
         paths = set(pairs.column("warc_path").to_pylist())

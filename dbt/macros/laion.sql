@@ -13,12 +13,15 @@
     {%- endfor -%}
 {%- endmacro %}
 
-{# The crawl's own path of a WARC file, never the builder's local directory: URIs stay as they are,
-   a Common Crawl path keeps its `crawl-data/...` tail, a local file becomes `<crawl>/<file name>`. #}
+{# The crawl's own path of a WARC file, never the builder's local directory: URIs and relative paths
+   (the manifest's crawl-relative form) stay as they are, a Common Crawl path keeps its
+   `crawl-data/...` tail, an absolute local file becomes `<crawl>/<file name>`. #}
 {% macro crawl_warc_path(path, crawl) -%}
     case
-        when regexp_matches({{ path }}, '^[a-z][a-z0-9+.-]*://') and not starts_with({{ path }}, 'file://') then {{ path }}
         when strpos({{ path }}, 'crawl-data/') > 0 then substr({{ path }}, strpos({{ path }}, 'crawl-data/'))
-        else {{ crawl }} || '/' || regexp_extract({{ path }}, '([^/\\]+)$', 1)
+        when regexp_matches({{ path }}, '^[a-z][a-z0-9+.-]*://') and not starts_with({{ path }}, 'file://') then {{ path }}
+        when starts_with({{ path }}, '/') or starts_with({{ path }}, 'file://') or regexp_matches({{ path }}, '^[A-Za-z]:[\\/]')
+            then {{ crawl }} || '/' || regexp_extract({{ path }}, '([^/\\]+)$', 1)
+        else {{ path }}
     end
 {%- endmacro %}
