@@ -12,11 +12,12 @@ import lxml.html
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from laion_assets_tests.core._extract_warcgen import real_warc_dir
 from laion_assets.core.extract import ExtractConfig, extract_shard
 from laion_assets.core.extract.htmlscan import decode_html, scan_html
 from laion_assets.core.schemas.pairs import PAIR_SCHEMA
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real-warc"
+REAL = real_warc_dir()
 pytestmark = [
     pytest.mark.real_warc,
     pytest.mark.skipif(not REAL.is_dir(), reason=f"real WARC folder {REAL} not present (shared test data)"),

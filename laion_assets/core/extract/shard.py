@@ -17,7 +17,7 @@ from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 from . import captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import decode_html, scan_html
-from .httpmsg import HttpError, decode_content, dechunk, split_response
+from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import Resolver, check_url, pick_src
 from .warc import BadRecord, iter_records
@@ -42,6 +42,15 @@ def _is_html(content_type: str | None, body: bytes) -> bool:
             return mime in _HTML_TYPES
     head = body[:512].lstrip().lower()  # no Content-Type: sniff like a browser would
     return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _is_http_response(warc_content_type: str, uri: str | None, block: bytes) -> bool:
+    """An HTTP response block (application/http, or untyped and starting like one); not dns:/text/dns."""
+    if warc_content_type:
+        return warc_content_type.startswith("application/http")
+    if uri is not None and uri.lstrip("<").lower().startswith(("dns:", "whois:", "ftp:", "filedesc:")):
+        return False
+    return True
 
 
 class _Shard:
@@ -139,25 +148,43 @@ class _Shard:
         if rtype not in ("response", "resource"):
             return
         uri = rec.target_uri
-        if "warc-truncated" in rec.headers:
+        if "warc-truncated" in rec.headers or rec.cut:
             st["truncated_records"] += 1
         block = rec.block
-        if rtype == "response":
+        cap = self.cfg.max_html_bytes
+        truncated = "warc-truncated" in rec.headers or rec.cut
+        wtype = rec.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if rtype == "response" and _is_http_response(wtype, uri, block):
             try:
                 _, headers, body = split_response(block)
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    body = dechunk(body)
-                ctype = headers.get("content-type")
-                if not _is_html(ctype, body):
-                    st["non_html_records"] += 1
-                    return
-                ce = headers.get("content-encoding")
-                if ce:
-                    body = decode_content(body, ce, "warc-truncated" in rec.headers)
             except HttpError as e:
                 self.bad(warc_path, rec.offset, uri, e.reason, str(e))
                 return
+            # "Is this HTML?" from the Content-Type before any decoding: CSS/JS/PDF are never bad records.
+            ctype = headers.get("content-type")
+            if ctype is not None and ctype.strip() and not _is_html(ctype, b""):
+                st["non_html_records"] += 1
+                return
+            try:
+                body, warns = decode_body(body, headers, truncated, cap)
+            except HttpError as e:
+                if ctype is None or not ctype.strip():  # unknown type that does not decode: not a page
+                    st["non_html_records"] += 1
+                    return
+                self.bad(warc_path, rec.offset, uri, e.reason, str(e))
+                return
+            if warns:
+                st["http_framing_warnings"] += len(warns)
+            if not _is_html(ctype, body):
+                st["non_html_records"] += 1
+                return
         else:
+            if rtype == "response":
+                st["non_http_responses"] += 1  # dns:, whois:, ftp: ... (Heritrix text/dns): never a page
+                ctype = rec.headers.get("content-type")
+                if not wtype.startswith("text/html") and wtype != "application/xhtml+xml":
+                    st["non_html_records"] += 1
+                    return
             headers, body = {}, block
             ctype = rec.headers.get("content-type")
             if not _is_html(ctype, body):
@@ -166,10 +193,12 @@ class _Shard:
         if not uri or "warc-date" not in rec.headers:
             self.bad(warc_path, rec.offset, uri, "bad_warc_header", "HTML record without WARC-Target-URI or WARC-Date")
             return
+        if rec.cut:
+            st["records_cut_at_eof"] += 1
         st["html_pages"] += 1
         st["html_bytes"] += len(body)
-        if len(body) > self.cfg.max_html_bytes:
-            body = body[: self.cfg.max_html_bytes]
+        if len(body) > cap:
+            body = body[:cap]
         text, codec = decode_html(body, ctype)
         scan = scan_html(text, body, codec)
         cfg = self.cfg
@@ -279,6 +308,8 @@ def extract_shard(
                 if isinstance(rec, BadRecord):
                     shard.bad(uri, rec.offset, rec.target_uri, rec.reason, rec.detail)
                     continue
+                if rec.framing_warning is not None:
+                    st["warc_framing_warnings"] += 1
                 try:
                     handle(rec, uri)
                 except Exception as e:  # noqa: BLE001 - one page must not end the shard; it is counted
