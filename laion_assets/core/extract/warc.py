@@ -31,7 +31,7 @@ _RAW_CHUNK = 64 * 1024
 _MAX_HEADER = 64 * 1024
 # A record starts with a `WARC/x.y` line or an ARC header line (`URL IP 14-digit-date type ... length`).
 _ARC_LINE = rb"(?:https?|dns|ftp|filedesc|whois|mailto|file):[^\s]* [^\s]+ [0-9]{12,14} [^\r\n]{0,4000}? [0-9]+\r?\n"
-_RECORD_START = re.compile(rb"(?:^|[\n\x00])(WARC/[0-9]+\.[0-9]+\r?\n|" + _ARC_LINE + rb")")
+_RECORD_START = re.compile(rb"\n(WARC/[0-9]+\.[0-9]+\r?\n|" + _ARC_LINE + rb")")
 _ARC_HEAD = re.compile(rb"(" + _ARC_LINE + rb")")
 _BLANK_LINE = re.compile(rb"(\n\r?\n)")
 _BLANKS = b"\r\n\t \x00"
@@ -313,6 +313,19 @@ class _Reader:
         while True:
             s.ensure(pos + 1)
             lo, hi = pos - s.base, s.end - s.base
+            if not content:  # blanks and NULs (any number) straight before a record: not damage
+                chunk = s.buf[lo : min(hi, lo + 4096)]
+                k = len(chunk) - len(chunk.lstrip(_BLANKS))
+                if k == len(chunk) and k:
+                    pos = s.base + lo + k
+                    s.release(pos)
+                    if s._fill():
+                        continue
+                    return -1, False, b""
+                at = s.base + lo + k
+                s.ensure(at + 4200)
+                if s.buf.startswith(b"WARC/", at - s.base) or _ARC_HEAD.match(s.buf, at - s.base, min(s.end, at + 4200) - s.base):
+                    return at, False, b""
             m = _RECORD_START.search(s.buf, max(lo - 1, 0), hi)
             stop = s.base + m.start(1) if m else max(s.end - 4096, pos)
             chunk = s.buf[lo : stop - s.base]
