@@ -319,7 +319,7 @@ class _Reader:
                 if k == len(chunk) and k:
                     pos = s.base + lo + k
                     s.release(pos)
-                    if s._fill():
+                    if pos < s.end or s._fill():
                         continue
                     return -1, False, b""
                 at = s.base + lo + k
