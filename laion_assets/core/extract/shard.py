@@ -7,6 +7,8 @@ bad-record ratio passes config.max_bad_record_ratio.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -16,10 +18,10 @@ import pyarrow as pa
 from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 from . import captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
-from .htmlscan import decode_html, scan_html
+from .htmlscan import PageOverBudget, decode_html, scan_html
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
-from .urls import Resolver, check_url, pick_src
+from .urls import Resolver, check_url, is_placeholder_image, pick_src
 from .warc import BadRecord, iter_records
 from .wat import parse_wat_record, warc_location
 
@@ -42,6 +44,13 @@ def _is_html(content_type: str | None, body: bytes) -> bool:
             return mime in _HTML_TYPES
     head = body[:512].lstrip().lower()  # no Content-Type: sniff like a browser would
     return head.startswith((b"<!doctype html", b"<html"))
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _cp1252_byte(m: re.Match) -> str:
+    return bytes([ord(m.group(0)) - 0xDC00]).decode("cp1252")  # strict: 0x81 0x8D 0x8F 0x90 0x9D raise
 
 
 def _is_http_response(warc_content_type: str, uri: str | None, block: bytes) -> bool:
@@ -100,6 +109,9 @@ class _Shard:
                 if len(text) < min_chars:
                     short += 1
                     continue
+                if "\ufffd" in text:
+                    st["dropped_replacement_char"] += 1
+                    continue
                 if not src:
                     st["dropped_no_src"] += 1
                     continue
@@ -113,6 +125,9 @@ class _Shard:
                 url, why = check_url(url, max_host, drop_svg, drop_gif)
                 if why is not None:
                     st["dropped_" + why] += 1
+                    continue
+                if is_placeholder_image(url):
+                    st["dropped_placeholder"] += 1
                     continue
                 before_dedup += 1
                 if cut:
@@ -199,15 +214,42 @@ class _Shard:
         st["html_bytes"] += len(body)
         if len(body) > cap:
             body = body[:cap]
-        text, codec = decode_html(body, ctype)
-        scan = scan_html(text, body, codec)
         cfg = self.cfg
+        deadline = time.perf_counter() + cfg.max_page_scan_s
+        text, codec = decode_html(body, ctype)
+        try:
+            scan = scan_html(text, body, codec, max_tags=cfg.max_page_tags, deadline=deadline)
+        except PageOverBudget as e:
+            st["pages_over_budget"] += 1
+            self.bad(warc_path, rec.offset, uri, "page_over_budget", f"{len(body)} bytes of HTML: {e}")
+            return
         lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
         imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
+        if codec in ("utf-8", "utf-8-sig") and any(alt is not None and "\ufffd" in alt for _, alt in imgs):
+            imgs = self._redecode_cp1252(body, imgs, cfg.max_page_tags)
         self.page(page_url=uri, warc_path=warc_path, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
                   license_hrefs=scan.license_hrefs)
+
+    def _redecode_cp1252(self, body: bytes, imgs: list, max_tags: int) -> list:
+        """Captions with U+FFFD on a UTF-8 page: their invalid bytes read as cp1252 (mixed-encoding pages),
+        when every such byte is defined in cp1252; otherwise left as they are (then dropped)."""
+        raw = scan_html(body.decode("utf-8", "surrogateescape"), max_tags=max_tags)
+        if len(raw.imgs) != len(imgs):
+            return imgs
+        out = []
+        for (src, alt), a in zip(imgs, raw.imgs):
+            if alt is not None and "\ufffd" in alt and a is not None:
+                try:
+                    fixed = _SURROGATE.sub(_cp1252_byte, a.get("alt", ""))
+                except UnicodeDecodeError:
+                    fixed = alt
+                if "\ufffd" not in fixed:
+                    self.stats["captions_redecoded_cp1252"] += 1
+                alt = fixed
+            out.append((src, alt))
+        return out
 
     def wat_record(self, rec, warc_path: str) -> None:
         st = self.stats
