@@ -105,7 +105,9 @@ def warm() -> None:
 def timed(fn, paths: list[str], workers: int) -> tuple[float, int, int]:
     t0 = time.perf_counter()
     if workers == 1:
+        c0 = time.process_time()
         res = [fn(p) for p in paths]
+        print(f"  (cpu_s={time.process_time() - c0:.2f})", end=" ")
     else:
         with ProcessPoolExecutor(workers, initializer=warm) as ex:
             # Start (fork) and warm every worker before the clock starts: the timed region is the work.
@@ -127,7 +129,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = args.warc or build_warcs(args.pages, args.files, Path(tmp), not args.repeat_captions)
         size = sum(os.path.getsize(p) for p in paths)
-        print(f"files={len(paths)} compressed_MB={size / 1e6:.1f} cpus={os.cpu_count()}")
+        from laion_assets.core.cpus import available_cpus
+
+        print(f"files={len(paths)} compressed_MB={size / 1e6:.1f} cpus={available_cpus()} load={os.getloadavg()}")
         warm()
         rows = {}
         for name, fn, workers in (("baseline", bare, 1), ("full", full, 1), ("full", full, 2)):
