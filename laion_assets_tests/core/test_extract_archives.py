@@ -198,3 +198,10 @@ def test_iter_records_reads_arc_through_the_public_api():
     recs = list(iter_records(io.BytesIO(arc_file(1, "none"))))
     assert [r.version for r in recs] == ["ARC/1"] * 5 and all(isinstance(r, Record) for r in recs)
     assert [r.type for r in recs] == ["warcinfo", "response", "response", "response", "resource"]
+
+
+def test_arc_record_without_http_headers_is_read_as_its_arc_type():
+    body = IMG.encode()
+    data = b"http://a.com/ 192.0.2.1 20050614070200 text/html %d\n" % len(body) + body + b"\n"
+    res = run(data, STRICT)
+    assert hosts(res) == ["a.com", "a.com"] and res.stats["bad_records"] == 0

@@ -168,6 +168,9 @@ class _Shard:
         block = rec.block
         cap = self.cfg.max_html_bytes
         truncated = "warc-truncated" in rec.headers or rec.cut
+        if rec.version.startswith("ARC") and rtype == "response" and not block.startswith(b"HTTP/"):
+            rtype = "resource"  # an ARC record of an http URL stored without its HTTP headers
+            rec.headers["content-type"] = rec.headers.get("arc-content-type", "")
         wtype = rec.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if rtype == "response" and _is_http_response(wtype, uri, block):
             try:

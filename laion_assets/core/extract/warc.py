@@ -274,7 +274,7 @@ def _arc_headers(line: bytes) -> tuple[str, dict[str, str]] | None:
         rtype = "resource"
     version = "ARC/1" if len(fields) == 5 else "ARC/2"
     return version, {"warc-type": rtype, "warc-target-uri": url, "warc-date": iso, "content-type": ctype,
-                     "content-length": fields[-1], "arc-ip-address": fields[1]}
+                     "content-length": fields[-1], "arc-ip-address": fields[1], "arc-content-type": fields[3]}
 
 
 class _Reader:
