@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-REAL = ROOT / ".." / "shared" / "data" / "real-warc"
+REAL = Path(os.environ.get("LAION_REAL_WARC_DIR") or ROOT / ".." / "shared" / "data" / "real-warc")
 
 
 def real_pages() -> list[tuple[bytes, bytes]]:
@@ -47,6 +47,8 @@ def build_warcs(n_pages: int, n_files: int, outdir: Path, distinct_captions: boo
     """Copies of the real pages; each copy's alt texts get a copy number so, as on a real crawl,
     captions do not repeat (the caption-rule and language caches then hit as rarely as they would)."""
     pages = real_pages()
+    if not pages:
+        raise SystemExit(f"no HTML pages under {REAL} (set LAION_REAL_WARC_DIR to the real-warc folder)")
     paths = [outdir / f"bench-{i}.warc.gz" for i in range(n_files)]
     fhs = [open(p, "wb") for p in paths]
     for i in range(n_pages):

@@ -293,10 +293,9 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
     want_a = mentions_cc(text, raw, codec)
     scanner = _SCAN_A if want_a else _SCAN
     imgs = page.imgs
-    n = 0
     title_open = True  # no unclosed <title> seen yet (one failed search for </title> is enough)
-    for m in scanner.finditer(text):
-        n += 1
+    open_at = len(text) if text[-1:] != ">" else -1  # only a match ending here can be a tag left open
+    for n, m in enumerate(scanner.finditer(text), 1):
         if not n & 1023:
             if n > max_tags:
                 raise PageOverBudget(f"more than {max_tags} tags")
@@ -305,9 +304,9 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
         tag = m.group(2)
         if tag is None:
             continue  # comment or raw-text element
-        if text[m.end() - 1] != ">":
-            break  # a tag still open at the end of the page is no tag (and nothing follows it)
         tag = tag.lower()
+        if m.end() == open_at:
+            break  # a tag still open at the end of the page is no tag (and nothing follows it)
         if tag == "img":
             raw = m.group(3)
             imgs.append(parse_attrs(raw) if _HAS_ALT.search(raw) else None)

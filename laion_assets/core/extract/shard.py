@@ -21,7 +21,7 @@ from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import PageOverBudget, decode_html, scan_html
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
-from .urls import Resolver, check_url, is_placeholder_image, pick_src
+from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
 from .warc import BadRecord, iter_records
 from .wat import parse_wat_record, warc_location
 
@@ -82,8 +82,11 @@ class _Shard:
     def page(self, *, page_url: str, warc_path: str, offset: int, record_id: str | None, date: str | None,
              imgs: list[tuple[str | None, str | None]], base_href: str | None, title: str | None,
              html_lang: str | None, metas: list[tuple[str, str]], http_headers: dict[str, str],
-             license_hrefs: list[tuple[str, bool]]) -> None:
-        """Apply the caption and URL rules to one page's images and append the kept rows."""
+             license_hrefs: list[tuple[str, bool]], check_placeholders: bool = False) -> None:
+        """Apply the caption and URL rules to one page's images and append the kept rows.
+
+        `check_placeholders`: test each URL for a placeholder name (the WAT path; on the WARC path
+        pick_src already did, and marks a placeholder-only <img> as PlaceholderSrc)."""
         cfg, st = self.cfg, self.stats
         st["imgs_seen"] += len(imgs)
         reasons = optout_reasons(metas, http_headers)
@@ -126,7 +129,7 @@ class _Shard:
                 if why is not None:
                     st["dropped_" + why] += 1
                     continue
-                if is_placeholder_image(url):
+                if src.__class__ is PlaceholderSrc or (check_placeholders and is_placeholder_image(url)):
                     st["dropped_placeholder"] += 1
                     continue
                 before_dedup += 1
@@ -289,7 +292,7 @@ class _Shard:
             src_path, src_offset = warc_path, rec.offset
         self.page(page_url=page.page_url, warc_path=src_path, offset=src_offset, record_id=page.record_id, date=page.warc_date,
                   imgs=page.imgs, base_href=page.base_href, title=page.title, html_lang=None, metas=page.metas,
-                  http_headers=page.http_headers, license_hrefs=page.license_hrefs)
+                  http_headers=page.http_headers, license_hrefs=page.license_hrefs, check_placeholders=True)
 
     def table(self) -> pa.Table:
         cols, cfg, n = self.cols, self.cfg, len(self.cols["url"])

@@ -40,16 +40,22 @@ def clean_url_string(url: str) -> str:
     return url
 
 
+_PLACEHOLDER_NAME = re.compile(
+    "(?:" + _PLACEHOLDER_STEM.pattern + r")(?:\.(?:jpe?g|png|webp|gif|avif|bmp|jfif|tiff?|heic|svg))?(?:[?#].*)?",
+    re.S | re.I,
+)
+_PLACEHOLDER_FIRST = frozenset("ilpbste1adcgnILPBSTEADCGN")  # first letters of every placeholder name
+
+
 def is_placeholder_image(url: str) -> bool:
-    """The URL names a lazy-loading placeholder (blank.gif, lazy-l.png, pixel.png, spacer, 1x1.png, ...)."""
-    path = url.split("?", 1)[0].split("#", 1)[0]
-    name = path[path.rfind("/") + 1 :].lower()
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem = name
-    elif "." + ext not in _IMAGE_EXT and ext != "svg":
+    """The URL names a lazy-loading placeholder (blank.gif, lazy-l.png, pixel.png, spacer, 1x1.png, ...).
+
+    Called for most <img>: no copies of the URL, one set test rejects most names before the regex."""
+    q = url.find("?")
+    i = url.rfind("/", 0, q if q >= 0 else len(url)) + 1
+    if url[i : i + 1] not in _PLACEHOLDER_FIRST:
         return False
-    return _PLACEHOLDER_STEM.fullmatch(stem) is not None
+    return _PLACEHOLDER_NAME.fullmatch(url, i) is not None
 
 
 def _looks_like_image_url(v: str) -> bool:
@@ -85,6 +91,10 @@ def largest_srcset_candidate(srcset: str) -> str | None:
     return best
 
 
+class PlaceholderSrc(str):
+    """What pick_src returns when every candidate URL of an <img> is a placeholder (dropped with that reason)."""
+
+
 def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names: tuple[str, ...]) -> str | None:
     """The raw URL an <img> stands for, or None.
 
@@ -116,6 +126,8 @@ def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names
                 v = v.strip(_STRIP)
                 if _looks_like_image_url(v):
                     return v
+    if src and is_placeholder_image(src):
+        return PlaceholderSrc(src)
     return src or None
 
 
@@ -148,9 +160,14 @@ class Resolver:
             self.scheme = self.origin = None
 
     def __call__(self, src: str) -> str:
-        src = clean_url_string(src)
+        if "\t" in src or "\n" in src or "\r" in src:
+            src = _TABNL.sub("", src)  # WHATWG: tab and newline removed anywhere
         if not src:
             return urljoin(self.base, src)
+        if src[0] <= " " or src[-1] <= " ":
+            src = src.strip(_C0_SPACE)  # WHATWG: C0 controls and spaces stripped at both ends
+            if not src:
+                return urljoin(self.base, src)
         if src.startswith(("http://", "https://", "data:")):
             return src
         if src.startswith("./") and src[2:3].isascii() and src[2:3].isalnum() and ":" not in src[2:].split("/", 1)[0]:
