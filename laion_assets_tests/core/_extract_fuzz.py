@@ -165,12 +165,48 @@ FRAGMENTS = ["<img ", "<img src=", '<img src="/a.jpg" alt="', '"', "'", ">", "/>
              "<svg>", "<", "=", " "]
 
 
+URL_HEADS = ["", "http://", "https://", "//", "/", "\x00https://", " http://", "HTTP://", "http://[", "http://a.com:",
+             "http:\\\\", "javascript:", "data:image/png,", "ftp://", "http://user@", "http://%", "https://xn--"]
+
+
+@st.composite
+def img_tag(draw) -> str:
+    """A complete <img> whose src and alt are hostile but whose markup closes (so it can become a row)."""
+    src = draw(st.sampled_from(URL_HEADS)) + draw(st.text(max_size=24))
+    alt = draw(st.text(min_size=0, max_size=30))
+    q = draw(st.sampled_from(['"', "'"]))
+    attr = draw(st.sampled_from(["src", "data-src", "data-lazy-x", "srcset"]))
+    return f"<img {attr}={q}{src.replace(q, '')}{q} alt={q}{alt.replace(q, '')}{q}>"
+
+
 @st.composite
 def hostile_html(draw) -> bytes:
-    parts = draw(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=40))
+    parts = draw(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12), img_tag()), max_size=40))
     html = "".join(parts) * draw(st.sampled_from([1, 1, 1, 10, 200]))
     enc = draw(st.sampled_from(["utf-8", "cp1252", "gb18030", "shift_jis", "utf-16-le"]))
     return html.encode(enc, "replace")
+
+
+def blocking_check_failures(res) -> list[str]:
+    """Names of the blocking row checks (DuckDB, the real SQL) that the result's rows would fail.
+
+    The bad-record ratio is left out: a hostile case may legitimately be over it."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from laion_assets.core import quality
+    from laion_assets.core.extract import stats_table
+    from laion_assets.core.extract.checks import CHECKS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        views = {"pairs": Path(tmp) / "p.parquet", "pair_errors": Path(tmp) / "e.parquet", "pair_stats": Path(tmp) / "s.parquet"}
+        pq.write_table(res.table, views["pairs"])
+        pq.write_table(res.errors, views["pair_errors"])
+        pq.write_table(stats_table(res.stats), views["pair_stats"])
+        checks = [c for c in CHECKS if c.blocking and c.name != "bad_record_ratio_under_threshold"]
+        return [o.name for o in quality.run_checks(views, checks) if not o.passed]
 
 
 def write_report() -> None:

@@ -1,7 +1,8 @@
 """Fuzzing extraction (issue 10): mutated generated and real WARC/ARC bytes, hostile HTML.
 
 Properties, for every case: no uncaught exception, no hang (per-case alarm), memory bounded (tracemalloc),
-and every record before the damage still extracted, row for row. The smoke tests run in the default
+and every record before the damage still extracted, row for row; for hostile HTML, the blocking row
+checks (the real DuckDB SQL) pass on the output. The smoke tests run in the default
 suite (a few seconds); the campaign (>= 10k cases) is:
 
     LAION_REAL_WARC_DIR=/path/to/real-warc FUZZ_REPORT=/tmp/fuzz.json \
@@ -81,6 +82,7 @@ def html_case(html: bytes) -> None:
     urls = res.table["url"].to_pylist()
     assert urls[0] == "http://a.com/ok.jpg" and urls[-1] == "http://c.com/ok.jpg"
     assert res.stats["bad_records"] <= 1  # only the hostile page itself may be refused (budget)
+    assert F.blocking_check_failures(res) == []  # no row of a hostile page can fail the shard's checks
     F.STATS["html_rows"] += len(urls) - 2
 
 
