@@ -25,7 +25,7 @@ REAL = F.real_members()
 HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
 
-def warc_case(data, seed: int, compression: str, keep: int, where: int, ops) -> None:
+def warc_case(seed: int, compression: str, keep: int, ops) -> None:
     """Mutate a generated file after its first `keep` records; those must come out unchanged."""
     records = GEN[seed]
     keep = min(keep, len(records) - 1)
@@ -100,9 +100,9 @@ def _real(name, keep, ops, recompress):
 
 # ---- smoke: default run, a few seconds ---------------------------------------------------------------
 @settings(max_examples=25, deadline=None, suppress_health_check=HEALTH, derandomize=True)
-@given(**warc_args, where=st.just(0))
-def test_fuzz_smoke_generated_warc(seed, compression, keep, where, ops):
-    warc_case(None, seed, compression, keep, where, ops)
+@given(**warc_args)
+def test_fuzz_smoke_generated_warc(seed, compression, keep, ops):
+    warc_case(seed, compression, keep, ops)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=HEALTH, derandomize=True)
@@ -120,9 +120,9 @@ def test_fuzz_smoke_hostile_html(html):
 # ---- campaign: pytest -m slow_fuzz (>= 10k cases) ----------------------------------------------------
 @pytest.mark.slow_fuzz
 @settings(max_examples=5000, deadline=None, suppress_health_check=HEALTH)
-@given(**warc_args, where=st.just(0))
-def test_fuzz_campaign_generated_warc(seed, compression, keep, where, ops):
-    warc_case(None, seed, compression, keep, where, ops)
+@given(**warc_args)
+def test_fuzz_campaign_generated_warc(seed, compression, keep, ops):
+    warc_case(seed, compression, keep, ops)
     F.write_report()
 
 

@@ -166,11 +166,11 @@ class _Shard:
         if rtype not in ("response", "resource"):
             return
         uri = rec.target_uri
-        if "warc-truncated" in rec.headers or rec.cut:
+        truncated = "warc-truncated" in rec.headers or rec.cut
+        if truncated:
             st["truncated_records"] += 1
         block = rec.block
         cap = self.cfg.max_html_bytes
-        truncated = "warc-truncated" in rec.headers or rec.cut
         if rec.version.startswith("ARC") and rtype == "response" and not block.startswith(b"HTTP/"):
             rtype = "resource"  # an ARC record of an http URL stored without its HTTP headers
             rec.headers["content-type"] = rec.headers.get("arc-content-type", "")
@@ -200,15 +200,13 @@ class _Shard:
                 st["non_html_records"] += 1
                 return
         else:
+            # A resource, or a non-HTTP response (dns:, whois:, ftp:; Heritrix writes text/dns): the block
+            # is the payload and the WARC Content-Type its type.
             if rtype == "response":
-                st["non_http_responses"] += 1  # dns:, whois:, ftp: ... (Heritrix text/dns): never a page
-                ctype = rec.headers.get("content-type")
-                if not wtype.startswith("text/html") and wtype != "application/xhtml+xml":
-                    st["non_html_records"] += 1
-                    return
+                st["non_http_responses"] += 1
             headers, body = {}, block
             ctype = rec.headers.get("content-type")
-            if not _is_html(ctype, body):
+            if not _is_html(ctype, body) or (rtype == "response" and wtype not in _HTML_TYPES):
                 st["non_html_records"] += 1
                 return
         if not uri or "warc-date" not in rec.headers:
@@ -232,16 +230,19 @@ class _Shard:
         lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
         imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
         if codec in ("utf-8", "utf-8-sig") and any(alt is not None and "\ufffd" in alt for _, alt in imgs):
-            imgs = self._redecode_cp1252(body, imgs, cfg.max_page_tags)
+            try:
+                imgs = self._redecode_cp1252(body, imgs, cfg.max_page_tags, deadline)
+            except PageOverBudget:
+                pass  # keep the U+FFFD captions: they are dropped with their reason
         self.page(page_url=uri, warc_path=warc_path, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
                   license_hrefs=scan.license_hrefs)
 
-    def _redecode_cp1252(self, body: bytes, imgs: list, max_tags: int) -> list:
+    def _redecode_cp1252(self, body: bytes, imgs: list, max_tags: int, deadline: float) -> list:
         """Captions with U+FFFD on a UTF-8 page: their invalid bytes read as cp1252 (mixed-encoding pages),
         when every such byte is defined in cp1252; otherwise left as they are (then dropped)."""
-        raw = scan_html(body.decode("utf-8", "surrogateescape"), max_tags=max_tags)
+        raw = scan_html(body.decode("utf-8", "surrogateescape"), max_tags=max_tags, deadline=deadline)
         if len(raw.imgs) != len(imgs):
             return imgs
         out = []
