@@ -1,0 +1,109 @@
+"""Downloader processes: each fetches and decodes one group of hosts' rows; this process writes tars.
+
+Processes are spawned (never forked: the caller may hold threads and locks, e.g. a Dagster run), so
+nothing is shared but what is pickled: the rows, the config and a pipe. A worker sends its finished
+rows in batches (status row + encoded JPEG + .json, ~25 kB each) every 50 ms; the parent appends
+them to the tars and records them. A worker that dies or outlives the deadline is killed; its rows
+not yet received end as internal_error / shard_timeout in `download_shard`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import time
+from multiprocessing.connection import Connection, wait
+
+from .config import DownloadConfig
+from .engine import WATCHDOG_GRACE_S, Engine, Rows, Sample, place_sample
+from .fetcher import FetchFailure
+from .status import RowResult
+from .writer import TarWriter
+
+BATCH_ROWS = 64
+BATCH_S = 0.05
+
+
+def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, deadline: float) -> None:
+    """Entry point of a spawned downloader process."""
+    batch: list[tuple[int, RowResult, Sample | None]] = []
+    last = time.monotonic()
+
+    def send() -> None:
+        nonlocal last
+        if batch:
+            conn.send(("rows", batch[:]))
+            batch.clear()
+        last = time.monotonic()
+
+    def on_done(i: int, row: RowResult, sample: Sample | None) -> None:
+        batch.append((rows.ids[i], row, sample))
+        if len(batch) >= BATCH_ROWS or time.monotonic() - last >= BATCH_S:
+            send()
+
+    def tick() -> None:
+        if time.monotonic() - last >= BATCH_S:
+            send()
+
+    engine = Engine(rows, config, threads, None, on_done)
+    error = None
+    try:
+        asyncio.run(engine.run(list(range(len(rows.ids))), deadline, tick))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        error = f"{type(e).__name__}: {e}"
+    send()
+    conn.send(("done", engine.fetch_stats, error))
+    conn.close()
+
+
+def run_processes(groups: list[Rows], config: DownloadConfig, writer: TarWriter, out,
+                  deadline: float, stats: dict) -> tuple[bool, list[BaseException]]:
+    """Run one downloader process per group; returns (a process had to be killed, errors)."""
+    ctx = mp.get_context("spawn")
+    threads = config.decode_threads(len(groups))
+    procs, conns = [], []
+    for rows in groups:
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_worker, args=(send, rows, config, threads, deadline),
+                        name="laion-downloader", daemon=True)
+        p.start()
+        send.close()  # only the child holds the write end: EOF when it exits
+        procs.append(p)
+        conns.append(recv)
+    errors: list[BaseException] = []
+    open_conns = set(conns)
+    hard_deadline = deadline + 3 * WATCHDOG_GRACE_S
+    while open_conns and time.monotonic() < hard_deadline:
+        for conn in wait(list(open_conns), timeout=min(1.0, max(0.0, hard_deadline - time.monotonic()))):
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                open_conns.discard(conn)
+                p = procs[conns.index(conn)]
+                p.join(1.0)
+                if p.exitcode not in (0, None):
+                    errors.append(RuntimeError(f"downloader process exited with code {p.exitcode}"))
+                continue
+            if msg[0] == "rows":
+                for i, row, sample in msg[1]:
+                    if sample is not None:
+                        try:
+                            place_sample(writer, row, sample)
+                        except FetchFailure as e:
+                            row.fail(e.reason, e.detail)
+                    out.finish(i, row)
+            elif msg[0] == "done":
+                for k, v in msg[1].items():
+                    stats[k] = stats.get(k, 0) + v
+                if msg[2]:
+                    errors.append(RuntimeError(msg[2]))
+    killed = False
+    for p in procs:
+        p.join(max(0.0, min(WATCHDOG_GRACE_S, hard_deadline - time.monotonic())))
+        if p.is_alive():
+            killed = True
+            p.kill()
+            p.join(5.0)
+    for conn in conns:
+        conn.close()
+    return killed, errors
