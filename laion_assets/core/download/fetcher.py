@@ -175,7 +175,10 @@ class Fetcher:
             except FetchFailure as e:
                 if not e.retryable:
                     raise
-                state.consecutive_failures += 1
+                # A 429/503 is the host asking us to slow down (it pauses the host below), not a sign
+                # that it is gone: counting it would give up every row of a rate-limited host.
+                if e.reason != "rate_limited":
+                    state.consecutive_failures += 1
                 if state.consecutive_failures >= cfg.host_failure_threshold and not state.dead:
                     state.dead = True
                     self.stats.hosts_backed_off += 1

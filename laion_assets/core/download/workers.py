@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import resource
 import time
 from multiprocessing.connection import Connection, wait
 
@@ -52,7 +53,8 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
     except BaseException as e:  # noqa: BLE001 - reported to the parent
         error = f"{type(e).__name__}: {e}"
     send()
-    conn.send(("done", engine.fetch_stats, error))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    conn.send(("done", {**engine.fetch_stats, "peak_rss_mb_worker": round(peak_mb, 1)}, error))
     conn.close()
 
 
@@ -93,8 +95,8 @@ def run_processes(groups: list[Rows], config: DownloadConfig, writer: TarWriter,
                             row.fail(e.reason, e.detail)
                     out.finish(i, row)
             elif msg[0] == "done":
-                for k, v in msg[1].items():
-                    stats[k] = stats.get(k, 0) + v
+                for k, v in msg[1].items():  # counters add up; peaks are the largest
+                    stats[k] = max(stats.get(k, 0), v) if k.startswith("peak_") else stats.get(k, 0) + v
                 if msg[2]:
                     errors.append(RuntimeError(msg[2]))
     killed = False
