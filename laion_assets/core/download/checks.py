@@ -61,16 +61,21 @@ CHECKS: list[SqlCheck] = [
         blocking=True,
         sql="""
             WITH d AS (SELECT key, tar_path, tar_member,
-                              coalesce(regexp_extract(tar_member, '^(.*)[.]jpg$', 1), key) AS stem
-                       FROM downloads WHERE status = 'ok')
-            SELECT d.key, d.tar_path, d.tar_member,
-                   count(t.member) FILTER (WHERE t.member = d.stem || '.jpg') AS jpg,
-                   count(t.member) FILTER (WHERE t.member = d.stem || '.txt') AS txt,
-                   count(t.member) FILTER (WHERE t.member = d.stem || '.json') AS json
-            FROM d
-            LEFT JOIN tar_members t ON t.tar_path = d.tar_path
-                 AND t.member IN (d.stem || '.jpg', d.stem || '.txt', d.stem || '.json')
-            GROUP BY d.key, d.tar_path, d.tar_member
+                              CASE WHEN suffix(tar_member, '.jpg')
+                                   THEN left(tar_member, length(tar_member) - 4) ELSE key END AS stem
+                       FROM downloads WHERE status = 'ok'),
+                 want AS (SELECT d.*, e.ext, d.stem || '.' || e.ext AS member
+                          FROM d CROSS JOIN (VALUES ('jpg'), ('txt'), ('json')) e(ext)),
+                 found AS (SELECT w.key, w.tar_path, w.tar_member, w.ext, count(t.member) AS n
+                           FROM want w LEFT JOIN tar_members t
+                                ON t.tar_path = w.tar_path AND t.member = w.member
+                           GROUP BY w.key, w.tar_path, w.tar_member, w.ext)
+            SELECT key, tar_path, tar_member,
+                   sum(n) FILTER (WHERE ext = 'jpg') AS jpg,
+                   sum(n) FILTER (WHERE ext = 'txt') AS txt,
+                   sum(n) FILTER (WHERE ext = 'json') AS json
+            FROM found
+            GROUP BY key, tar_path, tar_member
             HAVING jpg <> 1 OR txt <> 1 OR json <> 1
         """,
     ),
