@@ -46,6 +46,7 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
         if time.monotonic() - last >= BATCH_S:
             send()
 
+    startup_cpu_s = time.process_time()  # interpreter start + imports, paid once per process
     engine = Engine(rows, config, threads, None, on_done)
     error = None
     try:
@@ -54,7 +55,9 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
         error = f"{type(e).__name__}: {e}"
     send()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    conn.send(("done", {**engine.fetch_stats, "peak_rss_mb_worker": round(peak_mb, 1)}, error))
+    conn.send(("done", {**engine.fetch_stats, "peak_rss_mb_worker": round(peak_mb, 1),
+                        "worker_startup_cpu_s": round(startup_cpu_s, 3),
+                        "worker_cpu_s": round(time.process_time() - startup_cpu_s, 3)}, error))
     conn.close()
 
 
