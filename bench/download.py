@@ -4,8 +4,9 @@
 
 - CPU per image, one thread, no network: `process_image` (magic bytes, header pixel check, JPEG
   draft decode, area resize, encode q95, PDQ, sha256 + md5) next to a plain decode+resize+encode
-  loop (full decode, area resize, encode q95, sha256: img2dataset's steps, with Pillow, as
-  opencv/img2dataset are not installed here).
+  loop (Pillow: full decode, area resize, encode q95, sha256) and img2dataset's own steps with cv2
+  (full decode, INTER_AREA, cv2 encode q95, sha256; opencv-python-headless is a dev extra;
+  img2dataset itself is not installed).
 - download: `download_shard` against a local HTTP/1.1 server (separate process, keep-alive,
   `--latency-ms` before each response): robots.txt + tdmrep.json, SSRF guard, GET, decode in the
   downloader processes, tars written by the parent; run with 1 process and with all
@@ -128,6 +129,22 @@ def plain_loop(size: int, body: bytes) -> bytes:
     return out.getvalue()
 
 
+def img2dataset_loop(size: int, body: bytes) -> bytes:
+    """img2dataset's resizer steps (resizer.py, keep_ratio): cv2 full decode, INTER_AREA downscale
+    so the smaller side is `size`, cv2 JPEG encode q95, sha256 of the original."""
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)  # img2dataset does the same
+    img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+    h, w = img.shape[:2]
+    tw, th = target_size(w, h, size, "keep_ratio", False)
+    img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA if tw * th < w * h else cv2.INTER_LANCZOS4)
+    ok, out = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), 95])
+    hashlib.sha256(body).hexdigest()
+    return out.tobytes()
+
+
 def cpu_ms_per_image(bodies: list[bytes], fn) -> float:
     fn(bodies[0])
     c0 = time.process_time()
@@ -174,9 +191,14 @@ def main() -> None:
     # --- CPU per image, one thread, no network: ours vs a plain loop ------------------------------
     ours_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(ours, cfg.image_size))
     plain_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(plain_loop, cfg.image_size))
+    try:
+        cv2_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(img2dataset_loop, cfg.image_size))
+    except ImportError:  # opencv-python-headless is a dev extra
+        cv2_cpu = float("nan")
     print(f"CPU per image, one thread, {args.cpu_n} images: process_image (draft decode, area resize, "
-          f"encode q95, PDQ, sha256+md5) {ours_cpu:.2f} ms; plain loop (full decode, area resize, "
-          f"encode q95, sha256) {plain_cpu:.2f} ms")
+          f"encode q95, PDQ, sha256+md5) {ours_cpu:.2f} ms; plain loop (Pillow full decode, area "
+          f"resize, encode q95, sha256) {plain_cpu:.2f} ms; img2dataset's cv2 steps (full decode, "
+          f"INTER_AREA, encode q95, sha256) {cv2_cpu:.2f} ms")
 
     base1 = pool_rate(bodies, cfg.image_size, procs_all)
     ctx = mp.get_context("spawn")
@@ -224,11 +246,12 @@ def main() -> None:
         print(f"parent (tars + status) CPU per image with {procs_all} processes: {parent_ms:.2f} ms of "
               f"{cpu_all:.2f} ms -> the parent can feed ~{cpu_all / parent_ms:.0f} cores' worth of "
               f"downloader processes before it saturates (the scaling ceiling, independent of load)")
-    print(f"CPU per downloaded image {cpu_all:.2f} ms vs plain decode+resize+encode loop {plain_cpu:.2f} ms: "
-          f"{cpu_all / plain_cpu:.2f}")
+    print(f"CPU per downloaded image {cpu_all:.2f} ms (network, decode, PDQ, tar, status) vs "
+          f"plain decode+resize+encode loop {plain_cpu:.2f} ms: {cpu_all / plain_cpu:.2f}; "
+          f"vs img2dataset's cv2 steps {cv2_cpu:.2f} ms (no network): {cpu_all / cv2_cpu:.2f}")
     print(f"bench: download images_per_s={rate_all:.1f} baseline_images_per_s={baseline:.1f} "
           f"processes={procs_all} scaling={scaling:.2f} cpu_ms_per_image={cpu_all:.2f} "
-          f"plain_loop_cpu_ms_per_image={plain_cpu:.2f} ratio={rate_all / baseline:.2f}")
+          f"plain_loop_cpu_ms_per_image={plain_cpu:.2f} cv2_loop_cpu_ms_per_image={cv2_cpu:.2f} ratio={rate_all / baseline:.2f}")
 
 
 if __name__ == "__main__":
