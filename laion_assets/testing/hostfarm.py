@@ -7,7 +7,7 @@
 
 Each host is its own address (`127.0.<k // 250 + 1>.<k % 250 + 1>`, all of 127.0.0.0/8 is loopback on
 Linux) with its own listening port, so a downloader sees `hosts` distinct host names. A host has
-one kind, assigned round-robin from `KINDS`:
+one kind, assigned round-robin from `kinds` (default `KINDS`):
 
 - `fast`: a small JPEG at once. `slow`: the same after `slow_s`.
 - `dead`: nothing listens (connection refused). `hang`: accepts, reads the request, never answers.
@@ -70,10 +70,11 @@ def _response(body: bytes, ctype: bytes = b"image/jpeg", status: bytes = b"200 O
             + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
 
 
-def _serve(n_hosts: int, slow_s: float, huge_stream_bytes: int, ready, control) -> None:
+def _serve(n_hosts: int, slow_s: float, huge_stream_bytes: int, kinds: tuple[str, ...], ready,
+           control) -> None:
     images = small_jpegs()
     not_found = _response(b"not found", b"text/plain", b"404 Not Found")
-    state = [_Host(KINDS[k % len(KINDS)]) for k in range(n_hosts)]
+    state = [_Host(kinds[k % len(kinds)]) for k in range(n_hosts)]
     seen_429: set[tuple[int, bytes]] = set()
 
     class Conn(asyncio.Protocol):
@@ -174,10 +175,15 @@ def _serve(n_hosts: int, slow_s: float, huge_stream_bytes: int, ready, control) 
 class HostFarm:
     """Context manager running `hosts` loopback hosts in a spawned process (see module doc)."""
 
-    def __init__(self, hosts: int = 200, slow_s: float = 0.3, huge_stream_bytes: int = 32 << 20):
+    def __init__(self, hosts: int = 200, slow_s: float = 0.3, huge_stream_bytes: int = 32 << 20,
+                 kinds: tuple[str, ...] = KINDS):
         if hosts > 250 * 250:
             raise ValueError(f"hosts={hosts}: at most {250 * 250}")
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"kinds={sorted(unknown)}: allowed {sorted(set(KINDS))}")
         self.n_hosts, self.slow_s, self.huge_stream_bytes = hosts, slow_s, huge_stream_bytes
+        self.kinds = tuple(kinds)
         self.hosts: list[tuple[str, int, str]] = []
         self._stats: dict | None = None
 
@@ -186,7 +192,7 @@ class HostFarm:
         ready_r, ready_w = ctx.Pipe(duplex=False)
         self._control, child_control = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, daemon=True, name="hostfarm", args=(
-            self.n_hosts, self.slow_s, self.huge_stream_bytes, ready_w, child_control))
+            self.n_hosts, self.slow_s, self.huge_stream_bytes, self.kinds, ready_w, child_control))
         self._proc.start()
         waited = 0.0
         while not ready_r.poll(0.2):

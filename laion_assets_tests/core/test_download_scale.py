@@ -262,3 +262,38 @@ def test_load_100k_urls_200_hosts(tmp_path):
     print(report(run))
     check_load(run, tmp_path)
     assert run["parent_peak_rss_mb"] < 2048 and run["result"].stats["peak_rss_mb_worker"] < 1024
+
+
+def test_a_killed_downloader_process_loses_no_row(tmp_path):
+    """SIGKILL one downloader process mid-shard: its rows not yet handed over end failed/internal_error,
+    every other row is kept, one status row per URL, and the tars hold exactly the ok rows."""
+    import multiprocessing as mp
+    import os
+    import signal
+    import threading
+
+    with HostFarm(hosts=2, slow_s=0.05, kinds=("slow",)) as farm:  # one host per process, 60 rows
+        urls = farm.urls(120)  # each: >= 60 x 0.05 s one at a time
+        box = {}
+        runner = threading.Thread(target=lambda: box.update(res=download_shard(
+            _pairs(urls), tmp_path / "out", config=farm_config(farm, processes=2, per_host_concurrency=1),
+            shard="00003")))
+        runner.start()
+        deadline = time.monotonic() + 30
+        victims = []
+        while not victims and time.monotonic() < deadline:
+            victims = [p for p in mp.active_children() if p.name == "laion-downloader"]
+            time.sleep(0.05)
+        time.sleep(1.0)  # let both processes hand over some rows
+        os.kill(victims[0].pid, signal.SIGKILL)
+        runner.join(60)
+    result = box["res"]
+    rows = result.status.to_pylist()
+    assert [r["url"] for r in rows] == urls
+    got = Counter((r["status"], r["reason"]) for r in rows)
+    assert set(got) <= {("ok", None), ("failed", "internal_error")}, got
+    assert got[("ok", None)] >= 10 and got[("failed", "internal_error")] >= 10, got
+    assert all("exited with code -9" in r["error"] for r in rows if r["status"] == "failed")
+    members = list_tar_members(tmp_path / "out")["member"].to_pylist()
+    assert sorted(m for m in members if m.endswith(".jpg")) == sorted(
+        r["tar_member"] for r in rows if r["status"] == "ok")
