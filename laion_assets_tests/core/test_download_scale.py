@@ -297,3 +297,13 @@ def test_a_killed_downloader_process_loses_no_row(tmp_path):
     members = list_tar_members(tmp_path / "out")["member"].to_pylist()
     assert sorted(m for m in members if m.endswith(".jpg")) == sorted(
         r["tar_member"] for r in rows if r["status"] == "ok")
+
+
+def test_sixteen_bit_gray_png_is_scaled_not_clipped():
+    ramp = np.linspace(0, 65535, 300 * 200).reshape(200, 300).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, "PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    p = process_image(buf.getvalue(), image_size=64)
+    out = np.asarray(Image.open(io.BytesIO(p.jpeg)).convert("L"), dtype=np.float64)
+    assert abs(out.mean() - 127.5) < 8 and out.min() < 20 and out.max() > 235  # clipped: mean ~254

@@ -28,6 +28,10 @@ DOWNSCALE_FILTERS = {"area": Image.Resampling.BOX, "bilinear": Image.Resampling.
 # grid, ~0.6 ms per image instead of ~1 ms at 256 px and ~3.7 ms at 512 px.
 PDQ_SIDE = 128
 
+# Pillow opens 16-bit grayscale PNGs in these modes; a plain convert("L"/"RGB") clips 0..65535 at 255,
+# so such an image would be stored near-white. (16-bit RGB(A) PNGs already open as 8-bit.)
+SIXTEEN_BIT_GRAY = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
 ALLOWED_CONTENT_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG",
                          "image/png": "PNG", "image/webp": "WEBP"}
 
@@ -132,6 +136,8 @@ def process_image(
         if fmt == "JPEG" and (tw, th) != (w, h):
             img.draft("RGB", (tw, th))  # decode at the smallest DCT scale still >= target
         img.load()
+        if img.mode in SIXTEEN_BIT_GRAY:  # 16-bit grayscale PNG: scale to 8 bits (convert() clips)
+            img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
         if img.mode not in ("RGB", "L"):
             if "A" in img.getbands() or img.mode in ("P", "PA") and "transparency" in img.info:
                 rgba = img.convert("RGBA")
