@@ -2,8 +2,8 @@
 
 Processes are spawned (never forked: the caller may hold threads and locks, e.g. a Dagster run), so
 nothing is shared but what is pickled: the rows, the config and a pipe. A worker sends its finished
-rows in batches (status row + encoded JPEG + .json, ~25 kB each) every 50 ms; the parent appends
-them to the tars and records them. A worker that dies or outlives the deadline is killed; its rows
+rows in batches (status row + encoded JPEG + .json, ~25 kB each) every 50 ms or 64 rows, from a
+sender thread; the parent appends them to the tars and records them. A worker that dies or outlives the deadline is killed; its rows
 not yet received end as internal_error / shard_timeout in `download_shard`.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import queue
 import resource
+import threading
 import time
 from multiprocessing.connection import Connection, wait
 
@@ -23,17 +25,28 @@ from .writer import TarWriter
 
 BATCH_ROWS = 64
 BATCH_S = 0.05
+OUTBOX_BATCHES = 8
 
 
 def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, deadline: float) -> None:
     """Entry point of a spawned downloader process."""
     batch: list[tuple[int, RowResult, Sample | None]] = []
     last = time.monotonic()
+    # A sender thread does the pipe writes, so the event loop never waits while the parent is busy
+    # with another process's batch; the bounded queue is the back-pressure (memory stays bounded).
+    outbox: queue.Queue = queue.Queue(maxsize=OUTBOX_BATCHES)
+
+    def sender() -> None:
+        while (msg := outbox.get()) is not None:
+            conn.send(msg)
+
+    sending = threading.Thread(target=sender, name="downloader-send", daemon=True)
+    sending.start()
 
     def send() -> None:
         nonlocal last
         if batch:
-            conn.send(("rows", batch[:]))
+            outbox.put(("rows", batch[:]))
             batch.clear()
         last = time.monotonic()
 
@@ -54,6 +67,8 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
     except BaseException as e:  # noqa: BLE001 - reported to the parent
         error = f"{type(e).__name__}: {e}"
     send()
+    outbox.put(None)
+    sending.join()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     conn.send(("done", {**engine.fetch_stats, "peak_rss_mb_worker": round(peak_mb, 1),
                         "worker_startup_cpu_s": round(startup_cpu_s, 3),
