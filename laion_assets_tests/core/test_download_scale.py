@@ -307,3 +307,55 @@ def test_sixteen_bit_gray_png_is_scaled_not_clipped():
     p = process_image(buf.getvalue(), image_size=64)
     out = np.asarray(Image.open(io.BytesIO(p.jpeg)).convert("L"), dtype=np.float64)
     assert abs(out.mean() - 127.5) < 8 and out.min() < 20 and out.max() > 235  # clipped: mean ~254
+
+
+ORPHAN_SCRIPT = """
+import multiprocessing as mp, sys
+import pyarrow as pa
+from laion_assets.core.download import DownloadConfig, download_shard
+
+def progress(done, total):
+    pids = [p.pid for p in mp.active_children() if p.name == "laion-downloader"]
+    print("PIDS", *pids, flush=True)
+
+if __name__ == "__main__":
+    urls = sys.argv[2:]
+    pairs = pa.table({"key": [f"{i:09d}" for i in range(len(urls))], "url": urls, "text": ["c"] * len(urls)})
+    download_shard(pairs, sys.argv[1], progress=progress, config=DownloadConfig(
+        allow_private_hosts=("127.0.0.0/16",), min_bytes=100, processes=2, min_rows_per_process=1,
+        per_host_concurrency=1, image_size=64, read_timeout_s=60, total_timeout_s=120))
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def test_downloader_processes_exit_when_the_parent_is_killed(tmp_path):
+    """SIGKILL the process running download_shard: its downloader processes notice and exit (no
+    orphan keeps fetching), also the one whose host never answers (it has nothing to send)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(ORPHAN_SCRIPT)
+    with HostFarm(hosts=2, slow_s=0.2, kinds=("slow", "hang")) as farm:
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out"), *farm.urls(200)],
+                                stdout=subprocess.PIPE, text=True, env={**os.environ})
+        pids: list[int] = []
+        for line in proc.stdout:
+            if line.startswith("PIDS") and len(line.split()) == 3:
+                pids = [int(p) for p in line.split()[1:]]
+                break
+        assert pids and all(_running(p) for p in pids)
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(p) for p in pids)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import multiprocessing as mp
 import threading
 import time
 from collections import defaultdict
@@ -177,6 +178,8 @@ def download_shard(
     carried = len(rows.keys) - len(todo)
     deadline = started + config.shard_timeout_s
     n_proc = config.process_count(len(todo))
+    if mp.current_process().daemon:  # a daemonic process may not start children: decode here
+        n_proc = 1
     fetch_stats: dict = {}
     errors: list[BaseException] = []
     alive = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import queue
 import resource
 import threading
@@ -38,7 +39,10 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
 
     def sender() -> None:
         while (msg := outbox.get()) is not None:
-            conn.send(msg)
+            try:
+                conn.send(msg)
+            except OSError:  # the parent is gone (killed): nobody will read these rows
+                os._exit(1)
 
     sending = threading.Thread(target=sender, name="downloader-send", daemon=True)
     sending.start()
@@ -55,7 +59,11 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
         if len(batch) >= BATCH_ROWS or time.monotonic() - last >= BATCH_S:
             send()
 
+    parent = mp.parent_process()
+
     def tick() -> None:
+        if parent is not None and not parent.is_alive():  # orphaned (parent SIGKILLed): stop now
+            os._exit(1)
         if time.monotonic() - last >= BATCH_S:
             send()
 
@@ -81,7 +89,21 @@ def run_processes(groups: list[Rows], config: DownloadConfig, writer: TarWriter,
     """Run one downloader process per group; returns (a process had to be killed, errors)."""
     ctx = mp.get_context("spawn")
     threads = config.decode_threads(len(groups))
-    procs, conns = [], []
+    procs: list = []
+    conns: list[Connection] = []
+    try:
+        return _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs, conns)
+    finally:  # whatever happened here (a full disk in the tar writer...), no process outlives us
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5.0)
+        for conn in conns:
+            conn.close()
+
+
+def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs, conns
+               ) -> tuple[bool, list[BaseException]]:
     for rows in groups:
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=_worker, args=(send, rows, config, threads, deadline),
@@ -124,6 +146,4 @@ def run_processes(groups: list[Rows], config: DownloadConfig, writer: TarWriter,
             killed = True
             p.kill()
             p.join(5.0)
-    for conn in conns:
-        conn.close()
     return killed, errors
