@@ -53,7 +53,7 @@ class DownloadConfig:
     total_timeout_s: float = 30.0  # one attempt, all redirects and the whole body (kills slow drips)
     max_bytes: int = 10 * 1024 * 1024  # body cap; bigger (declared or streamed) -> too_large
     min_bytes: int = 5000  # LAION: smaller bodies are icons/trackers -> too_small
-    concurrency: int = 64  # requests in flight for the whole shard
+    concurrency: int = 64  # requests in flight per downloader process (see `processes`)
     per_host_concurrency: int = 4  # requests in flight to one host
     max_redirects: int = 5
     retries: int = 2  # extra attempts for transient failures (timeouts, 5xx, 429, resets)
