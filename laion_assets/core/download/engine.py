@@ -28,7 +28,7 @@ from .writer import TarWriter
 WATCHDOG_GRACE_S = 10.0
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
@@ -40,7 +40,7 @@ def interleave_by_host(indices: list[int], urls: list[str]) -> Iterator[int]:
     head-of-line blocking behind its per-host limit)."""
     queues: dict[str, deque[int]] = defaultdict(deque)
     for i in indices:
-        queues[_host(urls[i])].append(i)
+        queues[host_of(urls[i])].append(i)
     active = deque(queues.values())
     while active:
         q = active.popleft()

@@ -26,7 +26,7 @@ import pyarrow as pa
 from PIL import Image
 
 from .config import DownloadConfig
-from .engine import WATCHDOG_GRACE_S, Engine, Rows, Sample, _host, place_sample, sample_meta
+from .engine import WATCHDOG_GRACE_S, Engine, Rows, Sample, host_of, place_sample, sample_meta
 from .fetcher import FetchFailure
 from .keys import image_member
 from .resizer import pdq_hash
@@ -123,7 +123,7 @@ def split_by_host(todo: list[int], urls: list[str], n: int) -> list[list[int]]:
     processes), balanced by row count: largest host first into the smallest group."""
     by_host: dict[str, list[int]] = defaultdict(list)
     for i in todo:
-        by_host[_host(urls[i])].append(i)
+        by_host[host_of(urls[i])].append(i)
     groups: list[list[int]] = [[] for _ in range(n)]
     for rows in sorted(by_host.values(), key=len, reverse=True):
         min(groups, key=len).extend(rows)
