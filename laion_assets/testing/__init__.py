@@ -1,1 +1,2 @@
-"""Test scaffolding shared by tests, benches and the demo: real servers that misbehave on purpose."""
+"""Reusable scaffolding for tests, benches and the demo: real servers on 127.0.0.1 (S3, misbehaving
+image hosts), never mocks."""
