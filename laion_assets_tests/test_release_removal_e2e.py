@@ -52,13 +52,19 @@ def test_removal_request_rederives_a_new_version_with_a_diff(embedded_env, tmp_p
         assert any(r["LICENSE"] for r in before.values())
         assert verify_release_dir(first.release_dir) == []
 
-        # A photographer asks for two images: one by its URL's sha256, one by the image's sha256.
-        by_url, by_image = sorted(before.values(), key=lambda r: r["SAMPLE_ID"])[:2]
+        # A photographer asks for two images: one by its URL's sha256, one by the image's sha256; a
+        # hash list names a third by a PDQ hash 12 bits away from the downloader's (a near duplicate).
+        by_url, by_image, by_pdq = sorted(before.values(), key=lambda r: r["SAMPLE_ID"])[:3]
+        with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+            pdq, quality = con.sql(f"SELECT pdq, pdq_quality FROM published_pairs WHERE sample_id = {by_pdq['SAMPLE_ID']}").fetchall()[0]
+        assert quality >= 50
+        near = f"{int(pdq, 16) ^ 0xFFF:064x}"
         requests = root / "removal" / "requests"
         requests.mkdir(parents=True)
         (requests / "photographer-2026.url_sha256.txt").write_text(
             "# filed 2026-11-25\n" + hashlib.sha256(by_url["URL"].encode()).hexdigest() + "\nnot-a-hash\n")
-        (requests / "hashlist.csv").write_text(f"kind,value,listed_on\nimage_sha256,{by_image['sha256']},2026-11-20\n")
+        (requests / "hashlist.csv").write_text(f"kind,value,listed_on\nimage_sha256,{by_image['sha256']},2026-11-20\n"
+                                               f"pdq,{near},2026-11-20\n")
 
         rederive = _run(defs, "rederive_releases_job", instance, "WARNING")
         assert failed_checks(instance, [rederive.run_id]) == []
@@ -71,7 +77,7 @@ def test_removal_request_rederives_a_new_version_with_a_diff(embedded_env, tmp_p
         new_version = mat.metadata["version"].value
         assert new_version != first.release_version
         after = _rows(new_dir)
-        assert set(before) - set(after) == {by_url["SAMPLE_ID"], by_image["SAMPLE_ID"]}
+        assert set(before) - set(after) == {by_url["SAMPLE_ID"], by_image["SAMPLE_ID"], by_pdq["SAMPLE_ID"]}
         assert set(after) <= set(before)
         new_manifest = json.loads((new_dir / "manifest.json").read_text())
         sources = new_manifest["removal"]["sources"]
@@ -88,11 +94,12 @@ def test_removal_request_rederives_a_new_version_with_a_diff(embedded_env, tmp_p
         assert sorted((d["url_sha256"], d["reason"]) for d in diff) == sorted([
             (hashlib.sha256(by_url["URL"].encode()).hexdigest(), "removal:photographer-2026"),
             (hashlib.sha256(by_image["URL"].encode()).hexdigest(), "removal:hashlist"),
+            (hashlib.sha256(by_pdq["URL"].encode()).hexdigest(), "removal:hashlist"),
         ])
         published_text = diff_path.read_bytes() + diff_path.with_suffix(".json").read_bytes()
         assert by_url["URL"].encode() not in published_text and by_image["URL"].encode() not in published_text
         with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-            assert con.sql("SELECT count(*) FROM drop_log WHERE reason LIKE 'removal:%'").fetchall()[0][0] >= 2
+            assert con.sql("SELECT count(*) FROM drop_log WHERE reason LIKE 'removal:%'").fetchall()[0][0] >= 3
             assert con.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'drop_log' "
                            "AND column_name = 'url'").fetchall()[0][0] == 0
 
