@@ -4,10 +4,9 @@ import json
 
 import dagster as dg
 
-from laion_assets.core.clip import embedding_table
 from laion_assets.core.clip.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
@@ -26,7 +25,22 @@ GPU_TAGS = {
 }
 
 
+def _views(st, pk):
+    from laion_assets.core.clip import embedding_table  # torch: only in the step that checks
+
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "downloads": st.path(p.downloads),
+        "scores": st.path(p.scores),
+        "embeddings": embedding_table(st.path(p.embeddings_dir)),
+    }
+
+
+clip_scores_checks = stage_checks("clip_scores", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=clip_scores_checks.specs,
     deps=[image_downloads, image_text_pairs],
     partitions_def=shard_partitions,
     pool="gpu",
@@ -53,6 +67,7 @@ def clip_scores(
         out = st.write_parquet(result.table, paths.scores)
     context.log.info(f"{context.partition_key}: scored {result.table.num_rows} pairs")
     return dg.MaterializeResult(
+        check_results=clip_scores_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.table.num_rows,
             "path": dg.MetadataValue.path(str(out)),
@@ -60,14 +75,3 @@ def clip_scores(
         }
     )
 
-
-def _views(st, pk):
-    p = ShardPaths.from_partition_key(pk)
-    return {
-        "downloads": st.path(p.downloads),
-        "scores": st.path(p.scores),
-        "embeddings": embedding_table(st.path(p.embeddings_dir)),
-    }
-
-
-clip_scores_checks = build_sql_checks(clip_scores, CHECKS, _views, partitions_def=shard_partitions)

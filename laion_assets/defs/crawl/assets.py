@@ -3,7 +3,7 @@
 import dagster as dg
 
 from laion_assets.core.crawl import CHECKS, list_local_warcs, make_shards, manifest_path, manifest_table
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 
@@ -16,12 +16,20 @@ class CrawlManifestConfig(dg.Config):
     files_per_shard: int | None = None
 
 
+crawl_manifest_checks = stage_checks(
+    "crawl_manifest",
+    CHECKS,
+    lambda st, pk: {"manifest": sorted(str(p) for p in st.path("manifests").glob("*.parquet"))},
+)
+
+
 def build_crawl_manifest(
     upstream: list[dg.AssetsDefinition],
 ) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
     """The manifest asset; in the embedded default it lists the sample crawl, so it follows it."""
 
     @dg.asset(
+        check_specs=crawl_manifest_checks.specs,
         deps=upstream,
         group_name="crawl",
         kinds={"python", "parquet"},
@@ -52,6 +60,7 @@ def build_crawl_manifest(
             context.instance.add_dynamic_partitions(shard_partitions.name, new)
         context.log.info(f"{crawl}: {len(uris)} WARC files in {len(shards)} shards ({len(new)} new)")
         return dg.MaterializeResult(
+            check_results=crawl_manifest_checks.evaluate(storage.get()),
             metadata={
                 "crawl": crawl,
                 "warc_files": len(uris),
@@ -62,9 +71,4 @@ def build_crawl_manifest(
             }
         )
 
-    checks = build_sql_checks(
-        crawl_manifest,
-        CHECKS,
-        lambda st, pk: {"manifest": sorted(str(p) for p in st.path("manifests").glob("*.parquet"))},
-    )
-    return crawl_manifest, checks
+    return crawl_manifest, []

@@ -5,7 +5,7 @@ import dagster as dg
 from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
@@ -16,7 +16,20 @@ class ImageDownloadConfig(dg.Config):
     retry_failed_only: bool = True
 
 
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "pairs": st.path(p.pairs),
+        "downloads": st.path(p.downloads),
+        "tar_members": list_tar_members(st.path(p.images_dir)),
+    }
+
+
+image_downloads_checks = stage_checks("image_downloads", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=image_downloads_checks.specs,
     deps=[image_text_pairs],
     partitions_def=shard_partitions,
     group_name="download",
@@ -50,6 +63,7 @@ def image_downloads(
     ok = sum(1 for s in result.status.column("status").to_pylist() if s == "ok")
     context.log.info(f"{context.partition_key}: {ok}/{pairs.num_rows} images ok")
     return dg.MaterializeResult(
+        check_results=image_downloads_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.status.num_rows,
             "ok": ok,
@@ -59,14 +73,3 @@ def image_downloads(
         }
     )
 
-
-def _views(st, pk):
-    p = ShardPaths.from_partition_key(pk)
-    return {
-        "pairs": st.path(p.pairs),
-        "downloads": st.path(p.downloads),
-        "tar_members": list_tar_members(st.path(p.images_dir)),
-    }
-
-
-image_downloads_checks = build_sql_checks(image_downloads, CHECKS, _views, partitions_def=shard_partitions)

@@ -6,7 +6,7 @@ from laion_assets.core.crawl import manifest_path, shard_uris
 from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
@@ -20,7 +20,17 @@ class ExtractionConfig(dg.Config):
     max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
 
 
+
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {"pairs": st.path(p.pairs), "pair_errors": st.path(p.pair_errors), "pair_stats": st.path(p.pair_stats)}
+
+
+image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=image_text_pairs_checks.specs,
     deps=["crawl_manifest"],
     partitions_def=shard_partitions,
     group_name="extract",
@@ -69,6 +79,7 @@ def image_text_pairs(
         f"{result.table.num_rows} pairs, {result.errors.num_rows} bad records"
     )
     return dg.MaterializeResult(
+        check_results=image_text_pairs_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.table.num_rows,
             "warc_files": len(uris),
@@ -78,12 +89,3 @@ def image_text_pairs(
         }
     )
 
-
-def _views(st, pk):
-    p = ShardPaths.from_partition_key(pk)
-    return {"pairs": st.path(p.pairs), "pair_errors": st.path(p.pair_errors), "pair_stats": st.path(p.pair_stats)}
-
-
-image_text_pairs_checks = build_sql_checks(
-    image_text_pairs, CHECKS, _views, partitions_def=shard_partitions
-)

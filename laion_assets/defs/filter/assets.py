@@ -4,7 +4,7 @@ import dagster as dg
 
 from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.common import stats_metadata
 from laion_assets.defs.partitions import shard_partitions
@@ -16,7 +16,13 @@ class FilteredPairsConfig(dg.Config):
     drop_nsfw: bool = False
 
 
+filtered_pairs_checks = stage_checks(
+    "filtered_pairs", CHECKS, lambda st, pk: {"filtered": st.path(ShardPaths.from_partition_key(pk).filtered)}
+)
+
+
 @dg.asset(
+    check_specs=filtered_pairs_checks.specs,
     deps=[clip_scores],
     partitions_def=shard_partitions,
     group_name="filter",
@@ -39,13 +45,7 @@ def filtered_pairs(
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
+        check_results=filtered_pairs_checks.evaluate(st, context.partition_key),
         metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats)}
     )
 
-
-filtered_pairs_checks = build_sql_checks(
-    filtered_pairs,
-    CHECKS,
-    lambda st, pk: {"filtered": st.path(ShardPaths.from_partition_key(pk).filtered)},
-    partitions_def=shard_partitions,
-)

@@ -5,7 +5,7 @@ import dagster as dg
 
 from laion_assets.core.quality import run_checks
 from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.resources import StorageResource
 
 LATEST = "releases/LATEST"
@@ -20,7 +20,11 @@ def _latest_parts(st) -> list[str]:
     return sorted(str(p) for p in st.path(f"releases/{version}").glob("part-*.parquet"))
 
 
+published_dataset_checks = stage_checks("published_dataset", CHECKS, lambda st, pk: {"release": _latest_parts(st)})
+
+
 @dg.asset(
+    check_specs=published_dataset_checks.specs,
     deps=[dg.AssetKey("published_pairs"), dg.AssetKey("dedup_stats")],
     group_name="publish",
     kinds={"parquet"},
@@ -61,6 +65,7 @@ def published_dataset(
     release_dir = st.path(f"releases/{version}")
     context.log.info(f"published release {version}: {info.rows} rows at {release_dir}")
     return dg.MaterializeResult(
+        check_results=published_dataset_checks.evaluate(st),
         metadata={
             "version": version,
             "rows": info.rows,
@@ -71,7 +76,3 @@ def published_dataset(
         }
     )
 
-
-published_dataset_checks = build_sql_checks(
-    published_dataset, CHECKS, lambda st, pk: {"release": _latest_parts(st)}
-)
