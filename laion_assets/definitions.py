@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from laion_assets.defs.automation.alerts import UI_BASE_URL_ENV, WEBHOOK_ENV, AlertWebhookResource, failure_alerts
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.dbt.assets import laion_dbt_models
@@ -38,7 +41,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
             enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port
         ),
         "dbt": dbt_cli(),
+        "alert_webhook": alert_webhook(),
     }
+
+
+def alert_webhook() -> AlertWebhookResource:
+    """The webhook URL stays an `EnvVar` (resolved at run time, shown by name only in the UI)."""
+    return AlertWebhookResource(
+        url=dg.EnvVar(WEBHOOK_ENV) if os.environ.get(WEBHOOK_ENV) else "",
+        ui_base_url=os.environ.get(UI_BASE_URL_ENV) or "http://localhost:3000",
+    )
 
 
 SHARD_AND_PUBLISH_ASSETS = [
@@ -60,6 +72,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
         asset_checks=manifest_checks,
         jobs=JOBS,
+        # The storage engineer's crawl discovery sensor joins this list.
+        sensors=[failure_alerts],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a
         # UI-launched or backfilled shard near in-process speed. Shards run in parallel as runs.
         executor=dg.in_process_executor,
