@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from laion_assets.defs.automation.alerts import UI_BASE_URL_ENV, WEBHOOK_ENV, AlertWebhookResource, failure_alerts
+from laion_assets.defs.automation.schedules import build_shard_backfill_schedule
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.dbt.assets import laion_dbt_models
@@ -74,6 +75,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         jobs=JOBS,
         # The storage engineer's crawl discovery sensor joins this list.
         sensors=[failure_alerts],
+        schedules=[build_shard_backfill_schedule()],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a
         # UI-launched or backfilled shard near in-process speed. Shards run in parallel as runs.
         executor=dg.in_process_executor,

@@ -6,6 +6,10 @@ from typing import Any
 
 import dagster as dg
 
+# Shard stages retry transient failures (S3/HTTP throttling, a node lost mid-step) with exponential
+# backoff: 30 s, 60 s, 120 s (+-jitter). Deterministic failures raise `dg.Failure(allow_retries=False)`.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
 
 def progress_logger(context: dg.AssetExecutionContext, what: str, every_s: float = 10.0) -> Callable[..., None]:
     """A progress callback that writes '<what>: done/total' to the run log at most every `every_s`."""

@@ -7,7 +7,7 @@ import dagster as dg
 from laion_assets.core.clip.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
@@ -41,6 +41,7 @@ clip_scores_checks = stage_checks("clip_scores", CHECKS, _views)
 
 @dg.asset(
     check_specs=clip_scores_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[image_downloads, image_text_pairs],
     partitions_def=shard_partitions,
     pool="gpu",

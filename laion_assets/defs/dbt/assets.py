@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.dbt.project import dbt_project
 from laion_assets.defs.resources import StorageResource
 
@@ -19,7 +20,7 @@ class LaionDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if unique_id.startswith("source."):
             return spec
-        return spec.replace_attributes(group_name="publish")
+        return spec.replace_attributes(group_name="publish", automation_condition=PUBLISH_CONDITION)
 
 
 @dbt_assets(

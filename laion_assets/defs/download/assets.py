@@ -6,7 +6,7 @@ from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
@@ -30,6 +30,7 @@ image_downloads_checks = stage_checks("image_downloads", CHECKS, _views)
 
 @dg.asset(
     check_specs=image_downloads_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[image_text_pairs],
     partitions_def=shard_partitions,
     group_name="download",

@@ -7,7 +7,7 @@ from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -31,6 +31,7 @@ image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
 
 @dg.asset(
     check_specs=image_text_pairs_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=["crawl_manifest"],
     partitions_def=shard_partitions,
     group_name="extract",
@@ -65,6 +66,7 @@ def image_text_pairs(
         else:
             reasons = []
         raise dg.Failure(
+            allow_retries=False,  # the same bytes fail the same way: no retry
             description=f"{context.partition_key}: {exc}",
             metadata={
                 "bad_records_by_reason": dg.MetadataValue.json({r["values"]: r["counts"] for r in reasons}),

@@ -6,7 +6,7 @@ from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
-from laion_assets.defs.common import stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, stats_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -23,6 +23,7 @@ filtered_pairs_checks = stage_checks(
 
 @dg.asset(
     check_specs=filtered_pairs_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[clip_scores],
     partitions_def=shard_partitions,
     group_name="filter",

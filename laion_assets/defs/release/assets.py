@@ -5,6 +5,7 @@ import dagster as dg
 
 from laion_assets.core.quality import run_checks
 from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
+from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.resources import StorageResource
 
@@ -25,6 +26,7 @@ published_dataset_checks = stage_checks("published_dataset", CHECKS, lambda st, 
 
 @dg.asset(
     check_specs=published_dataset_checks.specs,
+    automation_condition=PUBLISH_CONDITION,
     deps=[dg.AssetKey("published_pairs"), dg.AssetKey("dedup_stats")],
     group_name="publish",
     kinds={"parquet"},
