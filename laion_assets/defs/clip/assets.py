@@ -7,7 +7,7 @@ import dagster as dg
 from laion_assets.core.clip.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, similarity_histogram, stats_metadata, table_metadata
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
@@ -72,7 +72,8 @@ def clip_scores(
         metadata={
             "rows": result.table.num_rows,
             "path": dg.MetadataValue.path(str(out)),
-            **stats_metadata(result.stats),
+            **stats_metadata(result.stats), **table_metadata(result.table, out),
+            "similarity_histogram": similarity_histogram(result.table.column("similarity").to_pylist()), "model_id": scorer.model_id,
         }
     )
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from laion_assets.core.crawl import CHECKS, list_local_warcs, make_shards, manifest_path, manifest_table
 from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 
@@ -52,7 +53,8 @@ def build_crawl_manifest(
             )
         uris = list_local_warcs(source_dir)
         shards = make_shards(crawl, uris, files_per_shard)
-        path = storage.get().write_parquet(manifest_table(shards), manifest_path(crawl))
+        manifest = manifest_table(shards)
+        path = storage.get().write_parquet(manifest, manifest_path(crawl))
         keys = [s.partition_key for s in shards]
         known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
         new = [k for k in keys if k not in known]
@@ -67,7 +69,7 @@ def build_crawl_manifest(
                 "shards": len(shards),
                 "new_partitions": len(new),
                 "partition_keys": dg.MetadataValue.json(keys[:50]),
-                "path": dg.MetadataValue.path(str(path)),
+                "path": dg.MetadataValue.path(str(path)), **table_metadata(manifest, path),
             }
         )
 

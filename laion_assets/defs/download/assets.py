@@ -6,7 +6,7 @@ from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata, table_metadata, value_counts
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
@@ -70,7 +70,8 @@ def image_downloads(
             "ok": ok,
             "tars": len(result.tar_paths),
             "status_path": dg.MetadataValue.path(str(status_path)),
-            **stats_metadata(result.stats),
+            **stats_metadata(result.stats), **table_metadata(result.status, status_path),
+            "status_by_reason": value_counts(result.status, "status", "reason"), "images_dir": dg.MetadataValue.path(str(st.path(paths.images_dir))),
         }
     )
 

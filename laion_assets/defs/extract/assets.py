@@ -7,7 +7,7 @@ from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, progress_logger, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -87,7 +87,7 @@ def image_text_pairs(
             "warc_files": len(uris),
             "input_format": input_format,
             "path": dg.MetadataValue.path(str(out)),
-            **stats_metadata(result.stats),
+            **stats_metadata(result.stats), **table_metadata(result.table, out), **drop_reasons(result.stats),
         }
     )
 

@@ -6,7 +6,7 @@ from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
-from laion_assets.defs.common import TRANSIENT_RETRY, stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -47,6 +47,7 @@ def filtered_pairs(
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
         check_results=filtered_pairs_checks.evaluate(st, context.partition_key),
-        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats)}
+        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats),
+                  **table_metadata(result.table, out), **drop_reasons(result.stats)}
     )
 

@@ -7,6 +7,7 @@ from laion_assets.core.quality import run_checks
 from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import table_metadata
 from laion_assets.defs.resources import StorageResource
 
 LATEST = "releases/LATEST"
@@ -72,7 +73,7 @@ def published_dataset(
             "version": version,
             "rows": info.rows,
             "parts": len(info.parts),
-            "path": dg.MetadataValue.path(str(release_dir)),
+            "path": dg.MetadataValue.path(str(release_dir)), **table_metadata(table, release_dir), "model_id": ", ".join(models),
             "dataset_card": dg.MetadataValue.md((release_dir / "README.md").read_text()),
             **dedup_stats,
         }
