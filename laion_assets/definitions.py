@@ -7,7 +7,8 @@ import os
 import dagster as dg
 
 from laion_assets.defs.automation.alerts import UI_BASE_URL_ENV, WEBHOOK_ENV, AlertWebhookResource, failure_alerts
-from laion_assets.defs.automation.schedules import build_shard_backfill_schedule
+from laion_assets.defs.automation.schedules import build_shard_backfill_schedule, publish_automation
+from laion_assets.defs.checks import ui_text
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.dbt.assets import laion_dbt_models
@@ -64,17 +65,33 @@ SHARD_AND_PUBLISH_ASSETS = [
 ]
 
 
+PARTITIONS_HINT = (
+    "\n\nPartitions: one per shard, `<crawl>/<shard>` (e.g. `CC-MAIN-2024-22/00042`). A fresh instance "
+    "has none: materialize `crawl_manifest` (job `crawl_job`) or turn on the crawl discovery sensor, "
+    "and the crawl's shards appear here. A key that is not registered is refused when the run starts."
+)
+
+
+def for_the_ui(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Descriptions render as markdown: tags like `<img alt>` are put in code spans, and every shard
+    asset says where its partitions come from."""
+    description = ui_text(spec.description or "")
+    if isinstance(spec.partitions_def, dg.DynamicPartitionsDefinition) and PARTITIONS_HINT not in description:
+        description += PARTITIONS_HINT
+    return spec.replace_attributes(description=description)
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The embedded profile adds `sample_crawl` upstream of `crawl_manifest`; production has none."""
     settings = settings or load_settings()
     sample = [sample_crawl] if settings.profile == "embedded" else []
     manifest, manifest_checks = build_crawl_manifest(sample)
     return dg.Definitions(
-        assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
+        assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
         asset_checks=manifest_checks,
         jobs=JOBS,
         # The storage engineer's crawl discovery sensor joins this list.
-        sensors=[failure_alerts],
+        sensors=[failure_alerts, publish_automation],
         schedules=[build_shard_backfill_schedule()],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a
         # UI-launched or backfilled shard near in-process speed. Shards run in parallel as runs.

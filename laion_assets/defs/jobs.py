@@ -19,7 +19,9 @@ shard_job = dg.define_asset_job(
     "shard_job",
     selection=dg.AssetSelection.assets(*SHARD_STAGES),
     partitions_def=shard_partitions,
-    description="One shard end to end: extract, download, CLIP-score, filter. Backfills run this.",
+    description="One shard end to end: extract, download, CLIP-score, filter, in one process. Backfills "
+    "and the `shard_backfill` schedule run this. Partitions (`<crawl>/<shard>`) appear once `crawl_job` "
+    "materialized a crawl's manifest or the crawl discovery sensor registered the crawl.",
 )
 
 publish_job = dg.define_asset_job(
