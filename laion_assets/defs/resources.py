@@ -1,15 +1,18 @@
 """Resources: configuration and long-lived clients the assets share."""
 
 import contextlib
+import difflib
+import importlib.util
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from laion_assets.core.storage import LocalStorage
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.validation import ConfigError
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -46,6 +49,31 @@ class DownloaderResource(dg.ConfigurableResource):
         )
 
 
+def known_clip_models() -> set[str]:
+    """open_clip's model names read from its packaged config files (what `open_clip.list_models()`
+    lists) plus the project's tiny model, without importing open_clip or torch at definitions load."""
+    from laion_assets.models import TINY_MODEL_NAME
+
+    spec = importlib.util.find_spec("open_clip")
+    configs = Path(spec.origin).parent / "model_configs" if spec and spec.origin else None
+    names = {p.stem for p in configs.glob("*.json")} if configs and configs.is_dir() else set()
+    return names | {TINY_MODEL_NAME}
+
+
+def require_clip_model(name: str) -> str:
+    """Fail at definitions load (not after extract and download ran) on a model open_clip lacks."""
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return name
+    known = known_clip_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError("LAION_CLIP_MODEL", name,
+                          f"an open_clip model name ({len(known)} known, e.g. ViT-B-32), "
+                          f"`hf-hub:<repo>` or `local-dir:<path>`{hint}")
+    return name
+
+
 class ClipModelResource(dg.ConfigurableResource):
     """An open_clip model loaded once per process, shared by every shard the process scores."""
 
@@ -56,6 +84,11 @@ class ClipModelResource(dg.ConfigurableResource):
     options: dict[str, Any] = {}
 
     _scorer: Any = PrivateAttr(default=None)
+
+    @field_validator("model_name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return require_clip_model(value)
 
     def scorer(self) -> Any:
         if self._scorer is None:
