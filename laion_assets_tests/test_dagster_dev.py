@@ -145,6 +145,19 @@ def test_dagster_dev_loads_and_runs_a_shard(embedded_env, tmp_path: Path):
             steps = instance.get_records_for_run(shard_run, of_type=dg.DagsterEventType.STEP_SUCCESS).records
             assert len(steps) == 4  # one step per stage: the checks run inside them
         assert (dbt_dir / "target" / "manifest.json").exists()
+
+        # A key typed in the launchpad that is not a registered partition: Dagster lets a run launched
+        # this way start, so the first stage refuses it at once (no retries, no output).
+        bad_run = launch(url, "shard_job", {"dagster/partition": "CC-MAIN-2099-01/00000"})
+        assert wait_for("the bad run", lambda: finished_status(url, bad_run), 120, proc, log) == "FAILURE"
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            failures = instance.get_records_for_run(bad_run, of_type=dg.DagsterEventType.STEP_FAILURE).records
+            assert [f.event_log_entry.step_key for f in failures] == ["image_text_pairs"]
+            error = failures[0].event_log_entry.dagster_event.event_specific_data.error
+            assert "'CC-MAIN-2099-01/00000' is not a registered `shards` partition" in error.message
+            assert not instance.get_records_for_run(
+                bad_run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -12,6 +12,23 @@ import pyarrow as pa
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
+def require_registered_partition(context: dg.AssetExecutionContext) -> str:
+    """The run's shard key, refused before any work when it is not a registered partition: runs
+    launched from the UI or GraphQL with a typed key get this far (Dagster checks only in-process)."""
+    key = context.partition_key
+    partitions_def = context.assets_def.partitions_def
+    if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and not context.instance.has_dynamic_partition(
+        partitions_def.name, key
+    ):
+        raise dg.Failure(
+            description=f"partition {key!r} is not a registered `{partitions_def.name}` partition: materialize "
+            "`crawl_manifest` for its crawl (or let the crawl discovery sensor register it), then pick a "
+            "listed partition",
+            allow_retries=False,
+        )
+    return key
+
+
 def progress_logger(context: dg.AssetExecutionContext, what: str, every_s: float = 10.0) -> Callable[..., None]:
     """A progress callback that writes '<what>: done/total' to the run log at most every `every_s`."""
     last = [0.0]

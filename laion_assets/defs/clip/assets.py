@@ -7,7 +7,7 @@ import dagster as dg
 from laion_assets.core.clip.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, similarity_histogram, stats_metadata, table_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, require_registered_partition, similarity_histogram, stats_metadata, table_metadata
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
@@ -54,6 +54,7 @@ clip_scores_checks = stage_checks("clip_scores", CHECKS, _views)
 def clip_scores(
     context: dg.AssetExecutionContext, storage: StorageResource, clip_model: ClipModelResource
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     scorer = clip_model.scorer()

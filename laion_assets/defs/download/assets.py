@@ -6,7 +6,7 @@ from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, stats_metadata, table_metadata, value_counts
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, require_registered_partition, stats_metadata, table_metadata, value_counts
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
@@ -45,6 +45,7 @@ def image_downloads(
     downloader: DownloaderResource,
     sample_image_server: SampleImageServerResource,
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     pairs = st.read_parquet(paths.pairs)

@@ -7,7 +7,7 @@ from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, progress_logger, stats_metadata, table_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -42,6 +42,7 @@ image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
 def image_text_pairs(
     context: dg.AssetExecutionContext, config: ExtractionConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     uris = shard_uris(st.read_parquet(manifest_path(paths.crawl)), paths.shard)

@@ -6,7 +6,7 @@ from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
-from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, stats_metadata, table_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -34,6 +34,7 @@ filtered_pairs_checks = stage_checks(
 def filtered_pairs(
     context: dg.AssetExecutionContext, config: FilteredPairsConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     result = filter_shard(
