@@ -36,6 +36,9 @@ for _ in $(seq 1 240); do
   sleep 1
 done
 
+# Mark the first-visit "join the community" dialog as seen, so it does not cover the screenshots.
+curl -fsS -H 'Content-Type: application/json' -d '{"query":"mutation { setNuxSeen }"}' "$URL/graphql" >/dev/null
+
 mkdir -p "$OUT"
 shoot() {  # shoot NAME PATH: one full-HD PNG after the page's scripts settled
   "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1920,1080 \
@@ -44,6 +47,8 @@ shoot() {  # shoot NAME PATH: one full-HD PNG after the page's scripts settled
 }
 shoot asset-graph "/asset-groups"
 shoot shard-job "/locations/laion_assets/jobs/shard_job"
+shoot extract-group "/locations/laion_assets/asset-groups/extract"
+shoot publish-group "/locations/laion_assets/asset-groups/publish"
 shoot checks "/asset-checks"
 shoot automation "/automation"
 shoot runs "/runs"

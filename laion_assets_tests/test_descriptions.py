@@ -4,7 +4,6 @@ no raw `<tag>` outside code spans (markdown swallows it), no unfilled `{placehol
 import re
 
 import dagster as dg
-import pytest
 
 from laion_assets.definitions import build_definitions
 from laion_assets.defs.checks import check_description, ui_text
