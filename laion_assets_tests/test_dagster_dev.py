@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from laion_assets.core.crawl import list_local_warcs, make_shards, manifest_path, manifest_table
+from laion_assets.core.crawl import list_source, make_shards, manifest_path, manifest_table
 from laion_assets.core.sample_crawl import SAMPLE_CRAWL, build_sample_crawl
 from laion_assets.core.storage import LocalStorage
 from laion_assets.definitions import build_definitions
@@ -87,10 +87,11 @@ def finished_status(url: str, run_id: str) -> str | None:
 def write_sample_shard(root: Path, image_port: int) -> str:
     """The sample crawl and its manifest, made by the core directly (what `crawl_job` would write),
     while `dagster dev` starts; returns the first shard's partition key."""
-    crawl_dir = root / "sample-crawl"
-    build_sample_crawl(crawl_dir, f"http://127.0.0.1:{image_port}")
-    shards = make_shards(SAMPLE_CRAWL, list_local_warcs(crawl_dir / "warc"), 2)
-    LocalStorage(str(root)).write_parquet(manifest_table(shards), manifest_path(SAMPLE_CRAWL))
+    st = LocalStorage(str(root))
+    with st.staging_dir("sample-crawl") as tmp:
+        build_sample_crawl(tmp, f"http://127.0.0.1:{image_port}")
+    shards = make_shards(SAMPLE_CRAWL, list_source(str(st.local_dir("sample-crawl") / "warc")), 2)
+    st.write_parquet(manifest_table(shards), manifest_path(SAMPLE_CRAWL))
     return shards[0].partition_key
 
 

@@ -15,15 +15,15 @@ from typing import Any
 import dagster as dg
 
 from laion_assets.core.quality import CheckOutcome, SqlCheck, ViewSource, run_checks
-from laion_assets.core.storage import LocalStorage
+from laion_assets.core.storage import Storage
 from laion_assets.defs.resources import StorageResource
 
 # Partitioned asset checks are "preview" in Dagster 1.13; we rely on them deliberately (one check
 # evaluation per shard), so the warning is noise in every run log.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
-ViewsFn = Callable[[LocalStorage, str | None], Mapping[str, ViewSource]]
-ParamsFn = Callable[[LocalStorage, str | None], Mapping[str, Any]]
+ViewsFn = Callable[[Storage, str | None], Mapping[str, ViewSource]]
+ParamsFn = Callable[[Storage, str | None], Mapping[str, Any]]
 
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
@@ -86,7 +86,7 @@ class StageChecks:
             for check in self.checks
         ]
 
-    def evaluate(self, st: LocalStorage, partition_key: str | None = None) -> list[dg.AssetCheckResult]:
+    def evaluate(self, st: Storage, partition_key: str | None = None) -> list[dg.AssetCheckResult]:
         extra = self.params(st, partition_key) if self.params else None
         outcomes = run_checks(self.views(st, partition_key), self.checks, extra)
         return [check_result(c, o, extra) for c, o in zip(self.checks, outcomes)]

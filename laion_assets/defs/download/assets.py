@@ -19,9 +19,9 @@ class ImageDownloadConfig(dg.Config):
 def _views(st, pk):
     p = ShardPaths.from_partition_key(pk)
     return {
-        "pairs": st.path(p.pairs),
-        "downloads": st.path(p.downloads),
-        "tar_members": list_tar_members(st.path(p.images_dir)),
+        "pairs": st.read_parquet(p.pairs),
+        "downloads": st.read_parquet(p.downloads),
+        "tar_members": list_tar_members(st.local_dir(p.images_dir)),
     }
 
 
@@ -50,9 +50,10 @@ def image_downloads(
     paths = ShardPaths.from_partition_key(context.partition_key)
     pairs = st.read_parquet(paths.pairs)
     previous_status = previous_dir = None
-    if config.retry_failed_only and st.exists(paths.downloads) and st.exists(paths.images_dir):
-        previous_status, previous_dir = st.read_parquet(paths.downloads), st.path(paths.images_dir)
-    with st.staging_dir(paths.images_dir) as out_dir:
+    if config.retry_failed_only and st.exists(paths.downloads) and st.live_version(paths.images_dir) is not None:
+        previous_status, previous_dir = st.read_parquet(paths.downloads), st.local_dir(paths.images_dir)
+    # The status table is the commit record of the images: both become visible in one step.
+    with st.staging_dir(paths.images_dir, record=paths.downloads) as out_dir:
         result = download_shard(
             pairs,
             out_dir,
@@ -70,9 +71,9 @@ def image_downloads(
             "rows": result.status.num_rows,
             "ok": ok,
             "tars": len(result.tar_paths),
-            "status_path": dg.MetadataValue.path(str(status_path)),
+            "status_path": dg.MetadataValue.path(status_path),
+            "images_uri": dg.MetadataValue.path(st.dir_uri(paths.images_dir)),
             **stats_metadata(result.stats), **table_metadata(result.status, status_path),
-            "status_by_reason": value_counts(result.status, "status", "reason"), "images_dir": dg.MetadataValue.path(str(st.path(paths.images_dir))),
+            "status_by_reason": value_counts(result.status, "status", "reason"),
         }
     )
-

@@ -17,7 +17,7 @@ class FilteredPairsConfig(dg.Config):
 
 
 filtered_pairs_checks = stage_checks(
-    "filtered_pairs", CHECKS, lambda st, pk: {"filtered": st.path(ShardPaths.from_partition_key(pk).filtered)}
+    "filtered_pairs", CHECKS, lambda st, pk: {"filtered": st.read_parquet(ShardPaths.from_partition_key(pk).filtered)}
 )
 
 
@@ -38,9 +38,9 @@ def filtered_pairs(
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     result = filter_shard(
-        st.path(paths.pairs),
-        st.path(paths.downloads),
-        st.path(paths.scores),
+        st.read_parquet(paths.pairs),
+        st.read_parquet(paths.downloads),
+        st.read_parquet(paths.scores),
         shard=paths.shard,
         config=FilterConfig(min_similarity=config.min_similarity, drop_nsfw=config.drop_nsfw),
     )
@@ -48,7 +48,6 @@ def filtered_pairs(
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
         check_results=filtered_pairs_checks.evaluate(st, context.partition_key),
-        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats),
+        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(out), **stats_metadata(result.stats),
                   **table_metadata(result.table, out), **drop_reasons(result.stats)}
     )
-
