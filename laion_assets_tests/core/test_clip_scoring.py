@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from laion_assets.core.clip import ClipConfig, ClipScorer, MemoryBudgetExceeded, embedding_table
 from laion_assets.core.clip.fixtures import Sample, write_shard
 from laion_assets.core.clip.safety import SafetyPrompts
+from laion_assets.core.clip.thresholds import ModelThresholds
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
 SMALL = "clip-test-small"
@@ -64,8 +65,14 @@ def shard(tmp_path_factory):
     return root / "images", downloads, pairs
 
 
+# random weights have no calibrated threshold: the tests give the model its own (multilingual) row
+SMALL_ID = f"{SMALL}@random"
+SMALL_ROW = ModelThresholds(SMALL_ID, 0.3, "test", multilingual=True, by_group={"en": 0.28, "other": 0.25})
+
+
 def _scorer(**kw) -> ClipScorer:
     kw.setdefault("num_workers", 0)
+    kw.setdefault("extra_thresholds", {SMALL_ID: SMALL_ROW})
     return ClipScorer(ClipConfig(model_name=SMALL, pretrained=None, device="cpu", **kw)).load()
 
 
@@ -103,17 +110,36 @@ def test_one_row_per_ok_download_with_reasons_and_aligned_embeddings(shard, tmp_
     assert np.allclose(norms["text_norm"].to_numpy(), 1, atol=2e-3)
 
 
-def test_threshold_by_language_and_row_metadata(shard, tmp_path):
+def test_threshold_by_model_language_and_reliability(shard, tmp_path):
     images_dir, downloads, pairs = shard
-    s = _scorer(batch_size=16, thresholds={"en": 0.28, "de": 0.3}, default_threshold=0.25)
+    # reliable labels for every other row: unreliable ones get the strict value whatever the label
+    reliable = [i % 2 == 0 for i in range(pairs.num_rows)]
+    pairs = pairs.set_column(pairs.schema.get_field_index("caption_language_reliable"),
+                             "caption_language_reliable", pa.array(reliable, pa.bool_()))
+    s = _scorer(batch_size=16)
     t = s.score_shard(images_dir, downloads, pairs, tmp_path).table.to_pylist()
-    expect = {"en": 0.28, "en-US": 0.28, "de": 0.3, "fr": 0.25, None: 0.25}
+    rel = dict(zip(pairs["key"].to_pylist(), reliable))
+    expect = {"en": 0.28, "en-US": 0.28, "de": 0.25, "fr": 0.25, None: 0.3}
+    checked = 0
     for r in t:
         if r["key"].isdigit():
-            assert r["threshold"] == pytest.approx(expect[r["language"]])
-        assert r["model_id"] == f"{SMALL}@random" and r["weights_id"] == "random-init:seed=0"
-    assert ClipConfig().threshold_for("en") == 0.28 and ClipConfig().threshold_for("ja") == 0.26
-    assert ClipConfig().threshold_for(None) == 0.26
+            want = expect[r["language"]] if rel[r["key"]] else 0.3
+            assert r["threshold"] == pytest.approx(want), r
+            checked += 1
+        assert r["model_id"] == SMALL_ID and r["weights_id"] == "random-init:seed=0"
+    assert checked == N_GOOD
+    meta = s.metadata()
+    assert meta["threshold"] == 0.3 and meta["threshold_source"] == "test" and meta["weights_id"]
+
+
+def test_unknown_model_fails_at_load_naming_the_calibration_command(tmp_path):
+    ckpt = tmp_path / "uncalibrated.pt"
+    torch.save(open_clip.create_model(SMALL, pretrained=None).state_dict(), ckpt)
+    with pytest.raises(ValueError, match="model_id='clip-test-small@uncalibrated.pt'.*calibrate"):
+        ClipScorer(ClipConfig(model_name=SMALL, pretrained=str(ckpt), device="cpu", num_workers=0)).load()
+    # random weights (benches) get a placeholder row, flagged as not calibrated
+    s = ClipScorer(ClipConfig(model_name=SMALL, pretrained=None, device="cpu", num_workers=0)).load()
+    assert s.metadata()["threshold_calibrated"] is False
 
 
 def test_same_scores_across_batch_sizes_and_workers(shard, tmp_path):
@@ -155,7 +181,8 @@ def test_local_checkpoint_is_hashed_and_load_is_idempotent(tmp_path):
     model = open_clip.create_model(SMALL, pretrained=None)
     ckpt = tmp_path / "small.pt"
     torch.save(model.state_dict(), ckpt)
-    s = ClipScorer(ClipConfig(model_name=SMALL, pretrained=str(ckpt), device="cpu", num_workers=0))
+    s = ClipScorer(ClipConfig(model_name=SMALL, pretrained=str(ckpt), device="cpu", num_workers=0,
+                              extra_thresholds={f"{SMALL}@small.pt": SMALL_ROW}))
     assert s.load() is s.load()
     first = s.loaded
     s.load()
