@@ -276,6 +276,12 @@ def make_loader(dataset: ShardBatches, num_workers: int, prefetch_factor: int, p
     torch's SIGCHLD handler / liveness poll)."""
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
+        # Linux's default "file_descriptor" strategy hands each shared tensor over through a
+        # connection to the sending worker: a worker that stops after queueing a batch blocks the
+        # receiver in recv() forever, beyond the DataLoader timeout, and every tensor in flight holds
+        # a descriptor. "file_system" passes shared-memory names (torch_shm_manager cleans up after
+        # dead processes), so receiving never waits on a worker and holds no descriptors.
+        torch.multiprocessing.set_sharing_strategy("file_system")
         kwargs["prefetch_factor"] = prefetch_factor
         kwargs["timeout"] = timeout_s
     return torch.utils.data.DataLoader(

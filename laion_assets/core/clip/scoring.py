@@ -293,10 +293,24 @@ class ClipScorer:
                 t_wait = time.perf_counter()
             if pending is not None:
                 finish(pending)
+        except RuntimeError as e:
+            # torch's SIGCHLD handler raises wherever the main thread is when a worker dies
+            if isinstance(e, InputPipelineError) or "DataLoader worker" not in str(e):
+                raise
+            raise InputPipelineError(
+                f"CLIP input pipeline failed after {done} of {n} rows ({workers} workers): {e}"
+            ) from e
         finally:
             shutdown = getattr(batches_iter, "_shutdown_workers", None)
             if shutdown is not None:
                 shutdown()  # a failed shard must not leave worker processes behind
+            # a stopped worker ignores the SIGTERM of shutdown and would block interpreter exit
+            # (multiprocessing joins its children): SIGKILL what is left, now that torch no longer
+            # watches those pids
+            for w in getattr(batches_iter, "_workers", []):
+                if w.is_alive():
+                    w.kill()
+                    w.join(timeout=5)
         main_cpu_s = time.thread_time() - cpu0
         elapsed = time.perf_counter() - t0
 
