@@ -108,7 +108,7 @@ def _pil_rgb8(data: bytes) -> torch.Tensor:
             gray = ((np.clip(arr, 0, scale) * 255 + scale // 2) // scale).astype(np.uint8)
             rgb = np.repeat(gray[..., None], 3, axis=2)
         else:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = np.array(im.convert("RGB"))
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
 
 
