@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 import struct
 import zlib
 
@@ -11,7 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from laion_assets.core.clip.inputs import Normalizer, decode_batch_on_device, decode_cpu, normalize, to_rgb8
+from laion_assets.core.clip.inputs import (
+    Normalizer,
+    decode_batch_on_device,
+    decode_cpu,
+    index_tar,
+    normalize,
+    to_rgb8,
+)
 
 H, W = 12, 16
 
@@ -112,3 +120,23 @@ def test_cached_normalizer_matches_totensor_normalize():
     want = (x.float() / 255.0 - mean) / std
     torch.testing.assert_close(Normalizer(pp, torch.device("cpu"))(x), want, rtol=0, atol=2e-6)
     torch.testing.assert_close(normalize(x, pp), want, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_tar_index_equals_tarfile_on_every_format(tmp_path, fmt):
+    names = [f"{i:09d}.jpg" for i in range(50)] + ["sub/dir/a.json", "e"]
+    if fmt != tarfile.USTAR_FORMAT:
+        names += ["d/" + "x" * 150 + ".jpg", "ü.txt"]  # GNU long name / pax header: the tarfile path
+    p = tmp_path / "t.tar"
+    with tarfile.open(p, "w", format=fmt) as tf:
+        for i, n in enumerate(names):
+            data = bytes([i % 256]) * (i * 37 % 1500)
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("sub")
+        info.type = tarfile.DIRTYPE
+        tf.addfile(info)
+    with tarfile.open(p) as tf:
+        want = {m.name: (m.offset_data, m.size) for m in tf if m.isfile()}
+    assert index_tar(p) == want and len(want) == len(names)

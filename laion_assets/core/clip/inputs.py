@@ -43,13 +43,55 @@ class Item:
 
 
 def index_tar(path: Path) -> dict[str, tuple[int, int]]:
-    """member name -> (data offset, size); one pass over the tar headers."""
+    """member name -> (data offset, size); one pass over the tar headers.
+
+    Plain ustar/GNU headers (what WebDataset writers and our download stage produce) are read with
+    one pread each (~4x faster than tarfile, which matters for the per-shard setup); anything else
+    (pax headers, long names, sparse files, a bad checksum) goes through tarfile.
+    """
+    try:
+        return _index_plain_tar(path)
+    except _NotPlain:
+        pass
     out: dict[str, tuple[int, int]] = {}
     with tarfile.open(path, "r:") as tf:
         for m in tf:
             if m.isfile():
                 out[m.name] = (m.offset_data, m.size)
     return out
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _index_plain_tar(path: Path) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end, offset = os.fstat(fd).st_size, 0
+        while offset + 512 <= end:
+            hdr = os.pread(fd, 512, offset)
+            if hdr == bytes(512):
+                break  # end-of-archive marker
+            chksum = hdr[148:156].split(b"\0", 1)[0].strip()
+            if not chksum or int(chksum, 8) != sum(hdr[:148]) + 256 + sum(hdr[156:]):
+                raise _NotPlain
+            kind = hdr[156:157]
+            if kind not in (b"0", b"\0", b"5") or hdr[124] & 0x80:
+                raise _NotPlain  # pax, GNU long name, links, base-256 size...
+            size = int(hdr[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+            name = hdr[:100].split(b"\0", 1)[0]
+            if hdr[257:262] == b"ustar" and hdr[345] != 0:
+                name = hdr[345:500].split(b"\0", 1)[0] + b"/" + name
+            if kind != b"5":
+                out[name.decode("utf-8", "surrogateescape")] = (offset + 512, size)
+            offset += 512 + (size + 511) // 512 * 512
+        return out
+    except ValueError as e:
+        raise _NotPlain from e
+    finally:
+        os.close(fd)
 
 
 def resize_crop(img: torch.Tensor, pp: dict[str, Any]) -> torch.Tensor:
