@@ -112,6 +112,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from laion_assets.models import register_tiny_model
+
+    register_tiny_model()  # `--model laion-tiny` is how the test runs this script quickly
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     cfg = ClipConfig(model_name=args.model, pretrained=pretrained, device=args.device, precision=args.precision,
                      batch_size=args.batch_size, num_workers=args.workers, decode=args.decode)

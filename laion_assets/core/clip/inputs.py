@@ -2,9 +2,11 @@
 
 The tars are indexed once in the parent (member -> byte offset), so workers read each image with one
 `os.pread` and no tar parsing. Workers decode (libjpeg-turbo via torchvision), resize and crop to the
-model's input size, and tokenize captions; they ship uint8 crops (4x smaller than float) that the
-main process pins, copies `non_blocking` and normalizes on the device. With decode on the device the workers
-ship raw JPEG bytes instead and the GPU decodes them (nvJPEG) with the same resize/crop code.
+model's input size, and tokenize captions; they ship each batch packed as one uint8 tensor of crops
+(4x smaller than float) that the main process pins, copies `non_blocking` and normalizes on the
+device. With decode on the device the workers ship the batch's file bytes packed in one tensor
+instead and the GPU decodes them (nvJPEG) with the same resize/crop code. Every image becomes 8-bit
+RGB whatever its file (16-bit PNG, palette, CMYK, EXIF-rotated...).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 
 def pooled_positions(model: Any, tokens: torch.Tensor) -> torch.Tensor | None:
@@ -56,7 +55,3 @@ def encode_text(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     if proj is not None:
         x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
     return x
-
-
-def normalize_rows(x: torch.Tensor) -> torch.Tensor:
-    return F.normalize(x.float(), dim=-1)
