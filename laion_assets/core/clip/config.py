@@ -66,6 +66,7 @@ class ClipConfig:
     decode: "auto" = on the device (nvJPEG) when it is CUDA, else in the workers (libjpeg-turbo);
       "workers" forces worker decode; "device" decodes batches in the main process on the model's
       device (nvJPEG on CUDA; on CPU it runs the same code path, which is how tests exercise it).
+    extra_thresholds / trim_text_padding / worker_timeout_s: see the comments at the fields.
     """
 
     model_name: str = "ViT-B-32"
