@@ -7,7 +7,6 @@ row per `ok` download plus float16 unit-norm embeddings written to out_dir.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
