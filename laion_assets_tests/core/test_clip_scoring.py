@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from laion_assets.core.clip import ClipConfig, ClipScorer, MemoryBudgetExceeded, embedding_table
 from laion_assets.core.clip.fixtures import Sample, write_shard
+from laion_assets.core.clip.inputs import ShardBatches
 from laion_assets.core.clip.safety import SafetyPrompts
 from laion_assets.core.clip.thresholds import ModelThresholds
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
@@ -92,6 +93,9 @@ def test_one_row_per_ok_download_with_reasons_and_aligned_embeddings(shard, tmp_
     assert res.stats["scored"] == N_GOOD and res.stats["not_scored"] == 3
     assert res.stats["not_scored_undecodable_image"] == 1
     assert seen[-1] == (len(ok_keys), len(ok_keys)) and len(seen) == 4
+    st = res.stats
+    assert st["main_thread_cpu_s"] >= st["device_work_cpu_s"] > 0 and st["main_thread_overhead_us_per_image"] >= 0
+    assert 0 < st["text_tokens_kept_ratio"] < 0.5  # ~8 tokens of a 32-token context
 
     img = np.load(tmp_path / "img_emb.npy")
     txt = np.load(tmp_path / "text_emb.npy")
@@ -213,6 +217,19 @@ def test_safety_columns_on_real_scores(shard, tmp_path):
             assert r["nsfw"] in ("NSFW", "UNSURE", "UNLIKELY") and 0 <= r["punsafe"] <= 1
         else:
             assert r["nsfw"] is None and r["punsafe"] is None and r["similarity"] is None
+
+
+@pytest.mark.parametrize("decode_on_worker", [True, False])
+def test_a_batch_crosses_processes_as_a_few_tensors_whatever_its_size(shard, decode_on_worker):
+    """Each shared tensor costs a descriptor / handover: a batch must not be one tensor per image."""
+    images_dir, downloads, pairs = shard
+    s = _scorer(batch_size=64)
+    items = s._items(images_dir, downloads, pairs)
+    ds = ShardBatches([items], s.loaded.preprocess_cfg, s.loaded.tokenizer, decode_on_worker)
+    batch = ds[0]
+    tensors = [v for v in batch.values() if isinstance(v, torch.Tensor)]
+    assert len(tensors) <= 5 and len(batch["pos"]) >= N_GOOD
+    assert not any(isinstance(v, list) and v and isinstance(v[0], torch.Tensor) for v in batch.values())
 
 
 def test_device_decode_path_matches_worker_decode(shard, tmp_path):
