@@ -242,3 +242,15 @@ def test_device_decode_path_matches_worker_decode(shard, tmp_path):
     assert d.table["reason"].to_pylist() == w.table["reason"].to_pylist()
     np.testing.assert_allclose(d.table["similarity"].to_numpy(zero_copy_only=False),
                                w.table["similarity"].to_numpy(zero_copy_only=False), atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("worker_timeout_s", 0, "worker_timeout_s=0: must be in (0.0, 86400.0]"),
+    ("batch_size", 0, "batch_size=0: must be in [1, 1048576]"),
+    ("decode", "gpu", "decode='gpu': must be one of 'auto', 'workers', 'device'"),
+    ("num_workers", -1, "num_workers=-1: must be in [0, 256]"),
+])
+def test_bad_settings_fail_naming_the_setting(field, value, message):
+    with pytest.raises(ValueError) as e:
+        ClipConfig(**{field: value})
+    assert str(e.value) == message

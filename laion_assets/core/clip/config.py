@@ -81,7 +81,7 @@ class ClipConfig:
     # rows for models not (yet) in thresholds.THRESHOLDS: a freshly calibrated model, test configs
     extra_thresholds: Mapping[str, ModelThresholds] = field(default_factory=dict)
     # text tower input: pad captions to the batch's longest instead of the context length (exact for
-    # causal-masked towers that pool at the EOT token; see inputs.trim_tokens)
+    # causal-masked towers that pool at the EOT token; see text.trim_tokens)
     trim_text_padding: bool = True
     # a DataLoader batch not delivered within this many seconds fails the shard (worker hang/death)
     worker_timeout_s: float = 120.0
