@@ -6,6 +6,7 @@ The quality test with the project's trained tiny checkpoint is in test_clip_tiny
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 
 import numpy as np
@@ -254,3 +255,17 @@ def test_bad_settings_fail_naming_the_setting(field, value, message):
     with pytest.raises(ValueError) as e:
         ClipConfig(**{field: value})
     assert str(e.value) == message
+
+
+def test_unreadable_tar_gives_its_rows_a_reason_and_the_rest_are_scored(shard, tmp_path):
+    images_dir, downloads, pairs = shard
+    broken = tmp_path / "images"
+    shutil.copytree(images_dir, broken)
+    (broken / "00001.tar").write_bytes(b"this is not a tar archive" * 100)
+    for workers in (0, 1):
+        t = _scorer(batch_size=8, num_workers=workers).score_shard(broken, downloads, pairs, tmp_path / f"o{workers}")
+        rows = {r["key"]: r for r in t.table.to_pylist()}
+        in_broken = {k for k, tar in zip(downloads["key"].to_pylist(), downloads["tar_path"].to_pylist())
+                     if tar == "00001.tar"}
+        assert in_broken and all(rows[k]["reason"] in ("missing_tar", "missing_caption") for k in in_broken)
+        assert t.stats["scored"] == N_GOOD - len([k for k in in_broken if k.isdigit()])

@@ -38,8 +38,7 @@ class Item:
     pos: int
     key: str
     tar: str | None
-    offset: int
-    size: int
+    member: str | None
     text: str | None
     reason: str | None = None
 
@@ -208,17 +207,32 @@ class ShardBatches(torch.utils.data.Dataset):
         self.tokenizer = tokenizer
         self.decode_on_worker = decode_on_worker
         self._fds: dict[str, int] = {}
+        # tar -> member index, built lazily where the batch is read (each worker, for the tars it
+        # reads): the index grows with the shard, so it must not be serial work before the loop
+        self._indexes: dict[str, dict[str, tuple[int, int]] | None] = {}
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def _read(self, item: Item) -> bytes:
+    def _locate(self, item: Item) -> tuple[int, int] | str:
+        """(offset, size) of the member, or the reason it cannot be read."""
+        if item.tar not in self._indexes:
+            try:
+                self._indexes[item.tar] = index_tar(Path(item.tar))
+            except (OSError, tarfile.TarError, EOFError):
+                self._indexes[item.tar] = None
+        index = self._indexes[item.tar]
+        if index is None:
+            return "missing_tar"  # absent or unreadable as a tar
+        return index.get(item.member) or "missing_member"
+
+    def _read(self, item: Item, offset: int, size: int) -> bytes:
         fd = self._fds.get(item.tar)
         if fd is None:
             fd = self._fds[item.tar] = os.open(item.tar, os.O_RDONLY)
-        data = os.pread(fd, item.size, item.offset)
-        if len(data) != item.size:
-            raise OSError(f"{item.tar}: short read at {item.offset}")
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise OSError(f"{item.tar}: short read at {offset}")
         return data
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -231,8 +245,12 @@ class ShardBatches(torch.utils.data.Dataset):
             if item.reason is not None:
                 failed.append((item.pos, item.reason))
                 continue
+            loc = self._locate(item)
+            if isinstance(loc, str):
+                failed.append((item.pos, loc))
+                continue
             try:
-                data = self._read(item)
+                data = self._read(item, *loc)
             except OSError:
                 failed.append((item.pos, "missing_member"))
                 continue

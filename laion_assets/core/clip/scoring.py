@@ -7,6 +7,7 @@ row per `ok` download plus float16 unit-norm embeddings written to out_dir.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,7 +28,6 @@ from laion_assets.core.clip.inputs import (
     Normalizer,
     ShardBatches,
     decode_batch_on_device,
-    index_tar,
     make_loader,
 )
 from laion_assets.core.clip.model import LoadedModel, SplittingRunner, default_batch_size, load_model
@@ -162,12 +162,11 @@ class ClipScorer:
         tars = ok["tar_path"].to_pylist() if "tar_path" in ok.column_names else [None] * len(keys)
         members = ok["tar_member"].to_pylist() if "tar_member" in ok.column_names else [None] * len(keys)
         texts = dict(zip(pairs["key"].to_pylist(), pairs["text"].to_pylist()))
-        indexes: dict[str, dict[str, tuple[int, int]] | None] = {}
+        tar_exists: dict[str, bool] = {}
         items: list[Item] = []
         for pos, (key, tar, member) in enumerate(zip(keys, tars, members)):
             text = texts.get(key)
             reason = None
-            offset = size = 0
             tar_abs = None
             if text is None:
                 reason = "missing_caption"
@@ -177,17 +176,12 @@ class ClipScorer:
                 reason = "missing_tar"
             else:
                 tar_abs = str(Path(images_dir) / tar)
-                if tar_abs not in indexes:
-                    indexes[tar_abs] = index_tar(Path(tar_abs)) if Path(tar_abs).is_file() else None
-                index = indexes[tar_abs]
-                loc = None if index is None else index.get(member or f"{key}.jpg")
-                if index is None:
+                if tar_abs not in tar_exists:
+                    tar_exists[tar_abs] = os.path.isfile(tar_abs)
+                if not tar_exists[tar_abs]:
                     reason = "missing_tar"
-                elif loc is None:
-                    reason = "missing_member"
-                else:
-                    offset, size = loc
-            items.append(Item(pos, key, tar_abs, offset, size, text, reason))
+            # members are located (tar index) where they are read, in the workers
+            items.append(Item(pos, key, tar_abs, member or f"{key}.jpg", text, reason))
         return items
 
     def score_shard(
