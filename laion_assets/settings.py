@@ -30,6 +30,15 @@ class Settings:
     allow_private_hosts: tuple[str, ...]
     sample_image_port: int
     sample_server_enabled: bool
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    local_cache_dir: str = ""
+    crawl_source_anonymous: bool = True
+    crawl_s3_endpoint_url: str | None = None
+    crawl_max_files: int = 0
+    crawl_discovery_root: str = ""
+    crawl_discover_only: tuple[str, ...] = ()
+    crawl_discover_newer_than: str = ""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -60,7 +69,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         root=root,
         crawl=env.get("LAION_CRAWL", SAMPLE_CRAWL if embedded else ""),
         crawl_source=env.get(
-            "LAION_CRAWL_SOURCE", str(Path(root) / "sample-crawl" / "warc") if embedded else ""
+            "LAION_CRAWL_SOURCE", f"{root.rstrip('/')}/sample-crawl/warc" if embedded else ""
         ),
         files_per_shard=_env_int("LAION_FILES_PER_SHARD", 2 if embedded else 10),
         clip_model=env.get("LAION_CLIP_MODEL", model),
@@ -71,4 +80,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         sample_image_port=_env_int("LAION_SAMPLE_IMAGE_PORT", 18765),
         sample_server_enabled=embedded,
+        s3_endpoint_url=env.get("LAION_S3_ENDPOINT_URL") or None,
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        local_cache_dir=env.get("LAION_LOCAL_CACHE", ""),
+        crawl_s3_endpoint_url=env.get("LAION_CRAWL_S3_ENDPOINT_URL") or None,
+        crawl_source_anonymous=env.get("LAION_CRAWL_SOURCE_ANONYMOUS", "1") not in ("0", "false", "no"),
+        crawl_max_files=_env_int("LAION_CRAWL_MAX_FILES", 0),
+        crawl_discovery_root=env.get("LAION_CRAWL_DISCOVERY_ROOT", ""),
+        crawl_discover_only=tuple(c for c in env.get("LAION_CRAWL_DISCOVER_ONLY", "").split(",") if c),
+        crawl_discover_newer_than=env.get("LAION_CRAWL_DISCOVER_NEWER_THAN", ""),
     )

@@ -4,31 +4,103 @@ import contextlib
 import json
 import threading
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, model_validator
 
-from laion_assets.core.storage import LocalStorage
+from dagster_aws.s3 import S3Resource
+
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.storage import LocalStorage, Storage
+from laion_assets.core.storage_s3 import S3Credentials, S3Storage, parse_s3_uri
+from laion_assets.core.validation import ConfigError, require_int_range
+
+
+def s3_credentials(s3: S3Resource) -> S3Credentials:
+    """The S3Resource's settings for clients other than boto3 (pyarrow, DuckDB); never logged."""
+    return S3Credentials(
+        endpoint_url=s3.endpoint_url,
+        region=s3.region_name,
+        access_key_id=s3.aws_access_key_id,
+        secret_access_key=s3.aws_secret_access_key,
+        session_token=s3.aws_session_token,
+        anonymous=s3.use_unsigned_session,
+    )
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The storage root every stage reads and writes (a local directory in the embedded default)."""
+    """The storage root every stage reads and writes: a local directory, or `s3://bucket/prefix`
+    through dagster-aws's `S3Resource` (credentials from `EnvVar`s, `LAION_S3_ENDPOINT_URL` for
+    MinIO or moto). `cache_dir` holds local copies of S3 directories that readers need as files."""
 
     root: str
+    s3: S3Resource | None = None  # None: boto3's default credential chain
+    cache_dir: str = ""
 
-    def get(self) -> LocalStorage:
+    @model_validator(mode="after")
+    def _check_root(self):
+        if isinstance(self.root, str) and self.root.startswith("s3://"):
+            try:
+                parse_s3_uri(self.root)
+            except ValueError:
+                raise ConfigError("LAION_ASSETS_ROOT", self.root, "must be s3://bucket[/prefix] or a local directory") from None
+        return self
+
+    def get(self) -> Storage:
+        if self.root.startswith("s3://"):
+            s3 = self.s3 or S3Resource()
+            return S3Storage(
+                self.root,
+                s3.get_client(),
+                credentials=s3_credentials(s3),
+                cache_dir=self.cache_dir or None,
+            )
         return LocalStorage(self.root)
 
 
 class CrawlSourceResource(dg.ConfigurableResource):
-    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard."""
+    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard.
+
+    `source_dir`: a local directory, an `s3://` prefix of WARC files, or a Common Crawl listing
+    (`.../crawl-data/CC-MAIN-YYYY-WW/warc.paths.gz` on `s3://commoncrawl/` or
+    `https://data.commoncrawl.org/`). `s3` reads S3 sources other than the storage root's bucket
+    (`use_unsigned_session=True` for Common Crawl's public bucket). `max_files` (0: all) caps the
+    listing, e.g. to try a few WARCs of a 90k-file crawl."""
 
     crawl: str
     source_dir: str
     files_per_shard: int = 10
+    max_files: int = 0
+    s3: S3Resource | None = None  # None: anonymous (Common Crawl's public bucket)
+    # crawl discovery (crawl_discovery_sensor): where to look, and which crawls it may register
+    discovery_root: str = ""
+    discover_only: list[str] = []
+    discover_newer_than: str = ""
+    discover_max_crawls_per_tick: int = 1
+    discover_listing: str = "warc.paths.gz"  # or "wat.paths.gz": extract from WAT metadata instead
+
+    @model_validator(mode="after")
+    def _check_listing(self):
+        if self.discover_listing not in ("warc.paths.gz", "wat.paths.gz"):
+            raise ConfigError("crawl_source.discover_listing", self.discover_listing, "must be warc.paths.gz or wat.paths.gz")
+        return self
+
+    @model_validator(mode="after")
+    def _check_counts(self):
+        for name, lo in (("files_per_shard", 1), ("max_files", 0), ("discover_max_crawls_per_tick", 1)):
+            value = getattr(self, name)
+            if isinstance(value, int):  # an EnvVar is checked once resolved
+                require_int_range(f"crawl_source.{name}", value, lo)
+        return self
+
+    def s3_client(self):
+        return (self.s3 or S3Resource(use_unsigned_session=True)).get_client()
+
+    def select(self, names: list[str]) -> list[str]:
+        from laion_assets.core.crawl import select_crawls
+
+        return select_crawls(names, newer_than=self.discover_newer_than, only=self.discover_only)
 
 
 class DownloaderResource(dg.ConfigurableResource):
@@ -120,6 +192,7 @@ class SampleImageServerResource(dg.ConfigurableResource):
     enabled: bool = False
     root: str = ""
     port: int = 18765
+    storage: StorageResource | None = None  # where the sample crawl is (else a local `root`)
 
     _stack: Any = PrivateAttr(default=None)
 
@@ -128,7 +201,8 @@ class SampleImageServerResource(dg.ConfigurableResource):
             return
         from laion_assets.core.sample_crawl import serve_directory
 
-        images = Path(self.root) / "sample-crawl" / "images"
+        st = self.storage.get() if self.storage is not None else LocalStorage(self.root)
+        images = st.local_dir("sample-crawl") / "images"
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(serve_directory(images, port=self.port))

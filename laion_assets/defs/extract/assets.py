@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from laion_assets.core.crawl import manifest_path, shard_uris
+from laion_assets.core.crawl import manifest_path, shard_files
 from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
 from laion_assets.defs.partitions import shard_partitions
-from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.crawl.assets import crawl_file_opener
+from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 
 
 class ExtractionConfig(dg.Config):
@@ -29,11 +30,16 @@ class ExtractionConfig(dg.Config):
     "each traceable to its WARC record.",
 )
 def image_text_pairs(
-    context: dg.AssetExecutionContext, config: ExtractionConfig, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    config: ExtractionConfig,
+    storage: StorageResource,
+    crawl_source: CrawlSourceResource,
 ) -> dg.MaterializeResult:
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
-    uris = shard_uris(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
+    files = shard_files(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
+    # Extraction gets the crawl's own paths (provenance) and streams each from where this build reads it.
+    uris, uri_of, open_crawl_file = [f.path for f in files], {f.path: f.uri for f in files}, crawl_file_opener(st, crawl_source)
     input_format = config.input_format
     if input_format == "auto":
         input_format = "wat" if all(u.endswith((".wat", ".wat.gz")) for u in uris) else "warc"
@@ -44,6 +50,7 @@ def image_text_pairs(
             config=ExtractConfig(
                 input_format=input_format, max_bad_record_ratio=config.max_bad_record_ratio
             ),
+            open_fn=lambda path: open_crawl_file(uri_of[path]),
             progress=progress_logger(context, "pages extracted"),
         )
     except TooManyBadRecords as exc:
@@ -58,7 +65,7 @@ def image_text_pairs(
             description=f"{context.partition_key}: {exc}",
             metadata={
                 "bad_records_by_reason": dg.MetadataValue.json({r["values"]: r["counts"] for r in reasons}),
-                "errors_path": dg.MetadataValue.path(str(st.path(paths.pair_errors))),
+                "errors_path": dg.MetadataValue.path(st.uri(paths.pair_errors)),
             },
         ) from exc
     st.write_parquet(result.errors, paths.pair_errors)
@@ -73,7 +80,7 @@ def image_text_pairs(
             "rows": result.table.num_rows,
             "warc_files": len(uris),
             "input_format": input_format,
-            "path": dg.MetadataValue.path(str(out)),
+            "path": dg.MetadataValue.path(out),
             **stats_metadata(result.stats),
         }
     )
@@ -81,7 +88,11 @@ def image_text_pairs(
 
 def _views(st, pk):
     p = ShardPaths.from_partition_key(pk)
-    return {"pairs": st.path(p.pairs), "pair_errors": st.path(p.pair_errors), "pair_stats": st.path(p.pair_stats)}
+    return {
+        "pairs": st.read_parquet(p.pairs),
+        "pair_errors": st.read_parquet(p.pair_errors),
+        "pair_stats": st.read_parquet(p.pair_stats),
+    }
 
 
 image_text_pairs_checks = build_sql_checks(

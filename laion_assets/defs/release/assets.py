@@ -15,9 +15,10 @@ class ReleaseConfig(dg.Config):
     rows_per_part: int = 1_000_000
 
 
-def _latest_parts(st) -> list[str]:
-    version = st.path(LATEST).read_text().strip()
-    return sorted(str(p) for p in st.path(f"releases/{version}").glob("part-*.parquet"))
+def _latest_parts(st):
+    version = st.read_bytes(LATEST).decode().strip()
+    parts = [p for p in st.list(f"releases/{version}", ".parquet") if p.rsplit("/", 1)[-1].startswith("part-")]
+    return st.read_parquet_many(parts)
 
 
 @dg.asset(
@@ -31,7 +32,7 @@ def published_dataset(
     context: dg.AssetExecutionContext, config: ReleaseConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     st = storage.get()
-    with duckdb.connect(str(st.path("warehouse.duckdb")), read_only=True) as con:
+    with duckdb.connect(str(st.local_file("warehouse.duckdb")), read_only=True) as con:
         published = con.sql("SELECT * FROM published_pairs ORDER BY pair_hash").to_arrow_table()
         dedup = con.sql("SELECT * FROM dedup_stats ORDER BY crawl").fetchall()
         models = [r[0] for r in con.sql("SELECT DISTINCT model_id FROM published_pairs ORDER BY 1").fetchall()]
@@ -44,12 +45,13 @@ def published_dataset(
         )
     version = release_version(table)
     dedup_stats = {
-        **pipeline_funnel(st.root),
+        **pipeline_funnel(st.root_uri, register=st.register_duckdb),
         "pairs_before_dedup": sum(r[1] for r in dedup),
         "duplicates_removed": sum(r[3] for r in dedup),
         "pairs_published": table.num_rows,
     }
-    with st.staging_dir(f"releases/{version}") as tmp:
+    # A version is content-addressed: written once, never replaced; releases/LATEST is the commit.
+    with st.write_once_dir(f"releases/{version}") as tmp:
         info = write_release(
             table,
             tmp,
@@ -58,15 +60,16 @@ def published_dataset(
             provenance={"model_id": ", ".join(models), "pipeline_stats": dedup_stats},
         )
     st.write_bytes(version.encode() + b"\n", LATEST)
-    release_dir = st.path(f"releases/{version}")
-    context.log.info(f"published release {version}: {info.rows} rows at {release_dir}")
+    release_uri = st.uri(f"releases/{version}")
+    card = st.read_bytes(f"releases/{version}/README.md").decode()
+    context.log.info(f"published release {version}: {info.rows} rows at {release_uri}")
     return dg.MaterializeResult(
         metadata={
             "version": version,
             "rows": info.rows,
             "parts": len(info.parts),
-            "path": dg.MetadataValue.path(str(release_dir)),
-            "dataset_card": dg.MetadataValue.md((release_dir / "README.md").read_text()),
+            "path": dg.MetadataValue.path(release_uri),
+            "dataset_card": dg.MetadataValue.md(card),
             **dedup_stats,
         }
     )
