@@ -40,6 +40,7 @@ from laion_assets.core.clip.thresholds import (
     thresholds_of,
 )
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.download.keys import image_member
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
 IMG_EMB_FILE = "img_emb.npy"
@@ -181,7 +182,7 @@ class ClipScorer:
                 if not tar_exists[tar_abs]:
                     reason = "missing_tar"
             # members are located (tar index) where they are read, in the workers
-            items.append(Item(pos, key, tar_abs, member or f"{key}.jpg", text, reason))
+            items.append(Item(pos, key, tar_abs, image_member(key, member), text, reason))
         return items
 
     def score_shard(
