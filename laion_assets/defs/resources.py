@@ -3,6 +3,8 @@
 import contextlib
 import difflib
 import importlib.util
+import json
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,13 @@ def require_clip_model(name: str) -> str:
     return name
 
 
+# Loaded scorers by configuration, shared by every ClipModelResource instance of the process: Dagster
+# builds resources per run (and per step under the multiprocess executor), and a model load costs
+# seconds (docs/clip.md "Per-shard setup"); runs that share a process pay it once.
+_SCORERS: dict[str, Any] = {}
+_SCORERS_LOCK = threading.Lock()
+
+
 class ClipModelResource(dg.ConfigurableResource):
     """An open_clip model loaded once per process, shared by every shard the process scores."""
 
@@ -162,28 +171,40 @@ class ClipModelResource(dg.ConfigurableResource):
     def _known_model(cls, value: str) -> str:
         return require_clip_model(value)
 
+    def _cache_key(self) -> str:
+        return json.dumps([self.model_name, self.pretrained, self.device, self.batch_size, self.options],
+                          sort_keys=True, default=str)
+
     def scorer(self) -> Any:
         if self._scorer is None:
-            from laion_assets.core.clip import ClipConfig, ClipScorer
-            from laion_assets.models import register_tiny_model
-
-            register_tiny_model()
-            self._scorer = ClipScorer(
-                ClipConfig(
-                    model_name=self.model_name,
-                    pretrained=self.pretrained,
-                    device=self.device,
-                    batch_size=self.batch_size,
-                    **self.options,
-                )
-            )
-            self._scorer.load()
-            if self._scorer.loaded.device.type == "cpu":
-                # Decode workers take their cores; more torch threads than the rest only contend.
-                import torch
-
-                torch.set_num_threads(max(1, available_cpus() - self._scorer.num_workers))
+            with _SCORERS_LOCK:
+                key = self._cache_key()
+                if key not in _SCORERS:
+                    _SCORERS[key] = self._load()
+                self._scorer = _SCORERS[key]
         return self._scorer
+
+    def _load(self) -> Any:
+        from laion_assets.core.clip import ClipConfig, ClipScorer
+        from laion_assets.models import register_tiny_model
+
+        register_tiny_model()
+        scorer = ClipScorer(
+            ClipConfig(
+                model_name=self.model_name,
+                pretrained=self.pretrained,
+                device=self.device,
+                batch_size=self.batch_size,
+                **self.options,
+            )
+        )
+        scorer.load()
+        if scorer.loaded.device.type == "cpu":
+            # Decode workers take their cores; more torch threads than the rest only contend.
+            import torch
+
+            torch.set_num_threads(max(1, available_cpus() - scorer.num_workers))
+        return scorer
 
 
 def _serves_sample(port: int) -> bool:

@@ -1,10 +1,12 @@
 """CLIP scoring core (no Dagster): ClipConfig -> ClipScorer.load() -> score_shard(...) -> ScoreResult.
 
-Names resolve lazily (PEP 562): importing `laion_assets.core.clip.checks` or `.config` (as the
-definitions do) must not import torch; only the CLIP step that scores pays for it.
+Names resolve lazily (PEP 562): importing `laion_assets.core.clip.checks`, `.config` or `.thresholds`
+(as the definitions and the filter do) must not import torch; only the CLIP step that scores pays.
 """
 
-from importlib import import_module
+from __future__ import annotations
+
+import importlib
 from typing import Any
 
 _EXPORTS = {
@@ -13,12 +15,13 @@ _EXPORTS = {
     "ClipScorer": "laion_assets.core.clip.scoring",
     "ScoreResult": "laion_assets.core.clip.scoring",
     "embedding_table": "laion_assets.core.clip.scoring",
+    "InputPipelineError": "laion_assets.core.clip.inputs",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
