@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from laion_assets.core.clip.thresholds import threshold_sql as model_threshold_sql
 from laion_assets.core.nsfw_head import NsfwHead
 from laion_assets.core.quality import SqlCheck, ViewSource, quote_literal, register_parquet_views
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
@@ -55,8 +56,12 @@ class FilterResult:
 
 
 def threshold_sql(config: FilterConfig) -> str:
-    """The similarity threshold a row must reach: the one place it is chosen."""
-    return "s.threshold" if config.min_similarity is None else f"{float(config.min_similarity)!r}"
+    """The similarity threshold a row must reach: the one place it is chosen (the CLIP stage's table
+    keyed by model and language group, `core/clip/thresholds.py`), unless `min_similarity` is set."""
+    if config.min_similarity is not None:
+        return f"{float(config.min_similarity)!r}"
+    return model_threshold_sql("s.model_id", "p.caption_language", "p.caption_language_reliable",
+                               fallback_sql="s.threshold", scored_sql="s.status = 'scored'")
 
 
 def _drop_reason_sql(config: FilterConfig, punsafe: str) -> str:

@@ -7,9 +7,15 @@ from pydantic import Field
 from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.nsfw_head import load_nsfw_head
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
-from laion_assets.defs.common import stats_metadata
+from laion_assets.defs.common import (
+    TRANSIENT_RETRY,
+    drop_reasons,
+    require_registered_partition,
+    stats_metadata,
+    table_metadata,
+)
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 
@@ -33,7 +39,21 @@ class FilteredPairsConfig(dg.Config):
     )
 
 
+def _views(st, pk):
+    paths = ShardPaths.from_partition_key(pk)
+    return {
+        "filtered": st.read_parquet(paths.filtered),
+        "drops": st.read_parquet(drop_log_path(paths)),
+        "pairs": st.read_parquet(paths.pairs),
+    }
+
+
+filtered_pairs_checks = stage_checks("filtered_pairs", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=filtered_pairs_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[clip_scores],
     partitions_def=shard_partitions,
     group_name="filter",
@@ -45,6 +65,7 @@ class FilteredPairsConfig(dg.Config):
 def filtered_pairs(
     context: dg.AssetExecutionContext, config: FilteredPairsConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     head = load_nsfw_head(config.nsfw_head_path) if config.nsfw_head_path else None
@@ -64,23 +85,15 @@ def filtered_pairs(
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
+        check_results=filtered_pairs_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.table.num_rows,
             "dropped": result.drops.num_rows,
             "path": dg.MetadataValue.path(out),
             "nsfw_scorer": head.head_id if head else "zero_shot",
             **stats_metadata(result.stats),
+            **table_metadata(result.table, out),
+            **drop_reasons(result.stats),
         }
     )
 
-
-def _views(st, pk):
-    paths = ShardPaths.from_partition_key(pk)
-    return {
-        "filtered": st.read_parquet(paths.filtered),
-        "drops": st.read_parquet(drop_log_path(paths)),
-        "pairs": st.read_parquet(paths.pairs),
-    }
-
-
-filtered_pairs_checks = build_sql_checks(filtered_pairs, CHECKS, _views, partitions_def=shard_partitions)

@@ -29,7 +29,9 @@ from laion_assets.core.release import (
     write_release,
 )
 from laion_assets.core.removal import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
+from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import table_metadata
 from laion_assets.defs.removal.assets import ENTRIES
 from laion_assets.defs.resources import StorageResource
 
@@ -107,7 +109,36 @@ def _build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table) -> dict:
     }
 
 
+def _latest_views(st, pk):
+    """The default variant's latest release, its hash columns (warehouse) and the removal entries."""
+    release = st.read_bytes(LATEST).decode().strip()
+    with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
+        hashes = con.sql(
+            "SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
+            "FROM published_pairs"
+        ).to_arrow_table()
+    return {"release": _read_parts(st, release), "release_hashes": hashes, "removal": st.read_parquet(ENTRIES)}
+
+
+published_dataset_checks = stage_checks("published_dataset", CHECKS, _latest_views)
+CARD_CHECK = dg.AssetCheckSpec(
+    "release_files_match_card", asset="published_dataset", blocking=True,
+    description="Schema equals the documented one; checksums, row counts and the card's counts equal "
+    "the table's; the funnel adds up row for row.",
+)
+
+
+def _card_check(st) -> dg.AssetCheckResult:
+    release = st.read_bytes(LATEST).decode().strip()
+    problems = verify_release_dir(st.local_dir(f"releases/{release}"))
+    return dg.AssetCheckResult(check_name=CARD_CHECK.name, passed=not problems,
+                               severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"problems": dg.MetadataValue.json(problems)})
+
+
 @dg.asset(
+    check_specs=[*published_dataset_checks.specs, CARD_CHECK],
+    automation_condition=PUBLISH_CONDITION,
     deps=[dg.AssetKey(k) for k in ("removal_list", "published_pairs", "drop_log", "dedup_stats", "stats_funnel")],
     group_name="publish",
     kinds={"parquet"},
@@ -195,8 +226,11 @@ def published_dataset(
     version = published_meta[first.name]["version"]
     st.write_bytes(f"{first.name}/{version}\n".encode(), LATEST)
     release_uri = st.uri(f"releases/{first.name}/{version}")
+    default_table = plans[0][1]
     return dg.MaterializeResult(
+        check_results=[*published_dataset_checks.evaluate(st), _card_check(st)],
         metadata={
+            **table_metadata(default_table, release_uri),
             "version": version,
             "variant": first.name,
             "rows": published_meta[first.name]["rows"],
@@ -208,28 +242,3 @@ def published_dataset(
             "drops_by_reason": dg.MetadataValue.json(facts["drops"]),
         }
     )
-
-
-def _latest_views(st, pk):
-    """The default variant's latest release, its hash columns (warehouse) and the removal entries."""
-    release = st.read_bytes(LATEST).decode().strip()
-    with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
-        hashes = con.sql(
-            "SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
-            "FROM published_pairs"
-        ).to_arrow_table()
-    return {"release": _read_parts(st, release), "release_hashes": hashes, "removal": st.read_parquet(ENTRIES)}
-
-
-published_dataset_checks = build_sql_checks(published_dataset, CHECKS, _latest_views)
-
-
-@dg.asset_check(asset=published_dataset, name="release_files_match_card", blocking=True,
-                description="Schema equals the documented one; checksums, row counts and the card's "
-                "counts equal the table's; the funnel adds up row for row.")
-def release_files_match_card(storage: StorageResource) -> dg.AssetCheckResult:
-    st = storage.get()
-    release = st.read_bytes(LATEST).decode().strip()
-    problems = verify_release_dir(st.local_dir(f"releases/{release}"))
-    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-                               metadata={"problems": dg.MetadataValue.json(problems)})
