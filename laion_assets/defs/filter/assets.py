@@ -97,3 +97,14 @@ def filtered_pairs(
         }
     )
 
+
+# The drop logs are written by `filtered_pairs` itself; dbt reads them as their own source, so they
+# appear as an asset of their own (observable, not materialized separately).
+filtered_pairs_drop_log = dg.AssetSpec(
+    "filtered_pairs_drop_log",
+    deps=[filtered_pairs],
+    group_name="filter",
+    kinds={"parquet"},
+    description="Every shard's drop log, `<crawl>/drops/<shard>.parquet`: the pairs `filtered_pairs` did "
+    "not keep, one reason each. Written by `filtered_pairs` in the same step as its kept pairs.",
+)

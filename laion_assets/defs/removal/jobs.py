@@ -23,7 +23,12 @@ def requests_fingerprint(st) -> str:
     ) or "none"
 
 
-@dg.sensor(job=rederive_releases_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    job=rederive_releases_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Launches `rederive_releases_job` when a file under `removal/requests/` is filed or changed.",
+)
 def removal_requests_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     """Launch a re-derive when the files under removal/requests/ change."""
     fingerprint = requests_fingerprint(storage.get())
