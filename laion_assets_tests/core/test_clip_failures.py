@@ -35,7 +35,10 @@ models.register_tiny_model()
 def workers():
     kids = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        kids += (task / "children").read_text().split()
+        try:  # a thread (torch's, the loader's) may end between the listing and the read
+            kids += (task / "children").read_text().split()
+        except FileNotFoundError:
+            pass
     return [int(k) for k in kids]
 
 
