@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if got != expected:
             return 1
     print(f"  browse it: DAGSTER_HOME={os.environ['DAGSTER_HOME']} LAION_ASSETS_ROOT={root} "
-          "dagster dev -w workspace.yaml")
+          f"{Path(sys.executable).parent / 'dagster'} dev -w workspace.yaml")
     return 1 if bad else 0
 
 
