@@ -1,12 +1,11 @@
 """Resources: configuration and long-lived clients the assets share."""
 
 import contextlib
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from laion_assets.core.storage import LocalStorage
 from laion_assets.core.cpus import available_cpus
@@ -81,45 +80,69 @@ class ClipModelResource(dg.ConfigurableResource):
         return self._scorer
 
 
-def _serves_sample(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/robots.txt", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 class SampleImageServerResource(dg.ConfigurableResource):
-    """Serves the sample crawl's images on 127.0.0.1 while a download step runs (embedded default).
+    """Serves the sample crawl's images on 127.0.0.1 while a step that needs them runs (embedded).
 
-    If another process (a parallel step, or the demo command) already serves them on the port, that
-    server is reused.
+    The server is a small process of its own shared by every step on the port the sample's pages
+    name (`core/sample_server.py`): each step holds a lease on it for its whole duration and checks
+    by content (a token written with the sample) that the server is this root's, so parallel shard
+    runs and backfills never lose it mid-download nor read another root's images.
     """
 
     enabled: bool = False
     root: str = ""
-    port: int = 18765
+    port: int = Field(
+        default=18765, ge=0, le=65535,
+        description="port the sample's image URLs name when sample_crawl builds it; 0 = a free port",
+    )
+    idle_exit_s: float = Field(
+        default=5.0, gt=0, le=3600, description="the server exits after this long with no step using it"
+    )
 
-    _stack: Any = PrivateAttr(default=None)
+    _lease: Any = PrivateAttr(default=None)
+
+    @property
+    def sample_dir(self) -> Path:
+        return Path(self.root) / "sample-crawl"
+
+    @property
+    def lease_path(self) -> Path:
+        return Path(self.root) / "sample-crawl.server-lease"
+
+    def recorded_port(self) -> int | None:
+        """The port the built sample's pages name (its spec.json), None before it is built."""
+        from laion_assets.core.sample_server import recorded_port
+
+        return recorded_port(self.sample_dir)
+
+    def build_port(self) -> int:
+        """The port a (re)build of the sample names: the setting, else the recorded or a free one."""
+        from laion_assets.core.sample_server import free_port
+
+        return self.port or self.recorded_port() or free_port()
+
+    def lease(self) -> contextlib.AbstractContextManager:
+        """Hold the sample's server up (starting it if needed) and verified for the block."""
+        from laion_assets.core.sample_server import SampleServerError, lease_sample_server
+
+        port = self.recorded_port()
+        if port is None:
+            raise SampleServerError(f"no sample crawl under {self.sample_dir}: materialize sample_crawl first")
+        return lease_sample_server(
+            self.sample_dir / "images", port, self.lease_path, idle_exit_s=self.idle_exit_s
+        )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if not self.enabled:
-            return
-        from laion_assets.core.sample_crawl import serve_directory
-
-        images = Path(self.root) / "sample-crawl" / "images"
+        if not self.enabled or self.recorded_port() is None:
+            return  # production, or sample_crawl itself before its first build
         stack = contextlib.ExitStack()
-        try:
-            stack.enter_context(serve_directory(images, port=self.port))
-        except OSError as exc:
-            if not _serves_sample(self.port):
-                raise RuntimeError(
-                    f"port {self.port} is busy and does not serve the sample crawl's images; "
-                    "set LAION_SAMPLE_IMAGE_PORT to a free port and re-materialize sample_crawl"
-                ) from exc
-        self._stack = stack
+        lease = stack.enter_context(self.lease())
+        if context.log is not None:
+            how = "started" if lease.started_server else "verified the running"
+            context.log.info(f"sample image server: {how} server on {lease.base_url}")
+        self._lease = stack
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None

@@ -5,6 +5,7 @@ import json
 import dagster as dg
 
 from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
+from laion_assets.core.sample_server import write_token
 from laion_assets.defs.resources import SampleImageServerResource, StorageResource
 
 SAMPLE_DIR = "sample-crawl"
@@ -25,6 +26,7 @@ class SampleCrawlConfig(dg.Config):
     "on 127.0.0.1, with the pairs a correct pipeline publishes in expected.json.",
 )
 def sample_crawl(
+    context: dg.AssetExecutionContext,
     config: SampleCrawlConfig, storage: StorageResource, sample_image_server: SampleImageServerResource
 ) -> dg.MaterializeResult:
     st = storage.get()
@@ -35,13 +37,16 @@ def sample_crawl(
         mismatch_ratio=config.mismatch_ratio,
         seed=config.seed,
     )
-    base_url = f"http://127.0.0.1:{sample_image_server.port}"
+    base_url = f"http://127.0.0.1:{sample_image_server.build_port()}"
     spec_file = st.path(f"{SAMPLE_DIR}/spec.json")
     wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
     reused = spec_file.exists() and spec_file.read_text() == wanted
     if not reused:
         with st.staging_dir(SAMPLE_DIR) as tmp:
             build_sample_crawl(tmp, base_url, spec)
+            write_token(tmp / "images")  # what the image server is recognised by
+    with sample_image_server.lease() as lease:  # fails now, not at download, if the port is not ours
+        context.log.info(f"sample images served on {lease.base_url}")
     expected = json.loads(st.path(f"{SAMPLE_DIR}/expected.json").read_text())
     warcs = sorted(p.name for p in st.path(f"{SAMPLE_DIR}/warc").iterdir())
     return dg.MaterializeResult(

@@ -1,0 +1,60 @@
+"""A subprocess the reliability tests start: materialize assets of one partition in a real instance.
+
+    python -m laion_assets_tests.reliability._shard_worker --partition CRAWL/00000 [--light]
+
+`DAGSTER_HOME` names the instance (shared by every worker of a test) and the LAION_* variables the
+settings, exactly as a run launched by `dagster` would see them. `--light` materializes only
+extraction and download without importing the CLIP stage (a fast run for the image-server test);
+otherwise the whole `shard_job` runs (or `--job` names another job). Exit status 0 = run succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import dagster as dg
+
+
+def _light_run(partition: str, instance: dg.DagsterInstance) -> bool:
+    from laion_assets.defs.download.assets import image_downloads
+    from laion_assets.defs.extract.assets import image_text_pairs
+    from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
+    from laion_assets.settings import load_settings
+
+    s = load_settings()
+    result = dg.materialize(
+        [image_text_pairs, image_downloads],
+        partition_key=partition,
+        instance=instance,
+        raise_on_error=False,
+        resources={
+            "storage": StorageResource(root=s.root),
+            "downloader": DownloaderResource(allow_private_hosts=list(s.allow_private_hosts)),
+            "sample_image_server": SampleImageServerResource(
+                enabled=s.sample_server_enabled, root=s.root, port=s.sample_image_port
+            ),
+        },
+    )
+    return result.success
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--partition")
+    ap.add_argument("--job", default="shard_job")
+    ap.add_argument("--light", action="store_true")
+    args = ap.parse_args(argv)
+    with dg.DagsterInstance.get() as instance:
+        if args.light:
+            return 0 if _light_run(args.partition, instance) else 1
+        from laion_assets.definitions import build_definitions
+
+        job = build_definitions().resolve_job_def(args.job)
+        kwargs = {"partition_key": args.partition} if args.partition else {}
+        result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+        return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
