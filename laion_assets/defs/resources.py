@@ -5,16 +5,37 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from laion_assets.core.storage import LocalStorage
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.storage import LocalStorage
+from laion_assets.core.validation import ConfigError
+from laion_assets.defs.config_checks import ranged
+
+
+def _build_checked(setting: str, build: Any) -> Any:
+    """Call `build`; an unknown option name or a core ValueError becomes one ConfigError naming it."""
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except TypeError as exc:  # an option the core config has no field for
+        raise ValueError(f"{setting}: {str(exc).split('got ')[-1]} (not a setting of this stage)") from None
+    except ValueError as exc:
+        raise ValueError(f"{setting}: {exc}") from None
 
 
 class StorageResource(dg.ConfigurableResource):
     """The storage root every stage reads and writes (a local directory in the embedded default)."""
 
     root: str
+
+    @field_validator("root")
+    @classmethod
+    def _check_root(cls, root: str) -> str:
+        from laion_assets.settings import check_storage_root
+
+        return check_storage_root(root, "storage.root")
 
     def get(self) -> LocalStorage:
         return LocalStorage(self.root)
@@ -27,6 +48,15 @@ class CrawlSourceResource(dg.ConfigurableResource):
     source_dir: str
     files_per_shard: int = 10
 
+    _check_files_per_shard = ranged("files_per_shard", 1, 100_000, integer=True)
+
+    @field_validator("crawl")
+    @classmethod
+    def _check_crawl(cls, crawl: str) -> str:
+        from laion_assets.settings import check_crawl_name
+
+        return check_crawl_name(crawl, "crawl_source.crawl") if crawl else crawl
+
 
 class DownloaderResource(dg.ConfigurableResource):
     """Download settings; `options` takes any other `DownloadConfig` field by name."""
@@ -34,6 +64,15 @@ class DownloaderResource(dg.ConfigurableResource):
     allow_private_hosts: list[str] = []
     user_agent_token: str = "laion-assets"
     options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _check_config(self) -> "DownloaderResource":
+        """Build the DownloadConfig now, so a bad option fails at load, not mid-shard."""
+        from laion_assets.core.download.netguard import parse_allow_list
+
+        parse_allow_list(self.allow_private_hosts, "downloader.allow_private_hosts")
+        _build_checked("downloader.options", self.config)
+        return self
 
     def config(self) -> Any:
         from laion_assets.core.download import DownloadConfig
@@ -55,22 +94,31 @@ class ClipModelResource(dg.ConfigurableResource):
     options: dict[str, Any] = {}
 
     _scorer: Any = PrivateAttr(default=None)
+    _check_batch_size = ranged("batch_size", 1, 1 << 20, integer=True)
+
+    @model_validator(mode="after")
+    def _check_config(self) -> "ClipModelResource":
+        _build_checked("clip_model.options", self.clip_config)
+        return self
+
+    def clip_config(self) -> Any:
+        from laion_assets.core.clip.config import ClipConfig
+
+        return ClipConfig(
+            model_name=self.model_name,
+            pretrained=self.pretrained,
+            device=self.device,
+            batch_size=self.batch_size,
+            **self.options,
+        )
 
     def scorer(self) -> Any:
         if self._scorer is None:
-            from laion_assets.core.clip import ClipConfig, ClipScorer
+            from laion_assets.core.clip import ClipScorer
             from laion_assets.models import register_tiny_model
 
             register_tiny_model()
-            self._scorer = ClipScorer(
-                ClipConfig(
-                    model_name=self.model_name,
-                    pretrained=self.pretrained,
-                    device=self.device,
-                    batch_size=self.batch_size,
-                    **self.options,
-                )
-            )
+            self._scorer = ClipScorer(self.clip_config())
             self._scorer.load()
             if self._scorer.loaded.device.type == "cpu":
                 # Decode workers take their cores; more torch threads than the rest only contend.
@@ -92,12 +140,12 @@ class SampleImageServerResource(dg.ConfigurableResource):
     enabled: bool = False
     root: str = ""
     port: int = Field(
-        default=18765, ge=0, le=65535,
-        description="port the sample's image URLs name when sample_crawl builds it; 0 = a free port",
+        default=18765, description="port the sample's image URLs name when sample_crawl builds it; 0 = a free port"
     )
-    idle_exit_s: float = Field(
-        default=5.0, gt=0, le=3600, description="the server exits after this long with no step using it"
-    )
+    idle_exit_s: float = Field(default=5.0, description="the server exits after this long with no step using it")
+
+    _check_port = ranged("port", 0, 65535, integer=True)
+    _check_idle = ranged("idle_exit_s", 0, 3600, lo_open=True)
 
     _lease: Any = PrivateAttr(default=None)
 

@@ -6,6 +6,7 @@ from laion_assets.core.crawl import CHECKS, list_local_warcs, make_shards, manif
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.config_checks import ranged
 
 
 class CrawlManifestConfig(dg.Config):
@@ -14,6 +15,8 @@ class CrawlManifestConfig(dg.Config):
     crawl: str | None = None
     source_dir: str | None = None
     files_per_shard: int | None = None
+
+    _check_files_per_shard = ranged("files_per_shard", 1, 100_000, integer=True)
 
 
 def build_crawl_manifest(

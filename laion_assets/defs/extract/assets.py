@@ -10,6 +10,7 @@ from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.config_checks import ranged
 
 
 class ExtractionConfig(dg.Config):
@@ -18,6 +19,8 @@ class ExtractionConfig(dg.Config):
 
     input_format: str = "auto"
     max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
+
+    _check_ratio = ranged("max_bad_record_ratio", 0.0, 1.0)
 
 
 @dg.asset(

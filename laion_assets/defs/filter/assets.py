@@ -9,11 +9,14 @@ from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.common import stats_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.config_checks import ranged
 
 
 class FilteredPairsConfig(dg.Config):
     min_similarity: float | None = None
     drop_nsfw: bool = False
+
+    _check_min_similarity = ranged("min_similarity", -1.0, 1.0)  # a cosine similarity
 
 
 @dg.asset(

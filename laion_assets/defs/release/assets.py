@@ -7,12 +7,15 @@ from laion_assets.core.quality import run_checks
 from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.config_checks import ranged
 
 LATEST = "releases/LATEST"
 
 
 class ReleaseConfig(dg.Config):
     rows_per_part: int = 1_000_000
+
+    _check_rows_per_part = ranged("rows_per_part", 1, 100_000_000, integer=True)
 
 
 def _latest_parts(st) -> list[str]:

@@ -7,6 +7,7 @@ import dagster as dg
 from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
 from laion_assets.core.sample_server import write_token
 from laion_assets.defs.resources import SampleImageServerResource, StorageResource
+from laion_assets.defs.config_checks import ranged
 
 SAMPLE_DIR = "sample-crawl"
 
@@ -17,6 +18,11 @@ class SampleCrawlConfig(dg.Config):
     warc_files: int = SampleSpec.warc_files
     mismatch_ratio: float = SampleSpec.mismatch_ratio
     seed: int = SampleSpec.seed
+
+    _check_pages = ranged("pages", 1, 100_000, integer=True)
+    _check_images_per_page = ranged("images_per_page", 1, 1000, integer=True)
+    _check_warc_files = ranged("warc_files", 1, 10_000, integer=True)
+    _check_mismatch_ratio = ranged("mismatch_ratio", 0.0, 1.0)
 
 
 @dg.asset(
