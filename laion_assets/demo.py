@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         bad = failed_checks(instance, run.run_ids)
 
-    expected_file = root / "sample-crawl" / "expected.json"
+    from laion_assets.core.storage import LocalStorage
+
+    expected_file = LocalStorage(root).local_dir("sample-crawl") / "expected.json"
     print(f"release {run.release_version}: {run.release_rows} pairs in {run.release_dir}")
     print(f"  dataset card: {run.release_dir / 'README.md'}")
     print(f"  shards: {len(run.partition_keys)}; failed asset checks: {bad or 'none'}")

@@ -21,7 +21,6 @@ PROFILES = ("embedded", "production")
 # DuckDB (funnel counts, dbt sources) reads stage files through glob patterns under the root: a root
 # containing one of these silently matches nothing, so it is refused where it is read.
 GLOB_CHARACTERS = "*?[]{}"
-_CRAWL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CLIP_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -67,9 +66,14 @@ def check_storage_root(root: str, setting: str = "LAION_ASSETS_ROOT") -> str:
 
 def check_crawl_name(crawl: str, setting: str = "LAION_CRAWL") -> str:
     """One path segment of letters, digits, '.', '_', '-' (it names directories and partition keys)."""
-    if not _CRAWL_NAME.match(crawl):
-        raise ConfigError(setting, crawl, "must be 1-128 letters, digits, '.', '_' or '-', not starting with '.', '_' or '-'")
-    return crawl
+    from laion_assets.core.storage import validate_crawl_name
+
+    try:
+        return validate_crawl_name(crawl)
+    except ValueError:
+        raise ConfigError(
+            setting, crawl, "must be 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ) from None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -6,7 +6,6 @@ file list, so the same listing always gives the same shards and a re-run never r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from laion_assets.core.quality import SqlCheck
+from laion_assets.core.storage import make_partition_key, validate_crawl_name
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wat", ".wat.gz", ".warc.wat.gz")
-_CRAWL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -37,16 +36,7 @@ class Shard:
 
     @property
     def partition_key(self) -> str:
-        return f"{self.crawl}/{self.shard}"
-
-
-def validate_crawl_name(crawl: str) -> str:
-    if not _CRAWL_NAME.match(crawl):
-        raise ValueError(
-            f"crawl name {crawl!r} must be 1-64 characters of letters, digits, '.', '_' or '-' "
-            "(for example 'CC-MAIN-2024-22'); it becomes part of partition keys and paths"
-        )
-    return crawl
+        return make_partition_key(self.crawl, self.shard)
 
 
 def list_local_warcs(source_dir: str | Path) -> list[str]:
@@ -70,10 +60,13 @@ def make_shards(crawl: str, warc_uris: Sequence[str], files_per_shard: int) -> l
         raise ValueError(f"files_per_shard must be >= 1, got {files_per_shard}")
     if len(set(warc_uris)) != len(warc_uris):
         raise ValueError("the WARC listing has duplicate paths")
-    return [
+    shards = [
         Shard(crawl, f"{i // files_per_shard:05d}", tuple(warc_uris[i : i + files_per_shard]))
         for i in range(0, len(warc_uris), files_per_shard)
     ]
+    for s in shards:
+        make_partition_key(s.crawl, s.shard)  # refuses a key that is not '<crawl>/<digits>'
+    return shards
 
 
 def manifest_table(shards: Sequence[Shard]) -> pa.Table:

@@ -14,7 +14,7 @@ other step that reused it (two parallel shards: one saw 0 of 27 images). So:
   and compared. A foreign server on the port (another storage root, another program) is refused
   with a clear error, never silently used.
 
-Run as a script (`python sample_server.py --directory D --port P --lease L`) it binds the port,
+Run as a script (`python sample_server.py --sample-dir D --port P --lease L`) it binds the port,
 forks into the background, and exits 0 (bound) or 3 (port in use) so the caller learns the outcome.
 """
 
@@ -36,7 +36,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 TOKEN_NAME = "sample-server-token.txt"
@@ -45,6 +44,25 @@ EXIT_PORT_IN_USE = 3
 
 class SampleServerError(RuntimeError):
     """The sample's images cannot be served on the port its pages name (says why and what to do)."""
+
+
+POINTER_NAME = "_CURRENT"  # core/storage.py's pointer of a committed directory (read here, stdlib only)
+
+
+def live_images_dir(sample_dir: Path) -> Path:
+    """`<sample>/<live version>/images` of a committed sample directory (`images` of a plain one).
+
+    Resolved on every request by the server, so a rebuilt sample is served from its new version
+    and never from one storage has since removed.
+    """
+    import json
+
+    sample_dir = Path(sample_dir)
+    try:
+        version = json.loads((sample_dir / POINTER_NAME).read_bytes())["version"]
+    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError):
+        return sample_dir / "images"
+    return sample_dir / version / "images"
 
 
 def write_token(images_dir: Path) -> str:
@@ -92,7 +110,7 @@ def recorded_port(sample_dir: Path) -> int | None:
     from urllib.parse import urlsplit
 
     try:
-        spec = json.loads((Path(sample_dir) / "spec.json").read_text())
+        spec = json.loads((live_images_dir(sample_dir).parent / "spec.json").read_text())
         return urlsplit(spec["image_base_url"]).port
     except (FileNotFoundError, KeyError, ValueError):
         return None
@@ -121,9 +139,9 @@ class SampleServerLease:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _start_server(directory: Path, port: int, lease_path: Path, idle_exit_s: float) -> int:
+def _start_server(sample_dir: Path, port: int, lease_path: Path, idle_exit_s: float) -> int:
     cmd = [
-        sys.executable, os.path.abspath(__file__), "--directory", str(directory), "--port", str(port),
+        sys.executable, os.path.abspath(__file__), "--sample-dir", str(sample_dir), "--port", str(port),
         "--lease", str(lease_path), "--idle-exit-s", str(idle_exit_s),
     ]
     # The script forks the server into its own session and exits at once: nothing to reap later.
@@ -134,18 +152,20 @@ def _start_server(directory: Path, port: int, lease_path: Path, idle_exit_s: flo
 
 @contextlib.contextmanager
 def lease_sample_server(
-    images_dir: Path,
+    sample_dir: Path,
     port: int,
     lease_path: Path,
     *,
     idle_exit_s: float = 5.0,
     start_timeout_s: float = 15.0,
 ) -> Iterator[SampleServerLease]:
-    """Hold the server of `images_dir` on `port` up for the block, starting it if none runs.
+    """Hold the server of the sample in `sample_dir` (its live `images/`) on `port` up for the
+    block, starting it if none runs.
 
     Raises SampleServerError when the port serves something else or cannot be served.
     """
-    images_dir, lease_path = Path(images_dir), Path(lease_path)
+    sample_dir, lease_path = Path(sample_dir), Path(lease_path)
+    images_dir = live_images_dir(sample_dir)
     if not images_dir.is_dir():
         raise SampleServerError(f"{images_dir} does not exist: materialize sample_crawl first")
     expected = ensure_token(images_dir)  # a sample built before tokens existed gets one now
@@ -167,7 +187,7 @@ def lease_sample_server(
                     "each root its own port (0 = a free one) and re-materialize sample_crawl"
                 )
             if not started:
-                start_code = _start_server(images_dir, port, lease_path, idle_exit_s)
+                start_code = _start_server(sample_dir, port, lease_path, idle_exit_s)
                 started = start_code == 0
             if time.monotonic() > deadline:
                 what = ("is in use by another program" if start_code == EXIT_PORT_IN_USE or port_in_use(port)
@@ -183,7 +203,15 @@ def lease_sample_server(
         os.close(fd)  # releases the shared lock
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _LiveSampleHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the sample's live images directory, resolved per request; logs nothing."""
+
+    sample_dir: Path
+
+    def translate_path(self, path: str) -> str:
+        self.directory = str(live_images_dir(self.sample_dir))
+        return super().translate_path(path)
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
@@ -217,12 +245,12 @@ def _idle_for_long(lease_path: Path, idle_exit_s: float, server: http.server.HTT
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="serve a sample crawl's images while leased")
-    ap.add_argument("--directory", required=True)
+    ap.add_argument("--sample-dir", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--lease", required=True)
     ap.add_argument("--idle-exit-s", type=float, default=5.0)
     args = ap.parse_args(argv)
-    handler = partial(_QuietHandler, directory=args.directory)
+    handler = type("Handler", (_LiveSampleHandler,), {"sample_dir": Path(args.sample_dir)})
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     except OSError as exc:
@@ -234,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.fork() > 0:
         os._exit(0)  # the caller waits for this exit; the child below serves
     os.setsid()
+    os.chdir("/")  # the caller's working directory may be removed while we serve
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

@@ -176,9 +176,7 @@ class SampleImageServerResource(dg.ConfigurableResource):
         port = self.recorded_port()
         if port is None:
             raise SampleServerError(f"no sample crawl under {self.sample_dir}: materialize sample_crawl first")
-        return lease_sample_server(
-            self.sample_dir / "images", port, self.lease_path, idle_exit_s=self.idle_exit_s
-        )
+        return lease_sample_server(self.sample_dir, port, self.lease_path, idle_exit_s=self.idle_exit_s)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if not self.enabled or self.recorded_port() is None:

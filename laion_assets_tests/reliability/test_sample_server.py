@@ -24,6 +24,7 @@ import pytest
 from laion_assets.core.sample_server import (
     SampleServerError,
     lease_sample_server,
+    live_images_dir,
     port_in_use,
     served_token,
     write_token,
@@ -36,7 +37,7 @@ _HOLDER = """
 import sys, pathlib
 from laion_assets.core.sample_server import lease_sample_server
 d = pathlib.Path(sys.argv[1])
-with lease_sample_server(d / "images", int(sys.argv[2]), d / "lease", idle_exit_s=0.5) as lease:
+with lease_sample_server(d, int(sys.argv[2]), d / "lease", idle_exit_s=0.5) as lease:
     print("started" if lease.started_server else "verified", flush=True)
     sys.stdin.readline()
 """
@@ -78,7 +79,7 @@ def test_server_outlives_the_process_that_started_it(tmp_path: Path, how_the_sta
     d, port = _sample_dir(tmp_path), free_port()
     image = (d / "images" / "img" / "a.jpg").read_bytes()
     starter = _holder(d, port)
-    with lease_sample_server(d / "images", port, d / "lease", idle_exit_s=0.5) as mine:
+    with lease_sample_server(d, port, d / "lease", idle_exit_s=0.5) as mine:
         assert not mine.started_server  # verified the starter's server by its token
         if how_the_starter_ends == "exits":
             starter.stdin.write("\n")
@@ -101,7 +102,7 @@ def test_a_foreign_server_on_the_port_is_refused(tmp_path: Path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with pytest.raises(SampleServerError, match=rf"port {port} is in use by another program"):
-            with lease_sample_server(d / "images", port, d / "lease", start_timeout_s=1.0):
+            with lease_sample_server(d, port, d / "lease", start_timeout_s=1.0):
                 pass
     finally:
         server.shutdown()
@@ -110,9 +111,9 @@ def test_a_foreign_server_on_the_port_is_refused(tmp_path: Path):
 
 def test_another_roots_sample_on_the_same_port_is_refused(tmp_path: Path):
     a, b, port = _sample_dir(tmp_path, "a"), _sample_dir(tmp_path, "b"), free_port()
-    with lease_sample_server(a / "images", port, a / "lease", idle_exit_s=0.5):
+    with lease_sample_server(a, port, a / "lease", idle_exit_s=0.5):
         with pytest.raises(SampleServerError, match="serves another sample crawl"):
-            with lease_sample_server(b / "images", port, b / "lease"):
+            with lease_sample_server(b, port, b / "lease"):
                 pass
     assert _wait_closed(port, within_s=5)
     assert served_token(port) is None
@@ -135,7 +136,7 @@ def test_two_shards_in_parallel_processes_get_all_their_images(embedded_env, tmp
         for key in keys
     ]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]
-    images = root / "sample-crawl" / "images"
+    images = live_images_dir(root / "sample-crawl")
     for key in keys:
         crawl_name, shard = key.split("/")
         status = pq.read_table(root / crawl_name / "images" / f"{shard}.parquet").to_pylist()

@@ -42,9 +42,10 @@ def clip_scores(
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     scorer = clip_model.scorer()
-    with st.staging_dir(paths.embeddings_dir) as out_dir:
+    # The scores table is the commit record of the embeddings: both become visible in one step.
+    with st.staging_dir(paths.embeddings_dir, record=paths.scores) as out_dir:
         result = scorer.score_shard(
-            st.path(paths.images_dir),
+            st.local_dir(paths.images_dir),
             st.read_parquet(paths.downloads),
             st.read_parquet(paths.pairs),
             out_dir,
@@ -55,7 +56,7 @@ def clip_scores(
     return dg.MaterializeResult(
         metadata={
             "rows": result.table.num_rows,
-            "path": dg.MetadataValue.path(str(out)),
+            "path": dg.MetadataValue.path(out),
             **stats_metadata(result.stats),
         }
     )
@@ -64,9 +65,9 @@ def clip_scores(
 def _views(st, pk):
     p = ShardPaths.from_partition_key(pk)
     return {
-        "downloads": st.path(p.downloads),
-        "scores": st.path(p.scores),
-        "embeddings": embedding_table(st.path(p.embeddings_dir)),
+        "downloads": st.read_parquet(p.downloads),
+        "scores": st.read_parquet(p.scores),
+        "embeddings": embedding_table(st.local_dir(p.embeddings_dir)),
     }
 
 

@@ -1,12 +1,17 @@
 """`crawl_manifest`: the crawl's WARC files, grouped into shards, one dynamic partition each."""
 
 import dagster as dg
+import pyarrow as pa
 
-from laion_assets.core.crawl import CHECKS, list_local_warcs, make_shards, manifest_path, manifest_table
+from laion_assets.core.crawl import CHECKS, MANIFEST_SCHEMA, list_local_warcs, make_shards, manifest_path, manifest_table
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 from laion_assets.defs.config_checks import ranged
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables, promote_options="default") if tables else MANIFEST_SCHEMA.empty_table()
 
 
 class CrawlManifestConfig(dg.Config):
@@ -45,9 +50,12 @@ def build_crawl_manifest(
                 "crawl_manifest needs a crawl name and a source directory "
                 "(LAION_CRAWL and LAION_CRAWL_SOURCE, or the asset's config)"
             )
+        st = storage.get()
+        if source_dir.startswith(st.root_uri.rstrip("/") + "/"):  # inside the root: resolve committed dirs
+            source_dir = st.uri(st.resolve(source_dir[len(st.root_uri.rstrip("/")) + 1 :]))
         uris = list_local_warcs(source_dir)
         shards = make_shards(crawl, uris, files_per_shard)
-        path = storage.get().write_parquet(manifest_table(shards), manifest_path(crawl))
+        path = st.write_parquet(manifest_table(shards), manifest_path(crawl))
         keys = [s.partition_key for s in shards]
         known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
         new = [k for k in keys if k not in known]
@@ -61,13 +69,13 @@ def build_crawl_manifest(
                 "shards": len(shards),
                 "new_partitions": len(new),
                 "partition_keys": dg.MetadataValue.json(keys[:50]),
-                "path": dg.MetadataValue.path(str(path)),
+                "path": dg.MetadataValue.path(path),
             }
         )
 
     checks = build_sql_checks(
         crawl_manifest,
         CHECKS,
-        lambda st, pk: {"manifest": sorted(str(p) for p in st.path("manifests").glob("*.parquet"))},
+        lambda st, pk: {"manifest": _concat([st.read_parquet(p) for p in st.list("manifests", ".parquet")])},
     )
     return crawl_manifest, checks

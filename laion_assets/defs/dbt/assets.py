@@ -30,5 +30,5 @@ class LaionDbtTranslator(DagsterDbtTranslator):
 )
 def laion_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: StorageResource):
     # profiles.yml and sources.yml read the storage root from the environment of the dbt process.
-    os.environ["LAION_ASSETS_ROOT"] = str(storage.get().root)
+    os.environ["LAION_ASSETS_ROOT"] = storage.get().root_uri
     yield from dbt.cli(["build"], context=context).stream()

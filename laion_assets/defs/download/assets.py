@@ -35,9 +35,10 @@ def image_downloads(
     paths = ShardPaths.from_partition_key(context.partition_key)
     pairs = st.read_parquet(paths.pairs)
     previous_status = previous_dir = None
-    if config.retry_failed_only and st.exists(paths.downloads) and st.exists(paths.images_dir):
-        previous_status, previous_dir = st.read_parquet(paths.downloads), st.path(paths.images_dir)
-    with st.staging_dir(paths.images_dir) as out_dir:
+    if config.retry_failed_only and st.exists(paths.downloads) and st.live_version(paths.images_dir) is not None:
+        previous_status, previous_dir = st.read_parquet(paths.downloads), st.local_dir(paths.images_dir)
+    # The status table is the commit record of the images: both become visible in one step.
+    with st.staging_dir(paths.images_dir, record=paths.downloads) as out_dir:
         result = download_shard(
             pairs,
             out_dir,
@@ -54,7 +55,8 @@ def image_downloads(
             "rows": result.status.num_rows,
             "ok": ok,
             "tars": len(result.tar_paths),
-            "status_path": dg.MetadataValue.path(str(status_path)),
+            "status_path": dg.MetadataValue.path(status_path),
+            "images_uri": dg.MetadataValue.path(st.dir_uri(paths.images_dir)),
             **stats_metadata(result.stats),
         }
     )
@@ -63,9 +65,9 @@ def image_downloads(
 def _views(st, pk):
     p = ShardPaths.from_partition_key(pk)
     return {
-        "pairs": st.path(p.pairs),
-        "downloads": st.path(p.downloads),
-        "tar_members": list_tar_members(st.path(p.images_dir)),
+        "pairs": st.read_parquet(p.pairs),
+        "downloads": st.read_parquet(p.downloads),
+        "tar_members": list_tar_members(st.local_dir(p.images_dir)),
     }
 
 

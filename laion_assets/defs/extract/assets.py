@@ -61,7 +61,7 @@ def image_text_pairs(
             description=f"{context.partition_key}: {exc}",
             metadata={
                 "bad_records_by_reason": dg.MetadataValue.json({r["values"]: r["counts"] for r in reasons}),
-                "errors_path": dg.MetadataValue.path(str(st.path(paths.pair_errors))),
+                "errors_path": dg.MetadataValue.path(st.uri(paths.pair_errors)),
             },
         ) from exc
     st.write_parquet(result.errors, paths.pair_errors)
@@ -76,7 +76,7 @@ def image_text_pairs(
             "rows": result.table.num_rows,
             "warc_files": len(uris),
             "input_format": input_format,
-            "path": dg.MetadataValue.path(str(out)),
+            "path": dg.MetadataValue.path(out),
             **stats_metadata(result.stats),
         }
     )
@@ -84,7 +84,11 @@ def image_text_pairs(
 
 def _views(st, pk):
     p = ShardPaths.from_partition_key(pk)
-    return {"pairs": st.path(p.pairs), "pair_errors": st.path(p.pair_errors), "pair_stats": st.path(p.pair_stats)}
+    return {
+        "pairs": st.read_parquet(p.pairs),
+        "pair_errors": st.read_parquet(p.pair_errors),
+        "pair_stats": st.read_parquet(p.pair_stats),
+    }
 
 
 image_text_pairs_checks = build_sql_checks(

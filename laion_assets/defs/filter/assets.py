@@ -33,22 +33,22 @@ def filtered_pairs(
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     result = filter_shard(
-        st.path(paths.pairs),
-        st.path(paths.downloads),
-        st.path(paths.scores),
+        st.read_parquet(paths.pairs),
+        st.read_parquet(paths.downloads),
+        st.read_parquet(paths.scores),
         shard=paths.shard,
         config=FilterConfig(min_similarity=config.min_similarity, drop_nsfw=config.drop_nsfw),
     )
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
-        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(str(out)), **stats_metadata(result.stats)}
+        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(out), **stats_metadata(result.stats)}
     )
 
 
 filtered_pairs_checks = build_sql_checks(
     filtered_pairs,
     CHECKS,
-    lambda st, pk: {"filtered": st.path(ShardPaths.from_partition_key(pk).filtered)},
+    lambda st, pk: {"filtered": st.read_parquet(ShardPaths.from_partition_key(pk).filtered)},
     partitions_def=shard_partitions,
 )

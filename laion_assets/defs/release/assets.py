@@ -18,9 +18,10 @@ class ReleaseConfig(dg.Config):
     _check_rows_per_part = ranged("rows_per_part", 1, 100_000_000, integer=True)
 
 
-def _latest_parts(st) -> list[str]:
-    version = st.path(LATEST).read_text().strip()
-    return sorted(str(p) for p in st.path(f"releases/{version}").glob("part-*.parquet"))
+def _latest_parts(st):
+    version = st.read_bytes(LATEST).decode().strip()
+    live = st.live_relpath(f"releases/{version}")
+    return st.read_parquet_many([p for p in st.list(live, ".parquet") if p.rsplit("/", 1)[-1].startswith("part-")])
 
 
 @dg.asset(
@@ -34,7 +35,7 @@ def published_dataset(
     context: dg.AssetExecutionContext, config: ReleaseConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     st = storage.get()
-    with duckdb.connect(str(st.path("warehouse.duckdb")), read_only=True) as con:
+    with duckdb.connect(str(st.local_file("warehouse.duckdb")), read_only=True) as con:
         published = con.sql("SELECT * FROM published_pairs ORDER BY pair_hash").to_arrow_table()
         dedup = con.sql("SELECT * FROM dedup_stats ORDER BY crawl").fetchall()
         models = [r[0] for r in con.sql("SELECT DISTINCT model_id FROM published_pairs ORDER BY 1").fetchall()]
@@ -61,15 +62,16 @@ def published_dataset(
             provenance={"model_id": ", ".join(models), "pipeline_stats": dedup_stats},
         )
     st.write_bytes(version.encode() + b"\n", LATEST)
-    release_dir = st.path(f"releases/{version}")
-    context.log.info(f"published release {version}: {info.rows} rows at {release_dir}")
+    release_uri = st.dir_uri(f"releases/{version}")
+    card = st.read_bytes(f"{st.live_relpath(f'releases/{version}')}/README.md").decode()
+    context.log.info(f"published release {version}: {info.rows} rows at {release_uri}")
     return dg.MaterializeResult(
         metadata={
             "version": version,
             "rows": info.rows,
             "parts": len(info.parts),
-            "path": dg.MetadataValue.path(str(release_dir)),
-            "dataset_card": dg.MetadataValue.md((release_dir / "README.md").read_text()),
+            "path": dg.MetadataValue.path(release_uri),
+            "dataset_card": dg.MetadataValue.md(card),
             **dedup_stats,
         }
     )

@@ -44,20 +44,21 @@ def sample_crawl(
         seed=config.seed,
     )
     base_url = f"http://127.0.0.1:{sample_image_server.build_port()}"
-    spec_file = st.path(f"{SAMPLE_DIR}/spec.json")
     wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
-    reused = spec_file.exists() and spec_file.read_text() == wanted
+    live = st.live_relpath(SAMPLE_DIR)
+    reused = st.exists(f"{live}/spec.json") and st.read_bytes(f"{live}/spec.json").decode() == wanted
     if not reused:
         with st.staging_dir(SAMPLE_DIR) as tmp:
             build_sample_crawl(tmp, base_url, spec)
             write_token(tmp / "images")  # what the image server is recognised by
+        live = st.live_relpath(SAMPLE_DIR)
     with sample_image_server.lease() as lease:  # fails now, not at download, if the port is not ours
         context.log.info(f"sample images served on {lease.base_url}")
-    expected = json.loads(st.path(f"{SAMPLE_DIR}/expected.json").read_text())
-    warcs = sorted(p.name for p in st.path(f"{SAMPLE_DIR}/warc").iterdir())
+    expected = json.loads(st.read_bytes(f"{live}/expected.json"))
+    warcs = st.list(f"{live}/warc")
     return dg.MaterializeResult(
         metadata={
-            "warc_dir": dg.MetadataValue.path(str(st.path(f"{SAMPLE_DIR}/warc"))),
+            "warc_dir": dg.MetadataValue.path(st.uri(f"{live}/warc")),
             "warc_files": len(warcs),
             "pages": spec.pages,
             "expected_release_pairs": len(expected),
