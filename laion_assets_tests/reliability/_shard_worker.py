@@ -16,7 +16,7 @@ import sys
 import dagster as dg
 
 
-def _light_run(partition: str, instance: dg.DagsterInstance) -> bool:
+def _light_run(partition: str, instance: dg.DagsterInstance, tags: dict[str, str] | None) -> bool:
     from laion_assets.defs.download.assets import image_downloads
     from laion_assets.defs.extract.assets import image_text_pairs
     from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
@@ -28,6 +28,7 @@ def _light_run(partition: str, instance: dg.DagsterInstance) -> bool:
         partition_key=partition,
         instance=instance,
         raise_on_error=False,
+        tags=tags,
         resources={
             "storage": StorageResource(root=s.root),
             "downloader": DownloaderResource(allow_private_hosts=list(s.allow_private_hosts)),
@@ -44,15 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partition")
     ap.add_argument("--job", default="shard_job")
     ap.add_argument("--light", action="store_true")
+    ap.add_argument("--tag", default="", help="value of the run tag laion/probe (how a test finds the run)")
     args = ap.parse_args(argv)
     with dg.DagsterInstance.get() as instance:
+        tags = {"laion/probe": args.tag} if args.tag else None
         if args.light:
-            return 0 if _light_run(args.partition, instance) else 1
+            return 0 if _light_run(args.partition, instance, tags) else 1
         from laion_assets.definitions import build_definitions
 
         job = build_definitions().resolve_job_def(args.job)
         kwargs = {"partition_key": args.partition} if args.partition else {}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        tags=tags, **kwargs)
         return 0 if result.success else 1
 
 
