@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 from laion_assets.core.storage import COMMIT_META_KEY, POINTER_NAME, LocalStorage, ShardPaths
 from laion_assets_tests.conftest import REPO
 
-# Columns that record the run rather than the data: when the fetch happened, how long it took.
-RUN_MEASUREMENT_COLUMNS = frozenset({"fetched_at", "elapsed_ms"})
+# Columns that record the run rather than the data: when the fetch happened, how long it took, and
+# how many fetch attempts a URL has had over all runs (a re-run retries failed URLs: 1 -> 2).
+RUN_MEASUREMENT_COLUMNS = frozenset({"fetched_at", "elapsed_ms", "attempts"})
 WORKER = "laion_assets_tests.reliability._shard_worker"
 
 
@@ -59,15 +60,22 @@ class Lab:
         cmd = [sys.executable, "-m", WORKER, "--job", job, "--tag", tag, *(["--light"] if light else [])]
         if partition:
             cmd += ["--partition", partition]
-        return subprocess.Popen(cmd, env=self.env(), cwd=self.home, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Output to a file, never an unread pipe: a worker blocked on a full pipe never reaches its step.
+        log = open(self.home / f"worker-{tag}.log", "w")  # noqa: SIM115 - closed by the child's exit
+        try:
+            return subprocess.Popen(cmd, env=self.env(), cwd=self.home, start_new_session=True,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+
+    def worker_log(self, tag: str) -> str:
+        return (self.home / f"worker-{tag}.log").read_text(errors="replace")
 
     def run_worker(self, job: str, partition: str | None, light: bool = False) -> str:
         """Run a worker to completion; its run id."""
         tag = uuid.uuid4().hex
         proc = self.start_worker(job, partition, tag, light)
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-3000:]
+        assert proc.wait(timeout=600) == 0, self.worker_log(tag)[-3000:]
         run_id = self._run_id(tag)
         assert run_id is not None
         return run_id
@@ -103,7 +111,7 @@ class Lab:
                     break
                 time.sleep(0.05)
             else:
-                raise AssertionError(f"{kill.target_step} never started: {proc.stderr.read()[-2000:] if proc.poll() is not None else 'timeout'}")
+                raise AssertionError(f"{kill.target_step} never started: {self.worker_log(tag)[-2000:]}")
             time.sleep(kill.delay_s)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -112,7 +120,6 @@ class Lab:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-            proc.stderr.close()
         started, done = self.steps(run_id)
         running = [s for s in started if s not in done]
         kill.landed_in = running[-1] if running and kill.exit_code == -signal.SIGKILL else None
