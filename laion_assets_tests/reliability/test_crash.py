@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from laion_assets.core.storage import ShardPaths
 from laion_assets.definitions import build_definitions
 from laion_assets.settings import load_settings
 from laion_assets_tests.reliability.harness import (
@@ -143,3 +144,33 @@ def test_crash_campaign(lab):
     assert figures["visible_problems"] == 0, [k.problems for k in every if k.problems]
     assert figures["killed_by_signal"] >= len(every) // 2, "most kills arrived after the run had ended"
     assert figures["orphans_at_end"] == 0
+
+
+def _file_digests(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(_crawl_outputs(root).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.crash
+def test_idempotency_same_partition_twice(lab):
+    """Fresh twice, then over its own outputs: rows always identical; which files are byte-identical."""
+    lab, defs = lab
+    partition = sorted(lab.instance.get_dynamic_partitions("shards"))[0]
+    _run(defs, lab.instance, "shard_job", partition)
+    first, first_files = shard_snapshot(lab.root, partition), _file_digests(lab.root)
+    shutil.rmtree(_crawl_outputs(lab.root))
+    _run(defs, lab.instance, "shard_job", partition)
+    second, second_files = shard_snapshot(lab.root, partition), _file_digests(lab.root)
+    _run(defs, lab.instance, "shard_job", partition)
+    third = shard_snapshot(lab.root, partition)
+    assert first == second, snapshot_diff(first, second)
+    assert first == third, snapshot_diff(first, third)
+    same = sorted(f for f in first_files if second_files.get(f) == first_files[f])
+    differ = sorted(set(first_files) ^ set(second_files) | {f for f in first_files if f in second_files
+                                                             and second_files[f] != first_files[f]})
+    print("idempotency: byte-identical:", same, "differing:", differ)
+    p = ShardPaths.from_partition_key(partition)
+    for rel in (p.pairs, p.pair_errors, p.pair_stats, p.scores):
+        assert rel in same, f"{rel} is no longer byte-identical between two fresh runs"
