@@ -16,7 +16,8 @@ import sys
 import dagster as dg
 
 
-def _light_run(partition: str, instance: dg.DagsterInstance, tags: dict[str, str] | None) -> bool:
+def light_run(partition: str, instance: dg.DagsterInstance, tags: dict[str, str] | None = None) -> bool:
+    """Extraction + download of one partition (no CLIP import); also called in-process by tests."""
     from laion_assets.defs.download.assets import image_downloads
     from laion_assets.defs.extract.assets import image_text_pairs
     from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         tags = {"laion/probe": args.tag} if args.tag else None
         if args.light:
-            return 0 if _light_run(args.partition, instance, tags) else 1
+            return 0 if light_run(args.partition, instance, tags) else 1
         from laion_assets.definitions import build_definitions
 
         job = build_definitions().resolve_job_def(args.job)

@@ -24,6 +24,7 @@ import pytest
 from laion_assets.core.storage import ShardPaths
 from laion_assets.definitions import build_definitions
 from laion_assets.settings import load_settings
+from laion_assets_tests.reliability._shard_worker import light_run
 from laion_assets_tests.reliability.harness import (
     Kill,
     Lab,
@@ -76,16 +77,17 @@ def test_a_kill_mid_download_loses_nothing(lab):
     of a first materialization, then a re-run equal to the clean run."""
     lab, _ = lab
     partition = sorted(lab.instance.get_dynamic_partitions("shards"))[0]
-    clean = lab.run_worker("shard_job", partition, light=True)
+    assert light_run(partition, lab.instance)  # the clean run, in-process
     reference = shard_snapshot(lab.root, partition)
     assert {"pairs", "downloads", "images"} <= set(reference)
+    clean = lab.instance.get_run_records(limit=1)[0].dagster_run.run_id
     duration = lab.step_durations(clean)["image_downloads"]
     shutil.rmtree(_crawl_outputs(lab.root) / "images")  # the download's first materialization
     kill = lab.kill_during(Kill(seed=0, job="shard_job", partition=partition, target_step="image_downloads",
                                 delay_s=0.5 * duration, light=True))
     assert kill.exit_code == -9
     assert visible_problems(lab.root) == []
-    lab.run_worker("shard_job", partition, light=True)
+    assert light_run(partition, lab.instance)  # the re-run a user would launch
     after = shard_snapshot(lab.root, partition)
     assert after == reference, snapshot_diff(after, reference)
     assert orphans(lab.root) == 0, "the re-run left temp files or staging dirs behind"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from laion_assets.definitions import build_definitions
+from laion_assets.settings import load_settings
 from laion_assets_tests.conftest import REPO, free_port
 
 ALWAYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -54,13 +56,15 @@ def _find(needles: dict[str, str], haystacks: list[Path], extra: dict[str, str])
     return found
 
 
-def test_no_secret_reaches_logs_metadata_or_outputs(embedded_env, tmp_path: Path):
+def test_no_secret_reaches_logs_metadata_or_outputs(embedded_env, tmp_path: Path, monkeypatch):
     root = Path(embedded_env["LAION_ASSETS_ROOT"])
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     sentinels = _sentinels(free_port())
-    env = {**os.environ, **sentinels, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
+    for name, value in sentinels.items():
+        monkeypatch.setenv(name, value)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
     outputs: dict[str, str] = {}
 
     def worker(*args: str) -> None:
@@ -69,8 +73,11 @@ def test_no_secret_reaches_logs_metadata_or_outputs(embedded_env, tmp_path: Path
         outputs[f"worker {' '.join(args)} output"] = done.stdout + done.stderr
         assert done.returncode == 0, done.stderr[-3000:]
 
-    worker("--job", "crawl_job")
     with dg.instance_for_test(temp_dir=str(home)) as instance:
+        # The crawl in-process (definitions built with the sentinels in the environment), a shard in
+        # a worker process (its own load of the code location, its own logs).
+        crawl = build_definitions(load_settings()).resolve_job_def("crawl_job")
+        assert crawl.execute_in_process(instance=instance).success
         keys = sorted(instance.get_dynamic_partitions("shards"))
         worker("--light", "--partition", keys[0])
         runs = instance.get_runs()
