@@ -74,6 +74,9 @@ def write_token(images_dir: Path) -> str:
 
 def ensure_token(images_dir: Path) -> str:
     """The directory's token, created if absent (atomically: concurrent callers agree on one)."""
+    existing = read_token(images_dir)
+    if existing:
+        return existing
     tmp = images_dir / f".{TOKEN_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
     tmp.write_text(secrets.token_hex(16))
     try:
