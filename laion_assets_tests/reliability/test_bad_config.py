@@ -111,8 +111,8 @@ RUN_CONFIG_CASES = [
     # Validated by the stage's core config (DownloadConfig, ClipConfig): the message names the field.
     ("image_downloads", {"resources": {"downloader": {"config": {"options": {"max_redirects": -1}}}}},
      r"max_redirects=-1: must be"),
-    ("clip_scores", {"resources": {"clip_model": {"config": {**TINY, "options": {"default_threshold": 2.0}}}}},
-     r"default_threshold=2\.0: must be"),
+    ("clip_scores", {"resources": {"clip_model": {"config": {**TINY, "options": {"precision": "fp8"}}}}},
+     r"precision.*must be"),
 ]
 
 
@@ -151,7 +151,7 @@ RESOURCE_CASES = [
     (lambda: DownloaderResource(options={"read_timeout_s": -1.0}), r"read_timeout_s=-1(\.0)?: must be"),
     (lambda: DownloaderResource(options={"total_timeout_s": 0.0}), r"total_timeout_s=0(\.0)?: must be"),
     (lambda: DownloaderResource(options={"max_redirects": -1}), r"max_redirects=-1: must be"),
-    (lambda: ClipModelResource(**TINY, options={"default_threshold": float("nan")}), r"default_threshold=nan: must be"),
+    (lambda: ClipModelResource(**TINY, options={"prefetch_factor": 0}), r"prefetch_factor.*(must be|>= 1)"),
 ]
 
 
