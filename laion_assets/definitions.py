@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
 from laion_assets.defs.crawl.assets import build_crawl_manifest
+from laion_assets.defs.crawl.sensors import crawl_discovery_sensor
 from laion_assets.defs.dbt.assets import laion_dbt_models
 from laion_assets.defs.dbt.project import dbt_cli
 from laion_assets.defs.download.assets import image_downloads, image_downloads_checks
@@ -24,18 +28,39 @@ from laion_assets.defs.sample.assets import sample_crawl
 from laion_assets.settings import Settings, load_settings
 
 
+def _s3_resource(settings: Settings, *, anonymous: bool = False, endpoint_url: str | None = None) -> S3Resource:
+    """dagster-aws's S3Resource; keys come from EnvVars (resolved at run time, never stored or shown)."""
+    keys = {
+        field: dg.EnvVar(var)
+        for field, var in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"), ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                           ("aws_session_token", "AWS_SESSION_TOKEN"))
+        if os.environ.get(var) and not anonymous
+    }
+    return S3Resource(endpoint_url=endpoint_url, region_name=settings.s3_region,
+                      use_unsigned_session=anonymous, **keys)
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
+    storage = StorageResource(root=settings.root, s3=_s3_resource(settings, endpoint_url=settings.s3_endpoint_url),
+                              cache_dir=settings.local_cache_dir)
     return {
-        "storage": StorageResource(root=settings.root),
+        "storage": storage,
         "crawl_source": CrawlSourceResource(
-            crawl=settings.crawl, source_dir=settings.crawl_source, files_per_shard=settings.files_per_shard
+            crawl=settings.crawl, source_dir=settings.crawl_source, files_per_shard=settings.files_per_shard,
+            max_files=settings.crawl_max_files,
+            discovery_root=settings.crawl_discovery_root,
+            discover_only=list(settings.crawl_discover_only),
+            discover_newer_than=settings.crawl_discover_newer_than,
+            s3=_s3_resource(settings, anonymous=settings.crawl_source_anonymous,
+                            endpoint_url=settings.crawl_s3_endpoint_url),
         ),
         "downloader": DownloaderResource(allow_private_hosts=list(settings.allow_private_hosts)),
         "clip_model": ClipModelResource(
             model_name=settings.clip_model, pretrained=settings.clip_pretrained, device=settings.clip_device
         ),
         "sample_image_server": SampleImageServerResource(
-            enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port
+            enabled=settings.sample_server_enabled, root=settings.root, port=settings.sample_image_port,
+            storage=storage,
         ),
         "dbt": dbt_cli(),
     }
@@ -67,6 +92,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
         asset_checks=[*manifest_checks, *SHARD_AND_PUBLISH_CHECKS],
         jobs=JOBS,
+        sensors=[crawl_discovery_sensor],
         resources=build_resources(settings),
     )
 

@@ -37,6 +37,15 @@ class Settings:
     allow_private_hosts: tuple[str, ...]
     sample_image_port: int
     sample_server_enabled: bool
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    local_cache_dir: str = ""
+    crawl_source_anonymous: bool = True
+    crawl_s3_endpoint_url: str | None = None
+    crawl_max_files: int = 0
+    crawl_discovery_root: str = ""
+    crawl_discover_only: tuple[str, ...] = ()
+    crawl_discover_newer_than: str = ""
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -61,6 +70,13 @@ def check_storage_root(root: str, setting: str = "LAION_ASSETS_ROOT") -> str:
             f"must not contain the glob characters {' '.join(GLOB_CHARACTERS)} (found {' '.join(bad)}): "
             "DuckDB reads stage files through glob patterns and would match nothing",
         )
+    if root.startswith("s3://"):
+        from laion_assets.core.storage_s3 import parse_s3_uri
+
+        try:
+            parse_s3_uri(root)
+        except ValueError:
+            raise ConfigError(setting, root, "must be s3://bucket[/prefix] or a local directory") from None
     return root
 
 
@@ -107,7 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         root=root,
         crawl=crawl,
         crawl_source=env.get(
-            "LAION_CRAWL_SOURCE", str(Path(root) / "sample-crawl" / "warc") if embedded else ""
+            "LAION_CRAWL_SOURCE", f"{root.rstrip('/')}/sample-crawl/warc" if embedded else ""
         ),
         files_per_shard=_env_int(env, "LAION_FILES_PER_SHARD", 2 if embedded else 10, 1, 100_000),
         clip_model=env.get("LAION_CLIP_MODEL", model),
@@ -116,4 +132,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_private_hosts=allow,
         sample_image_port=_env_int(env, "LAION_SAMPLE_IMAGE_PORT", 18765, 0, 65535),
         sample_server_enabled=embedded,
+        s3_endpoint_url=env.get("LAION_S3_ENDPOINT_URL") or None,
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        local_cache_dir=env.get("LAION_LOCAL_CACHE", ""),
+        crawl_s3_endpoint_url=env.get("LAION_CRAWL_S3_ENDPOINT_URL") or None,
+        crawl_source_anonymous=env.get("LAION_CRAWL_SOURCE_ANONYMOUS", "1") not in ("0", "false", "no"),
+        crawl_max_files=_env_int(env, "LAION_CRAWL_MAX_FILES", 0, 0, 100_000_000),
+        crawl_discovery_root=env.get("LAION_CRAWL_DISCOVERY_ROOT", ""),
+        crawl_discover_only=tuple(
+            check_crawl_name(c.strip(), "LAION_CRAWL_DISCOVER_ONLY")
+            for c in env.get("LAION_CRAWL_DISCOVER_ONLY", "").split(",") if c.strip()
+        ),
+        crawl_discover_newer_than=env.get("LAION_CRAWL_DISCOVER_NEWER_THAN", ""),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -172,12 +173,16 @@ FUNNEL_SQL = {
 }
 
 
-def pipeline_funnel(root: Path) -> dict[str, int]:
-    """How many pairs each stage passed on, over every shard under the storage root."""
+def pipeline_funnel(root: Path | str, register: Callable[[Any], None] | None = None) -> dict[str, int]:
+    """How many pairs each stage passed on, over every shard under the storage root.
+
+    `register(con)` lets the connection read the root (the storage's `register_duckdb`, for s3://)."""
     import duckdb
 
     out: dict[str, int] = {}
     with duckdb.connect(":memory:") as con:
+        if register is not None:
+            register(con)
         for name, sql in FUNNEL_SQL.items():
             try:
                 out[name] = con.sql(sql.format(root=str(root).replace("'", "''"))).fetchall()[0][0]

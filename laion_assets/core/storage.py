@@ -15,12 +15,13 @@ Readers resolve a directory through its record (`local_dir`, `dir_uri`). Stage c
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
 import os
-import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,48 +30,17 @@ from typing import BinaryIO, Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from laion_assets.core.storage_keys import (  # noqa: F401 - re-exported: keys are part of the storage API
+    make_partition_key,
+    split_partition_key,
+    validate_crawl_name,
+    validate_shard_name,
+)
+
 COMMIT_META_KEY = b"laion_assets.commit"
 POINTER_NAME = "_CURRENT"
 VERSION_PREFIX = "v-"
 STAGING_PREFIX = ".staging-"
-
-_CRAWL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
-_SHARD_RE = re.compile(r"[0-9]{1,12}", re.ASCII)
-
-
-def validate_crawl_name(crawl: str) -> str:
-    """A crawl name is a path segment: letters, digits, '.', '_', '-', never '.' or '..'."""
-    if not isinstance(crawl, str) or not _CRAWL_RE.fullmatch(crawl) or crawl in (".", ".."):
-        raise ValueError(
-            f"crawl name {crawl!r} must be 1-64 characters of ASCII letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (for example 'CC-MAIN-2024-22'); it becomes part of "
-            "partition keys and storage paths"
-        )
-    return crawl
-
-
-def validate_shard_name(shard: str) -> str:
-    if not isinstance(shard, str) or not _SHARD_RE.fullmatch(shard):
-        raise ValueError(f"shard {shard!r} must be 1-12 ASCII digits (for example '00042')")
-    return shard
-
-
-def make_partition_key(crawl: str, shard: str) -> str:
-    return f"{validate_crawl_name(crawl)}/{validate_shard_name(shard)}"
-
-
-def split_partition_key(partition_key: str) -> tuple[str, str]:
-    """'CC-MAIN-2024-22/00042' -> ('CC-MAIN-2024-22', '00042'); anything else is refused."""
-    if not isinstance(partition_key, str) or partition_key.count("/") != 1:
-        raise ValueError(f"partition key {partition_key!r} is not '<crawl>/<shard>'")
-    crawl, shard = partition_key.split("/")
-    try:
-        validate_crawl_name(crawl)
-        validate_shard_name(shard)
-    except ValueError as exc:
-        raise ValueError(f"partition key {partition_key!r} is not '<crawl>/<shard>': {exc}") from None
-    return crawl, shard
-
 
 def tree_version(local_dir: Path) -> tuple[str, list[tuple[str, int]]]:
     """Content hash of a directory tree ('v-' + 16 hex) and its (relative path, size) list, sorted."""
@@ -119,6 +89,7 @@ class Storage(Protocol):
     def write_bytes(self, data: bytes, relpath: str) -> str: ...
     def open_read(self, relpath_or_uri: str, offset: int = 0, length: int | None = None) -> BinaryIO: ...
     def staging_dir(self, relpath: str, record: str | None = None) -> contextlib.AbstractContextManager[Path]: ...
+    def write_once_dir(self, relpath: str) -> contextlib.AbstractContextManager[Path]: ...
     def live_version(self, relpath: str) -> str | None: ...
     def live_relpath(self, relpath: str) -> str: ...
     def resolve(self, relpath: str) -> str: ...
@@ -127,6 +98,9 @@ class Storage(Protocol):
     def local_dir(self, relpath: str) -> Path: ...
     def local_file(self, relpath: str) -> Path: ...
     def upload_file(self, local_path: Path, relpath: str) -> str: ...
+    def clean_orphans(self, relpath: str) -> list[str]: ...
+    def register_duckdb(self, con: object) -> None: ...
+    def local_warehouse_path(self) -> Path: ...
 
 
 class _CommitMixin:
@@ -187,6 +161,23 @@ class _CommitMixin:
         return pa.concat_tables(tables, promote_options="default")
 
     @contextlib.contextmanager
+    def _commit_lock(self, relpath: str) -> Iterator[None]:
+        """One commit of a directory at a time on this machine (the kernel drops the lock when a
+        process dies, so a killed run never blocks the next); a second one fails instead of racing."""
+        lock_dir = Path(tempfile.gettempdir()) / "laion-assets-locks"
+        lock_dir.mkdir(exist_ok=True)
+        name = hashlib.sha256(self.uri(relpath).encode()).hexdigest()[:32]
+        with open(lock_dir / f"{name}.lock", "a+b") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(
+                    f"{self.uri(relpath)} is being committed by another process (the same partition "
+                    "materialized twice at once?); retry when it has finished"
+                ) from None
+            yield
+
+    @contextlib.contextmanager
     def staging_dir(self, relpath: str, record: str | None = None) -> Iterator[Path]:
         """A fresh local directory that becomes the live version of `relpath` when the block succeeds.
 
@@ -196,6 +187,12 @@ class _CommitMixin:
         """
         if record is not None and record != f"{relpath}.parquet":
             raise ValueError(f"record {record!r} must be {relpath}.parquet")
+        with self._commit_lock(relpath):
+            with self._staged_commit(relpath, record) as tmp:
+                yield tmp
+
+    @contextlib.contextmanager
+    def _staged_commit(self, relpath: str, record: str | None) -> Iterator[Path]:
         self.clean_orphans(relpath)
         tmp = self._new_local_staging(relpath)
         if record is not None:
@@ -308,6 +305,14 @@ class LocalStorage(_CommitMixin):
     def local_file(self, relpath: str) -> Path:
         return self.path(relpath)
 
+    def register_duckdb(self, con: object) -> None:
+        """Local paths need nothing registered (S3Storage registers its filesystem here)."""
+
+    def local_warehouse_path(self) -> Path:
+        """Where dbt's DuckDB file is built (DuckDB writes only local files)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.path("warehouse.duckdb")
+
     # primitives of the commit protocol
     def _exists_file(self, relpath: str) -> bool:
         return self.path(relpath).is_file()
@@ -350,6 +355,26 @@ class LocalStorage(_CommitMixin):
             if p.name == version or (keep_pointer and p.name == POINTER_NAME):
                 continue
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def write_once_dir(self, relpath: str) -> Iterator[Path]:
+        """A directory written once and never replaced (a content-addressed release): staged, then
+        renamed into place if absent; when a complete copy exists already the staged one is dropped."""
+        with self._commit_lock(relpath):
+            final = self.path(relpath)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            for stale in final.parent.glob(f".{final.name}.staging-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            try:
+                yield tmp
+                self._step("staged")
+                if not final.exists():
+                    os.rename(tmp, final)
+                self._step("record_written")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def clean_orphans(self, relpath: str) -> list[str]:
         """Remove what killed runs left of `relpath`: staging dirs, temp files, unnamed versions."""

@@ -7,15 +7,15 @@ from typing import Any
 import dagster as dg
 
 from laion_assets.core.quality import SqlCheck, ViewSource, run_checks
-from laion_assets.core.storage import LocalStorage
+from laion_assets.core.storage import Storage
 from laion_assets.defs.resources import StorageResource
 
 # Partitioned asset checks are "preview" in Dagster 1.13; we rely on them deliberately (one check
 # evaluation per shard), so the warning is noise in every run log.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
-ViewsFn = Callable[[LocalStorage, str | None], Mapping[str, ViewSource]]
-ParamsFn = Callable[[LocalStorage, str | None], Mapping[str, Any]]
+ViewsFn = Callable[[Storage, str | None], Mapping[str, ViewSource]]
+ParamsFn = Callable[[Storage, str | None], Mapping[str, Any]]
 
 
 def _jsonable(value: Any) -> Any:

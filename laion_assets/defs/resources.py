@@ -7,10 +7,25 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from dagster_aws.s3 import S3Resource
+
 from laion_assets.core.cpus import available_cpus
-from laion_assets.core.storage import LocalStorage
-from laion_assets.core.validation import ConfigError
+from laion_assets.core.storage import LocalStorage, Storage
+from laion_assets.core.storage_s3 import S3Credentials, S3Storage, parse_s3_uri
+from laion_assets.core.validation import ConfigError, require_int_range
 from laion_assets.defs.config_checks import ranged
+
+
+def s3_credentials(s3: S3Resource) -> S3Credentials:
+    """The S3Resource's settings for clients other than boto3 (pyarrow, DuckDB); never logged."""
+    return S3Credentials(
+        endpoint_url=s3.endpoint_url,
+        region=s3.region_name,
+        access_key_id=s3.aws_access_key_id,
+        secret_access_key=s3.aws_secret_access_key,
+        session_token=s3.aws_session_token,
+        anonymous=s3.use_unsigned_session,
+    )
 
 
 def _build_checked(setting: str, build: Any) -> Any:
@@ -26,36 +41,91 @@ def _build_checked(setting: str, build: Any) -> Any:
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The storage root every stage reads and writes (a local directory in the embedded default)."""
+    """The storage root every stage reads and writes: a local directory, or `s3://bucket/prefix`
+    through dagster-aws's `S3Resource` (credentials from `EnvVar`s, `LAION_S3_ENDPOINT_URL` for
+    MinIO or moto). `cache_dir` holds local copies of S3 directories that readers need as files."""
 
     root: str
+    s3: S3Resource | None = None  # None: boto3's default credential chain
+    cache_dir: str = ""
 
     @field_validator("root")
     @classmethod
-    def _check_root(cls, root: str) -> str:
+    def _check_root_characters(cls, root: str) -> str:
         from laion_assets.settings import check_storage_root
 
-        return check_storage_root(root, "storage.root")
+        return check_storage_root(root, "storage.root") if isinstance(root, str) else root
 
-    def get(self) -> LocalStorage:
+    @model_validator(mode="after")
+    def _check_root(self):
+        if isinstance(self.root, str) and self.root.startswith("s3://"):
+            try:
+                parse_s3_uri(self.root)
+            except ValueError:
+                raise ConfigError("LAION_ASSETS_ROOT", self.root, "must be s3://bucket[/prefix] or a local directory") from None
+        return self
+
+    def get(self) -> Storage:
+        if self.root.startswith("s3://"):
+            s3 = self.s3 or S3Resource()
+            return S3Storage(
+                self.root,
+                s3.get_client(),
+                credentials=s3_credentials(s3),
+                cache_dir=self.cache_dir or None,
+            )
         return LocalStorage(self.root)
 
 
 class CrawlSourceResource(dg.ConfigurableResource):
-    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard."""
+    """Which crawl `crawl_manifest` lists by default, where its WARC files are, and K per shard.
+
+    `source_dir`: a local directory, an `s3://` prefix of WARC files, or a Common Crawl listing
+    (`.../crawl-data/CC-MAIN-YYYY-WW/warc.paths.gz` on `s3://commoncrawl/` or
+    `https://data.commoncrawl.org/`). `s3` reads S3 sources other than the storage root's bucket
+    (`use_unsigned_session=True` for Common Crawl's public bucket). `max_files` (0: all) caps the
+    listing, e.g. to try a few WARCs of a 90k-file crawl."""
 
     crawl: str
     source_dir: str
     files_per_shard: int = 10
+    max_files: int = 0
+    s3: S3Resource | None = None  # None: anonymous (Common Crawl's public bucket)
+    # crawl discovery (crawl_discovery_sensor): where to look, and which crawls it may register
+    discovery_root: str = ""
+    discover_only: list[str] = []
+    discover_newer_than: str = ""
+    discover_max_crawls_per_tick: int = 1
+    discover_listing: str = "warc.paths.gz"  # or "wat.paths.gz": extract from WAT metadata instead
 
-    _check_files_per_shard = ranged("files_per_shard", 1, 100_000, integer=True)
+    @model_validator(mode="after")
+    def _check_listing(self):
+        if self.discover_listing not in ("warc.paths.gz", "wat.paths.gz"):
+            raise ConfigError("crawl_source.discover_listing", self.discover_listing, "must be warc.paths.gz or wat.paths.gz")
+        return self
+
+    @model_validator(mode="after")
+    def _check_counts(self):
+        for name, lo in (("files_per_shard", 1), ("max_files", 0), ("discover_max_crawls_per_tick", 1)):
+            value = getattr(self, name)
+            if isinstance(value, int):  # an EnvVar is checked once resolved
+                require_int_range(f"crawl_source.{name}", value, lo)
+        return self
 
     @field_validator("crawl")
     @classmethod
     def _check_crawl(cls, crawl: str) -> str:
         from laion_assets.settings import check_crawl_name
 
-        return check_crawl_name(crawl, "crawl_source.crawl") if crawl else crawl
+        return check_crawl_name(crawl, "crawl_source.crawl") if isinstance(crawl, str) and crawl else crawl
+
+    def s3_client(self):
+        return (self.s3 or S3Resource(use_unsigned_session=True)).get_client()
+
+    def select(self, names: list[str]) -> list[str]:
+        from laion_assets.core.crawl import select_crawls
+
+        return select_crawls(names, newer_than=self.discover_newer_than, only=self.discover_only)
 
 
 class DownloaderResource(dg.ConfigurableResource):
@@ -144,24 +214,31 @@ class SampleImageServerResource(dg.ConfigurableResource):
     )
     idle_exit_s: float = Field(default=5.0, description="the server exits after this long with no step using it")
 
+    storage: StorageResource | None = None  # where the sample crawl is (else a local `root`)
+
     _check_port = ranged("port", 0, 65535, integer=True)
     _check_idle = ranged("idle_exit_s", 0, 3600, lo_open=True)
 
     _lease: Any = PrivateAttr(default=None)
 
-    @property
-    def sample_dir(self) -> Path:
-        return Path(self.root) / "sample-crawl"
+    def _local_sample(self) -> tuple[Path, Path] | None:
+        """(the sample directory the server reads, its lease file); None before the sample exists.
 
-    @property
-    def lease_path(self) -> Path:
-        return Path(self.root) / "sample-crawl.server-lease"
+        A local root: the committed directory itself (the server follows its `_CURRENT` per
+        request). An S3 root: the storage's local cache copy of the live version.
+        """
+        st = self.storage.get() if self.storage is not None else LocalStorage(self.root)
+        if st.live_version("sample-crawl") is None:
+            return None
+        d = st.path("sample-crawl") if isinstance(st, LocalStorage) else st.local_dir("sample-crawl")
+        return d, d.parent / f"{d.name}.server-lease"
 
     def recorded_port(self) -> int | None:
         """The port the built sample's pages name (its spec.json), None before it is built."""
         from laion_assets.core.sample_server import recorded_port
 
-        return recorded_port(self.sample_dir)
+        where = self._local_sample()
+        return None if where is None else recorded_port(where[0])
 
     def build_port(self) -> int:
         """The port a (re)build of the sample names: the setting, else the recorded or a free one."""
@@ -171,12 +248,13 @@ class SampleImageServerResource(dg.ConfigurableResource):
 
     def lease(self) -> contextlib.AbstractContextManager:
         """Hold the sample's server up (starting it if needed) and verified for the block."""
-        from laion_assets.core.sample_server import SampleServerError, lease_sample_server
+        from laion_assets.core.sample_server import SampleServerError, lease_sample_server, recorded_port
 
-        port = self.recorded_port()
-        if port is None:
-            raise SampleServerError(f"no sample crawl under {self.sample_dir}: materialize sample_crawl first")
-        return lease_sample_server(self.sample_dir, port, self.lease_path, idle_exit_s=self.idle_exit_s)
+        where = self._local_sample()
+        port = None if where is None else recorded_port(where[0])
+        if where is None or port is None:
+            raise SampleServerError(f"no sample crawl under {self.root}: materialize sample_crawl first")
+        return lease_sample_server(where[0], port, where[1], idle_exit_s=self.idle_exit_s)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if not self.enabled or self.recorded_port() is None:

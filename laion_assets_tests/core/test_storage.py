@@ -203,3 +203,45 @@ def test_make_shards_refuses_dot_crawls():
     for crawl in ("..", ".", "a/b", ""):
         with pytest.raises(ValueError, match="crawl name"):
             make_shards(crawl, ["x.warc.gz"], 1)
+
+
+_HOLDS_COMMIT = r"""
+import sys, time
+from laion_assets.core.storage import LocalStorage
+with LocalStorage(sys.argv[1]).staging_dir("c/images/00000") as d:
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_commit_of_the_same_directory_fails_until_the_first_dies(tmp_path: Path):
+    st = LocalStorage(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDS_COMMIT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        with pytest.raises(RuntimeError, match="being committed by another process"):
+            with st.staging_dir("c/images/00000"):
+                pass
+        with st.staging_dir("c/images/00001") as d:  # other partitions are not held up
+            (d / "a").write_bytes(b"1")
+    finally:
+        proc.kill()
+        proc.wait()
+    with st.staging_dir("c/images/00000") as d:  # SIGKILL released the lock
+        (d / "a").write_bytes(b"2")
+    assert (st.local_dir("c/images/00000") / "a").read_bytes() == b"2"
+
+
+def test_write_once_dir_keeps_the_first_complete_copy(tmp_path: Path):
+    st = LocalStorage(tmp_path)
+    with st.write_once_dir("releases/r-1") as d:
+        (d / "part-00000.parquet").write_bytes(b"first")
+    with st.write_once_dir("releases/r-1") as d:
+        (d / "part-00000.parquet").write_bytes(b"second")
+    assert st.read_bytes("releases/r-1/part-00000.parquet") == b"first"
+    with pytest.raises(RuntimeError):
+        with st.write_once_dir("releases/r-2") as d:
+            (d / "part-00000.parquet").write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert not st.exists("releases/r-2")
+    assert sorted(p.name for p in st.path("releases").iterdir()) == ["r-1"]

@@ -1,9 +1,22 @@
 """`crawl_manifest`: the crawl's WARC files, grouped into shards, one dynamic partition each."""
 
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
 import dagster as dg
 import pyarrow as pa
 
-from laion_assets.core.crawl import CHECKS, MANIFEST_SCHEMA, list_local_warcs, make_shards, manifest_path, manifest_table
+from laion_assets.core.crawl import (
+    CHECKS,
+    MANIFEST_SCHEMA,
+    list_source,
+    make_shards,
+    manifest_path,
+    manifest_table,
+    open_uri,
+)
+from laion_assets.core.storage import Storage
+from laion_assets.core.validation import require_int_range
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
@@ -14,12 +27,45 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default") if tables else MANIFEST_SCHEMA.empty_table()
 
 
+def s3_client_for(st: Storage, crawl_source: CrawlSourceResource, uri: str) -> Any:
+    """The storage's own client for its bucket, the crawl source's (anonymous for Common Crawl) else."""
+    if not uri.startswith("s3://"):
+        return None
+    if st.root_uri.startswith("s3://") and uri.split("/", 3)[2] == st.root_uri.split("/", 3)[2]:
+        return st.client  # type: ignore[attr-defined]  # S3Storage
+    return crawl_source.s3_client()
+
+
+def crawl_file_opener(st: Storage, crawl_source: CrawlSourceResource) -> Callable[[str], BinaryIO]:
+    """`uri -> stream` for extraction: local files, s3:// objects and https:// URLs, read as streams."""
+    clients: dict[str, Any] = {}
+
+    def open_fn(uri: str) -> BinaryIO:
+        bucket = uri.split("/", 3)[2] if uri.startswith("s3://") else ""
+        if bucket not in clients:
+            clients[bucket] = s3_client_for(st, crawl_source, uri)
+        return open_uri(uri, clients[bucket])
+
+    return open_fn
+
+
+def resolve_source(st: Storage, source: str) -> tuple[str, str | None]:
+    """A source inside the storage root is resolved through committed directories; its provenance
+    label is its logical path there (e.g. `sample-crawl/warc`)."""
+    root = st.root_uri.rstrip("/") + "/"
+    if source.startswith(root):
+        logical = source[len(root) :].strip("/")
+        return st.uri(st.resolve(logical)), logical
+    return source, None
+
+
 class CrawlManifestConfig(dg.Config):
     """Per-run overrides of the `crawl_source` resource (unset: use the resource's)."""
 
     crawl: str | None = None
     source_dir: str | None = None
     files_per_shard: int | None = None
+    max_files: int | None = None
 
     _check_files_per_shard = ranged("files_per_shard", 1, 100_000, integer=True)
 
@@ -33,8 +79,8 @@ def build_crawl_manifest(
         deps=upstream,
         group_name="crawl",
         kinds={"python", "parquet"},
-        description="Which WARC files the crawl has, in shards of K files; registers one `shards` "
-        "partition per shard.",
+        description="Which WARC files the crawl has (a local directory, an s3:// prefix, or Common "
+        "Crawl's warc.paths.gz), in shards of K files; registers one `shards` partition per shard.",
     )
     def crawl_manifest(
         context: dg.AssetExecutionContext,
@@ -42,30 +88,36 @@ def build_crawl_manifest(
         storage: StorageResource,
         crawl_source: CrawlSourceResource,
     ) -> dg.MaterializeResult:
+        for name, lo in (("files_per_shard", 1), ("max_files", 0)):
+            if getattr(config, name) is not None:
+                require_int_range(f"crawl_manifest.{name}", getattr(config, name), lo)
         crawl = config.crawl or crawl_source.crawl
         source_dir = config.source_dir or crawl_source.source_dir
         files_per_shard = config.files_per_shard or crawl_source.files_per_shard
+        max_files = config.max_files if config.max_files is not None else crawl_source.max_files
         if not crawl or not source_dir:
             raise dg.Failure(
                 "crawl_manifest needs a crawl name and a source directory "
                 "(LAION_CRAWL and LAION_CRAWL_SOURCE, or the asset's config)"
             )
         st = storage.get()
-        if source_dir.startswith(st.root_uri.rstrip("/") + "/"):  # inside the root: resolve committed dirs
-            source_dir = st.uri(st.resolve(source_dir[len(st.root_uri.rstrip("/")) + 1 :]))
-        uris = list_local_warcs(source_dir)
-        shards = make_shards(crawl, uris, files_per_shard)
+        source, label = resolve_source(st, source_dir)
+        files = list_source(source, s3_client_for(st, crawl_source, source), label=label or crawl)
+        if max_files > 0:
+            files = files[:max_files]
+        shards = make_shards(crawl, files, files_per_shard)
         path = st.write_parquet(manifest_table(shards), manifest_path(crawl))
         keys = [s.partition_key for s in shards]
         known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
         new = [k for k in keys if k not in known]
         if new:
             context.instance.add_dynamic_partitions(shard_partitions.name, new)
-        context.log.info(f"{crawl}: {len(uris)} WARC files in {len(shards)} shards ({len(new)} new)")
+        context.log.info(f"{crawl}: {len(files)} WARC files in {len(shards)} shards ({len(new)} new)")
         return dg.MaterializeResult(
             metadata={
                 "crawl": crawl,
-                "warc_files": len(uris),
+                "source": source_dir,
+                "warc_files": len(files),
                 "shards": len(shards),
                 "new_partitions": len(new),
                 "partition_keys": dg.MetadataValue.json(keys[:50]),

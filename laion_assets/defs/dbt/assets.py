@@ -30,5 +30,9 @@ class LaionDbtTranslator(DagsterDbtTranslator):
 )
 def laion_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: StorageResource):
     # profiles.yml and sources.yml read the storage root from the environment of the dbt process.
-    os.environ["LAION_ASSETS_ROOT"] = storage.get().root_uri
+    st = storage.get()
+    os.environ["LAION_ASSETS_ROOT"] = st.root_uri
+    warehouse = st.local_warehouse_path()
+    os.environ["LAION_WAREHOUSE_PATH"] = str(warehouse)
     yield from dbt.cli(["build"], context=context).stream()
+    st.upload_file(warehouse, "warehouse.duckdb")  # a no-op on a local root: the file is already there

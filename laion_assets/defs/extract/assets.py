@@ -2,15 +2,16 @@
 
 import dagster as dg
 
-from laion_assets.core.crawl import manifest_path, shard_uris
+from laion_assets.core.crawl import manifest_path, shard_files
 from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import build_sql_checks
 from laion_assets.defs.common import progress_logger, stats_metadata
 from laion_assets.defs.partitions import shard_partitions
-from laion_assets.defs.resources import StorageResource
 from laion_assets.defs.config_checks import ranged
+from laion_assets.defs.crawl.assets import crawl_file_opener
+from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 
 
 class ExtractionConfig(dg.Config):
@@ -32,11 +33,16 @@ class ExtractionConfig(dg.Config):
     "each traceable to its WARC record.",
 )
 def image_text_pairs(
-    context: dg.AssetExecutionContext, config: ExtractionConfig, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    config: ExtractionConfig,
+    storage: StorageResource,
+    crawl_source: CrawlSourceResource,
 ) -> dg.MaterializeResult:
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
-    uris = shard_uris(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
+    files = shard_files(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
+    # Extraction gets the crawl's own paths (provenance) and streams each from where this build reads it.
+    uris, uri_of, open_crawl_file = [f.path for f in files], {f.path: f.uri for f in files}, crawl_file_opener(st, crawl_source)
     input_format = config.input_format
     if input_format == "auto":
         input_format = "wat" if all(u.endswith((".wat", ".wat.gz")) for u in uris) else "warc"
@@ -47,6 +53,7 @@ def image_text_pairs(
             config=ExtractConfig(
                 input_format=input_format, max_bad_record_ratio=config.max_bad_record_ratio
             ),
+            open_fn=lambda path: open_crawl_file(uri_of[path]),
             progress=progress_logger(context, "pages extracted"),
         )
     except TooManyBadRecords as exc:

@@ -20,8 +20,8 @@ class ReleaseConfig(dg.Config):
 
 def _latest_parts(st):
     version = st.read_bytes(LATEST).decode().strip()
-    live = st.live_relpath(f"releases/{version}")
-    return st.read_parquet_many([p for p in st.list(live, ".parquet") if p.rsplit("/", 1)[-1].startswith("part-")])
+    parts = [p for p in st.list(f"releases/{version}", ".parquet") if p.rsplit("/", 1)[-1].startswith("part-")]
+    return st.read_parquet_many(parts)
 
 
 @dg.asset(
@@ -48,12 +48,13 @@ def published_dataset(
         )
     version = release_version(table)
     dedup_stats = {
-        **pipeline_funnel(st.root),
+        **pipeline_funnel(st.root_uri, register=st.register_duckdb),
         "pairs_before_dedup": sum(r[1] for r in dedup),
         "duplicates_removed": sum(r[3] for r in dedup),
         "pairs_published": table.num_rows,
     }
-    with st.staging_dir(f"releases/{version}") as tmp:
+    # A version is content-addressed: written once, never replaced; releases/LATEST is the commit.
+    with st.write_once_dir(f"releases/{version}") as tmp:
         info = write_release(
             table,
             tmp,
@@ -62,8 +63,8 @@ def published_dataset(
             provenance={"model_id": ", ".join(models), "pipeline_stats": dedup_stats},
         )
     st.write_bytes(version.encode() + b"\n", LATEST)
-    release_uri = st.dir_uri(f"releases/{version}")
-    card = st.read_bytes(f"{st.live_relpath(f'releases/{version}')}/README.md").decode()
+    release_uri = st.uri(f"releases/{version}")
+    card = st.read_bytes(f"releases/{version}/README.md").decode()
     context.log.info(f"published release {version}: {info.rows} rows at {release_uri}")
     return dg.MaterializeResult(
         metadata={

@@ -1,0 +1,1 @@
+"""Reusable scaffolding for tests, benches and the demo: real servers on 127.0.0.1, never mocks."""
