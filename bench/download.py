@@ -1,24 +1,27 @@
 """Bench: download + resize N realistic JPEGs from a local HTTP server with per-request latency.
 
-    python bench/download.py [--n 600] [--latency-ms 30] [--concurrency 64] [--workers 0]
+    python bench/download.py [--n 600] [--latency-ms 30] [--concurrency 64] [--processes 0]
 
-What each side does (same 600 bodies, same image settings, same number of threads):
+- CPU per image, one thread, no network: `process_image` (magic bytes, header pixel check, JPEG
+  draft decode, area resize, encode q95, PDQ, sha256 + md5) next to a plain decode+resize+encode
+  loop (Pillow: full decode, area resize, encode q95, sha256) and img2dataset's own steps with cv2
+  (full decode, INTER_AREA, cv2 encode q95, sha256; opencv-python-headless is a dev extra;
+  img2dataset itself is not installed).
 - download: `download_shard` against a local HTTP/1.1 server (separate process, keep-alive,
-  `--latency-ms` before each response): robots.txt + tdmrep.json, SSRF guard, HTTP GET, then in
-  `decode_workers` threads `process_image` (magic bytes, header pixel check, JPEG draft decode,
-  Lanczos resize, JPEG encode, sha256 + md5 of the original) and the tar append; status table.
-- baseline (the ratio's denominator): `process_image` over the same bytes in a thread pool of the
-  same size, no network, no tar. It is run before and after the download and the two rates are
-  averaged, so a change in the machine's other load during the run biases neither side.
-- also printed: a bare decode (draft) + resize loop, no encode, no hashes, same threads, and the
-  CPU-bound ratio (baseline CPU per image / download CPU per image, client + server): the ratio the
-  wall clock tends to when the cores are saturated, independent of other load on the machine.
-Last line: `bench: download images_per_s=... baseline_images_per_s=... ratio=...`.
+  `--latency-ms` before each response): robots.txt + tdmrep.json, SSRF guard, GET, decode in the
+  downloader processes, tars written by the parent; run with 1 process and with all
+  (`available_cpus()`) processes: the scaling figure. CPU per image counts the parent and its
+  downloader processes (reaped children), not the test server.
+- baseline (the ratio's denominator): `process_image` over the same bytes in a pool of as many
+  processes, no network, no tar; run before and after the downloads, the two rates averaged.
+Last line: `bench: download images_per_s=... baseline_images_per_s=... processes=... scaling=...
+cpu_ms_per_image=... plain_loop_cpu_ms_per_image=... ratio=...`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import multiprocessing as mp
 import random
@@ -26,7 +29,8 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyarrow as pa  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from laion_assets.core.cpus import available_cpus  # noqa: E402
 from laion_assets.core.download import DownloadConfig, download_shard  # noqa: E402
 from laion_assets.core.download.resizer import process_image, target_size  # noqa: E402
 from laion_assets.core.download.testing import TestServer, make_jpeg, static  # noqa: E402
@@ -98,9 +103,63 @@ def serve(images: list[bytes], n: int, latency_s: float, port_q, stop) -> None:
     loop.run_until_complete(main())
 
 
-def cpu_s() -> float:
+def cpu_s(children: bool = False) -> float:
+    """CPU seconds of this process (and of its reaped children: the downloader processes)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    total = r.ru_utime + r.ru_stime
+    if children:
+        c = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += c.ru_utime + c.ru_stime
+    return total
+
+
+def ours(size: int, body: bytes):
+    """What a downloader's decode thread runs, minus the tar append."""
+    return process_image(body, image_size=size)
+
+
+def plain_loop(size: int, body: bytes) -> bytes:
+    """The straightforward way (img2dataset's steps with Pillow): full decode, area resize, encode."""
+    img = Image.open(io.BytesIO(body)).convert("RGB")
+    tw, th = target_size(*img.size, size, "keep_ratio", False)
+    img = img.resize((tw, th), Image.Resampling.BOX)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=95)
+    hashlib.sha256(body).hexdigest()
+    return out.getvalue()
+
+
+def img2dataset_loop(size: int, body: bytes) -> bytes:
+    """img2dataset's resizer steps (resizer.py, keep_ratio): cv2 full decode, INTER_AREA downscale
+    so the smaller side is `size`, cv2 JPEG encode q95, sha256 of the original."""
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)  # img2dataset does the same
+    img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+    h, w = img.shape[:2]
+    tw, th = target_size(w, h, size, "keep_ratio", False)
+    img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA if tw * th < w * h else cv2.INTER_LANCZOS4)
+    ok, out = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), 95])
+    hashlib.sha256(body).hexdigest()
+    return out.tobytes()
+
+
+def cpu_ms_per_image(bodies: list[bytes], fn) -> float:
+    fn(bodies[0])
+    c0 = time.process_time()
+    for b in bodies:
+        fn(b)
+    return 1e3 * (time.process_time() - c0) / len(bodies)
+
+
+def pool_rate(bodies: list[bytes], size: int, processes: int) -> float:
+    """images/s of process_image over the bodies in a pool of processes (started before timing)."""
+    with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(partial(ours, size), bodies[:processes]))
+        t0 = time.perf_counter()
+        list(pool.map(partial(ours, size), bodies, chunksize=8))
+        return len(bodies) / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -109,7 +168,8 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=60)
     ap.add_argument("--latency-ms", type=float, default=30.0)
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=0, help="downloader processes; 0 = available_cpus()")
+    ap.add_argument("--cpu-n", type=int, default=120, help="images for the one-thread CPU figures")
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--server", choices=["lean", "threaded"], default="lean",
                     help="lean: asyncio server (~0.15 ms CPU/request); threaded: the tests' TestServer")
@@ -120,73 +180,78 @@ def main() -> None:
     print(f"corpus: {args.n} urls over {len(images)} distinct JPEGs, mean {sum(sizes) / len(sizes) / 1e3:.0f} kB, "
           f"max {max(sizes) / 1e3:.0f} kB, latency {args.latency_ms:.0f} ms/request")
 
-    cfg = DownloadConfig(allow_private_hosts=("127.0.0.1",), concurrency=args.concurrency,
-                         per_host_concurrency=args.concurrency, decode_workers=args.workers,
-                         image_size=args.image_size)
-
+    cores = available_cpus()
+    procs_all = args.processes or cores
+    base_cfg = dict(allow_private_hosts=("127.0.0.1",), concurrency=args.concurrency,
+                    per_host_concurrency=args.concurrency, image_size=args.image_size,
+                    min_rows_per_process=1)
+    cfg = DownloadConfig(**base_cfg)
     bodies = [images[i % len(images)] for i in range(args.n)]
 
-    def timed(fn) -> tuple[float, float]:
-        """images/s and CPU ms/image of `fn` over the bodies in cfg.workers threads."""
-        c0, t0 = cpu_s(), time.perf_counter()
-        with ThreadPoolExecutor(cfg.workers) as pool:
-            list(pool.map(fn, bodies))
-        return args.n / (time.perf_counter() - t0), 1e3 * (cpu_s() - c0) / args.n
+    # --- CPU per image, one thread, no network: ours vs a plain loop ------------------------------
+    ours_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(ours, cfg.image_size))
+    plain_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(plain_loop, cfg.image_size))
+    try:
+        cv2_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(img2dataset_loop, cfg.image_size))
+    except ImportError:  # opencv-python-headless is a dev extra
+        cv2_cpu = float("nan")
+    print(f"CPU per image, one thread, {args.cpu_n} images: process_image (draft decode, area resize, "
+          f"encode q95, PDQ, sha256+md5) {ours_cpu:.2f} ms; plain loop (Pillow full decode, area "
+          f"resize, encode q95, sha256) {plain_cpu:.2f} ms; img2dataset's cv2 steps (full decode, "
+          f"INTER_AREA, encode q95, sha256) {cv2_cpu:.2f} ms")
 
-    def full(b: bytes):  # exactly what a download's decode thread runs, minus the tar append
-        return process_image(b, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
-                             max_pixels=cfg.max_pixels, encode_quality=cfg.encode_quality,
-                             resize_only_if_bigger=cfg.resize_only_if_bigger,
-                             border_color=cfg.border_color)
-
-    def decode_resize(b: bytes):
-        img = Image.open(io.BytesIO(b))
-        tw, th = target_size(*img.size, cfg.image_size, cfg.resize_mode, cfg.resize_only_if_bigger)
-        img.draft("RGB", (tw, th))
-        return img.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-    base1, base1_cpu = timed(full)
-
+    base1 = pool_rate(bodies, cfg.image_size, procs_all)
     ctx = mp.get_context("spawn")
     port_q, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=serve if args.server == "lean" else serve_threaded, args=(images, args.n, args.latency_ms / 1e3, port_q, stop), daemon=True)
+    proc = ctx.Process(target=serve if args.server == "lean" else serve_threaded,
+                       args=(images, args.n, args.latency_ms / 1e3, port_q, stop), daemon=True)
     proc.start()
+    runs = {}
     try:
         port = port_q.get(timeout=60)
         pairs = pa.table({
             "key": [f"{i:09d}" for i in range(args.n)],
             "url": [f"http://127.0.0.1:{port}/img/{i}.jpg" for i in range(args.n)],
             "text": [f"caption {i}" for i in range(args.n)],
-            "page_url": ["http://example.com/"] * args.n,
-            "optout_page": [False] * args.n,
-            "optout_reasons": [None] * args.n,
         })
-        with tempfile.TemporaryDirectory() as tmp:
-            c0, t0 = cpu_s(), time.perf_counter()
-            res = download_shard(pairs, Path(tmp) / "out", config=cfg)
-            dl_s, dl_cpu = time.perf_counter() - t0, cpu_s() - c0
+        for n_proc in sorted({1, procs_all}):
+            run_cfg = DownloadConfig(**base_cfg, processes=n_proc)
+            with tempfile.TemporaryDirectory() as tmp:
+                c0, p0, t0 = cpu_s(children=True), cpu_s(), time.perf_counter()
+                res = download_shard(pairs, Path(tmp) / "out", config=run_cfg, shard="00000")
+                wall, cpu = time.perf_counter() - t0, cpu_s(children=True) - c0
+                parent_cpu = cpu_s() - p0
+            ok = res.stats["status_ok"]
+            startup = res.stats.get("worker_startup_cpu_s", 0.0)
+            steady = 1e3 * (cpu - startup) / max(ok, 1)
+            runs[n_proc] = (ok / wall, steady, 1e3 * parent_cpu / max(ok, 1))
+            print(f"download, {n_proc} process(es) (x{run_cfg.decode_threads(n_proc)} decode threads): "
+                  f"{ok}/{args.n} ok in {wall:.2f} s, {ok / wall:.1f} images/s, "
+                  f"{1e3 * cpu / max(ok, 1):.2f} ms CPU/image (client, workers included), "
+                  f"{steady:.2f} ms without the workers' start-up ({startup:.2f} s CPU: interpreter + imports)")
     finally:
         stop.set()
         server_cpu = port_q.get(timeout=10)
         proc.join(5)
-    base2, base2_cpu = timed(full)
-    bare, bare_cpu = timed(decode_resize)
-    baseline, base_cpu = (base1 + base2) / 2, (base1_cpu + base2_cpu) / 2
-    print(f"baseline (process_image: decode+resize+encode+sha256+md5, {cfg.workers} threads): "
-          f"{base1:.1f} before / {base2:.1f} after -> {baseline:.1f} images/s, {base_cpu:.2f} ms CPU/image")
-    print(f"bare decode+resize (no encode, no hashes, {cfg.workers} threads): {bare:.1f} images/s, "
-          f"{bare_cpu:.2f} ms CPU/image")
-    ok = res.stats["status_ok"]
-    achieved = ok / dl_s
-    print(f"download: {ok}/{args.n} ok in {dl_s:.2f} s, {achieved:.1f} images/s, "
-          f"{1e3 * dl_cpu / max(ok, 1):.2f} ms CPU/image (client process) + "
-          f"{1e3 * server_cpu / max(ok, 1):.2f} ms (test server process, while serving), "
-          f"{res.stats['bytes'] / dl_s / 1e6:.1f} MB/s, requests={res.stats['requests']}")
-    cpu_ratio = base_cpu / (1e3 * (dl_cpu + server_cpu) / max(ok, 1))
-    print(f"ratios: vs process_image {achieved / baseline:.2f}, vs bare decode+resize {achieved / bare:.2f}, "
-          f"CPU-bound (baseline CPU / client+server CPU per image) {cpu_ratio:.2f}")
-    print(f"bench: download images_per_s={achieved:.1f} baseline_images_per_s={baseline:.1f} "
-          f"ratio={achieved / baseline:.2f}")
+    base2 = pool_rate(bodies, cfg.image_size, procs_all)
+    baseline = (base1 + base2) / 2
+    print(f"baseline (process_image in a pool of {procs_all} processes, no network): "
+          f"{base1:.1f} before / {base2:.1f} after -> {baseline:.1f} images/s")
+    print(f"test server: {1e3 * server_cpu / args.n / len(runs):.2f} ms CPU/request (while serving)")
+    rate_all, cpu_all, parent_ms = runs[procs_all]
+    scaling = rate_all / runs[1][0]
+    print(f"scaling: {procs_all} processes / 1 process = {scaling:.2f}x on {cores} available cores "
+          f"(wall clock; only meaningful when the cores are otherwise idle)")
+    if procs_all > 1:
+        print(f"parent (tars + status) CPU per image with {procs_all} processes: {parent_ms:.2f} ms of "
+              f"{cpu_all:.2f} ms -> the parent can feed ~{cpu_all / parent_ms:.0f} cores' worth of "
+              f"downloader processes before it saturates (the scaling ceiling, independent of load)")
+    print(f"CPU per downloaded image {cpu_all:.2f} ms (network, decode, PDQ, tar, status) vs "
+          f"plain decode+resize+encode loop {plain_cpu:.2f} ms: {cpu_all / plain_cpu:.2f}; "
+          f"vs img2dataset's cv2 steps {cv2_cpu:.2f} ms (no network): {cpu_all / cv2_cpu:.2f}")
+    print(f"bench: download images_per_s={rate_all:.1f} baseline_images_per_s={baseline:.1f} "
+          f"processes={procs_all} scaling={scaling:.2f} cpu_ms_per_image={cpu_all:.2f} "
+          f"plain_loop_cpu_ms_per_image={plain_cpu:.2f} cv2_loop_cpu_ms_per_image={cv2_cpu:.2f} ratio={rate_all / baseline:.2f}")
 
 
 if __name__ == "__main__":

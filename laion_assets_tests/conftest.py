@@ -1,10 +1,12 @@
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_WARC_DIR = REPO.parent / "shared" / "data" / "real-warc"
+# ../shared beside the checkout (as CI clones it), or LAION_REAL_WARC_DIR (worktrees, other layouts).
+REAL_WARC_DIR = Path(os.environ.get("LAION_REAL_WARC_DIR") or REPO.parent / "shared" / "data" / "real-warc")
 
 
 def free_port() -> int:

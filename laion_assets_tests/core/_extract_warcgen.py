@@ -106,3 +106,12 @@ def wat_record(uri: str, imgs: list[tuple[str, str | None]], *, metas=None, head
         },
     }
     return record("metadata", uri, json.dumps(doc).encode(), content_type="application/json")
+
+
+def real_warc_dir():
+    """The shared real-WARC folder: $LAION_REAL_WARC_DIR, else ../shared/data/real-warc beside the repo."""
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("LAION_REAL_WARC_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real-warc"

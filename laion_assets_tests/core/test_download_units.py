@@ -220,6 +220,7 @@ def _status(rows):
 
 
 SHA = "a" * 64
+PDQ = "0f" * 32
 
 
 def _good():
@@ -227,12 +228,13 @@ def _good():
                       "url": ["http://a/1.jpg", "http://a/2.jpg", "http://a/3.jpg"]})
     downloads = _status([
         {"key": "000000000", "url": "http://a/1.jpg", "status": "ok", "width": 10, "height": 10,
-         "sha256": SHA, "tar_path": "00000.tar", "tar_member": "000000000.jpg"},
+         "sha256": SHA, "pdq": PDQ, "pdq_quality": 100, "tar_path": "00000.tar",
+         "tar_member": "00007_000000000.jpg"},
         {"key": "000000001", "url": "http://a/2.jpg", "status": "skipped", "reason": "robots_txt"},
         {"key": "000000002", "url": "http://a/3.jpg", "status": "failed", "reason": "timeout"},
     ])
     members = pa.table({"tar_path": ["00000.tar"] * 3,
-                        "member": ["000000000.jpg", "000000000.txt", "000000000.json"]})
+                        "member": ["00007_000000000.jpg", "00007_000000000.txt", "00007_000000000.json"]})
     return pairs, downloads, members
 
 
@@ -248,7 +250,7 @@ def _outcomes(tmp_path, pairs, downloads, members):
 def test_checks_pass_on_good_data(tmp_path):
     out = _outcomes(tmp_path, *_good())
     assert all(o.passed for o in out.values()), out
-    assert len(out) == len(CHECKS) == 4
+    assert len(out) == len(CHECKS) == 5
 
 
 def _edit(table, i, **changes):
@@ -264,6 +266,13 @@ def _edit(table, i, **changes):
     ("url_changed", "downloads_one_row_per_pair"),
     ("ok_without_sha", "downloads_ok_rows_complete"),
     ("ok_without_width", "downloads_ok_rows_complete"),
+    ("ok_without_pdq", "downloads_ok_rows_complete"),
+    ("pdq_not_hex", "downloads_ok_rows_complete"),
+    ("pdq_quality_out_of_range", "downloads_ok_rows_complete"),
+    ("pdq_on_failed_row", "downloads_ok_rows_complete"),
+    ("member_of_other_key", "downloads_ok_rows_complete"),
+    ("dot_in_member_key", "downloads_ok_rows_complete"),
+    ("member_used_twice", "downloads_tar_members_unique"),
     ("ok_missing_member", "downloads_ok_rows_in_tars"),
     ("ok_missing_caption", "downloads_ok_rows_in_tars"),
     ("skipped_without_reason", "downloads_reason_vocabulary"),
@@ -285,10 +294,24 @@ def test_each_check_fails_on_data_built_to_break_it(tmp_path, breakage, check):
         downloads = _edit(downloads, 0, sha256=None)
     elif breakage == "ok_without_width":
         downloads = _edit(downloads, 0, width=None)
+    elif breakage == "ok_without_pdq":
+        downloads = _edit(downloads, 0, pdq=None)
+    elif breakage == "pdq_not_hex":
+        downloads = _edit(downloads, 0, pdq="G" * 64)
+    elif breakage == "pdq_quality_out_of_range":
+        downloads = _edit(downloads, 0, pdq_quality=101)
+    elif breakage == "pdq_on_failed_row":
+        downloads = _edit(downloads, 2, pdq=PDQ)
+    elif breakage == "member_of_other_key":
+        downloads = _edit(downloads, 0, tar_member="00007_000000001.jpg")
+    elif breakage == "dot_in_member_key":
+        downloads = _edit(downloads, 0, tar_member="x.y_000000000.jpg")
+    elif breakage == "member_used_twice":
+        downloads = _edit(downloads, 2, tar_member="00007_000000000.jpg")
     elif breakage == "ok_missing_member":
         members = members.slice(1, 2)
     elif breakage == "ok_missing_caption":
-        members = members.filter(pc.not_equal(members["member"], "000000000.txt"))
+        members = members.filter(pc.not_equal(members["member"], "00007_000000000.txt"))
     elif breakage == "skipped_without_reason":
         downloads = _edit(downloads, 1, reason=None)
     elif breakage == "unknown_reason":

@@ -8,12 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from laion_assets_tests.core._extract_warcgen import real_warc_dir
 from laion_assets.core.extract import extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core import quality
 from laion_assets.core.schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real-warc"
+REAL = real_warc_dir()
 GOOD_ROW = {
     "key": "000000000", "url": "https://example.com/a.jpg", "text": "A red bicycle", "page_url": "https://example.com/",
     "crawl": "CC-MAIN-2024-22", "warc_path": "s3://x/a.warc.gz", "warc_offset": 0, "warc_record_id": "<urn:uuid:1>",

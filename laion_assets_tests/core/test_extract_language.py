@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from laion_assets_tests.core._extract_warcgen import real_warc_dir
 from laion_assets.core.extract import ExtractConfig, extract_shard, language
 from laion_assets.core.extract.htmlscan import decode_html, scan_html
 from laion_assets.core.extract.warc import BadRecord, iter_records
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real-warc"
+REAL = real_warc_dir()
 PROB_TOL = 1e-4
 LABEL_TIE = 1e-4
 

@@ -33,6 +33,7 @@ from laion_assets.core.clip.inputs import (
 from laion_assets.core.clip.model import LoadedModel, SplittingRunner, default_batch_size, load_model
 from laion_assets.core.clip.safety import SafetyPrompts
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.download.keys import image_member
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
 IMG_EMB_FILE = "img_emb.npy"
@@ -160,7 +161,7 @@ class ClipScorer:
                 if tar_abs not in indexes:
                     indexes[tar_abs] = index_tar(Path(tar_abs)) if Path(tar_abs).is_file() else None
                 index = indexes[tar_abs]
-                loc = None if index is None else index.get(member or f"{key}.jpg")
+                loc = None if index is None else index.get(image_member(key, member))
                 if index is None:
                     reason = "missing_tar"
                 elif loc is None:

@@ -27,15 +27,32 @@ CHECKS: list[SqlCheck] = [
     ),
     SqlCheck(
         name="downloads_ok_rows_complete",
-        description="Every ok row has width, height, a sha256 and names its tar member; no reason.",
+        description="Every ok row has width, height, a sha256, a PDQ hash (64 hex, quality 0..100) and "
+        "names its tar member `[<shard>_]<key>.jpg` (no dot in the WebDataset key); no reason. "
+        "Non-ok rows carry no PDQ.",
         blocking=True,
         sql="""
-            SELECT key, width, height, sha256, tar_path, tar_member, reason FROM downloads
-            WHERE status = 'ok' AND (
+            SELECT key, status, width, height, sha256, pdq, pdq_quality, tar_path, tar_member, reason
+            FROM downloads
+            WHERE (status = 'ok' AND (
                 width IS NULL OR width <= 0 OR height IS NULL OR height <= 0
                 OR sha256 IS NULL OR NOT regexp_full_match(sha256, '[0-9a-f]{{64}}')
-                OR tar_path IS NULL OR tar_member IS NULL OR tar_member <> key || '.jpg'
-                OR reason IS NOT NULL)
+                OR pdq IS NULL OR NOT regexp_full_match(pdq, '[0-9a-f]{{64}}')
+                OR pdq_quality IS NULL OR pdq_quality NOT BETWEEN 0 AND 100
+                OR tar_path IS NULL OR tar_member IS NULL
+                OR NOT (tar_member = key || '.jpg' OR suffix(tar_member, '_' || key || '.jpg'))
+                OR NOT regexp_full_match(tar_member, '[A-Za-z0-9_-]+[.]jpg')
+                OR reason IS NOT NULL))
+               OR (status <> 'ok' AND pdq IS NOT NULL)
+        """,
+    ),
+    SqlCheck(
+        name="downloads_tar_members_unique",
+        description="No two status rows name the same tar member (member keys are unique).",
+        blocking=True,
+        sql="""
+            SELECT tar_member, count(*) AS n FROM downloads WHERE tar_member IS NOT NULL
+            GROUP BY tar_member HAVING count(*) > 1
         """,
     ),
     SqlCheck(
@@ -43,15 +60,22 @@ CHECKS: list[SqlCheck] = [
         description="Every ok row's image member is actually present in its tar (with caption and json).",
         blocking=True,
         sql="""
-            SELECT d.key, d.tar_path, d.tar_member,
-                   count(t.member) FILTER (WHERE t.member = d.key || '.jpg') AS jpg,
-                   count(t.member) FILTER (WHERE t.member = d.key || '.txt') AS txt,
-                   count(t.member) FILTER (WHERE t.member = d.key || '.json') AS json
-            FROM downloads d
-            LEFT JOIN tar_members t ON t.tar_path = d.tar_path
-                 AND t.member IN (d.key || '.jpg', d.key || '.txt', d.key || '.json')
-            WHERE d.status = 'ok'
-            GROUP BY d.key, d.tar_path, d.tar_member
+            WITH d AS (SELECT key, tar_path, tar_member,
+                              CASE WHEN suffix(tar_member, '.jpg')
+                                   THEN left(tar_member, length(tar_member) - 4) ELSE key END AS stem
+                       FROM downloads WHERE status = 'ok'),
+                 want AS (SELECT d.*, e.ext, d.stem || '.' || e.ext AS member
+                          FROM d CROSS JOIN (VALUES ('jpg'), ('txt'), ('json')) e(ext)),
+                 found AS (SELECT w.key, w.tar_path, w.tar_member, w.ext, count(t.member) AS n
+                           FROM want w LEFT JOIN tar_members t
+                                ON t.tar_path = w.tar_path AND t.member = w.member
+                           GROUP BY w.key, w.tar_path, w.tar_member, w.ext)
+            SELECT key, tar_path, tar_member,
+                   sum(n) FILTER (WHERE ext = 'jpg') AS jpg,
+                   sum(n) FILTER (WHERE ext = 'txt') AS txt,
+                   sum(n) FILTER (WHERE ext = 'json') AS json
+            FROM found
+            GROUP BY key, tar_path, tar_member
             HAVING jpg <> 1 OR txt <> 1 OR json <> 1
         """,
     ),

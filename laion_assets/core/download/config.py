@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.validation import (
+    ConfigError,
+    require_choice,
+    require_int_range,
+    require_range,
+)
 
 RESIZE_MODES = ("keep_ratio", "center_crop", "border", "no")
+DOWNSCALE_FILTER_NAMES = ("area", "bilinear", "bicubic", "lanczos")
+
+# setting -> (lo, hi, lo_open) for floats: seconds must be > 0 (0 would make every download "time out")
+_FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "connect_timeout_s": (0.0, 3600.0, True),
+    "read_timeout_s": (0.0, 3600.0, True),
+    "total_timeout_s": (0.0, 86400.0, True),
+    "backoff_base_s": (0.0, 3600.0, False),
+    "max_retry_after_s": (0.0, 86400.0, False),
+    "dns_cache_ttl_s": (0.0, 86400.0, False),
+    "shard_timeout_s": (0.0, 7 * 86400.0, True),
+}
+# setting -> (lo, hi) for integers
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "max_bytes": (1, 2**40),
+    "min_bytes": (0, 2**40),
+    "concurrency": (1, 100_000),
+    "per_host_concurrency": (1, 10_000),
+    "max_redirects": (0, 100),
+    "retries": (0, 100),
+    "host_failure_threshold": (1, 1_000_000),
+    "robots_max_bytes": (1, 2**30),
+    "max_pixels": (1, 2**40),
+    "image_size": (1, 65_535),
+    "encode_quality": (1, 100),
+    "decode_workers": (0, 4096),
+    "processes": (0, 4096),
+    "min_rows_per_process": (1, 10**9),
+    "images_per_tar": (1, 10**9),
+}
 
 
 @dataclass(frozen=True)
@@ -18,7 +53,7 @@ class DownloadConfig:
     total_timeout_s: float = 30.0  # one attempt, all redirects and the whole body (kills slow drips)
     max_bytes: int = 10 * 1024 * 1024  # body cap; bigger (declared or streamed) -> too_large
     min_bytes: int = 5000  # LAION: smaller bodies are icons/trackers -> too_small
-    concurrency: int = 64  # requests in flight for the whole shard
+    concurrency: int = 64  # requests in flight per downloader process (see `processes`)
     per_host_concurrency: int = 4  # requests in flight to one host
     max_redirects: int = 5
     retries: int = 2  # extra attempts for transient failures (timeouts, 5xx, 429, resets)
@@ -49,25 +84,46 @@ class DownloadConfig:
     resize_only_if_bigger: bool = False
     border_color: tuple[int, int, int] = (255, 255, 255)
     encode_quality: int = 95  # JPEG quality of the stored image
-    decode_workers: int = 0  # threads for decode/resize/encode; 0 = available_cpus() (affinity and cgroup quota)
+    downscale_filter: str = "area"  # area (= img2dataset's cv2.INTER_AREA) | bilinear | bicubic | lanczos
+    # Decode/resize/encode scales across processes: the shard's hosts are split over `processes`
+    # downloader processes (each fetches and decodes its hosts' rows), the parent writes the tars.
+    processes: int = 0  # 0 = available_cpus() (affinity and cgroup quota); 1 = all in this process
+    min_rows_per_process: int = 256  # fewer rows per process than this -> fewer processes (start-up ~0.5 s)
+    decode_workers: int = 0  # decode threads per process; 0 = available_cpus() with 1 process, else 1
     # --- output / run ---------------------------------------------------------------------------
     images_per_tar: int = 10_000
     shard_timeout_s: float = 3600.0  # watchdog: rows still running then end as failed/shard_timeout
 
     def __post_init__(self) -> None:
-        if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, not {self.resize_mode!r}")
-        for name in ("concurrency", "per_host_concurrency", "image_size", "images_per_tar", "max_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if not 1 <= self.encode_quality <= 100:
-            raise ValueError("encode_quality must be in 1..100")
+        """Every numeric setting has its range; a bad value fails here with `<setting>=<value>: ...`."""
+        require_choice("resize_mode", self.resize_mode, RESIZE_MODES)
+        require_choice("downscale_filter", self.downscale_filter, DOWNSCALE_FILTER_NAMES)
+        for name, (lo, hi, lo_open) in _FLOAT_RANGES.items():
+            require_range(name, getattr(self, name), lo, hi, lo_open=lo_open)
+        for name, (lo, hi) in _INT_RANGES.items():
+            require_int_range(name, getattr(self, name), lo, hi)
         if self.min_bytes > self.max_bytes:
-            raise ValueError("min_bytes must not exceed max_bytes")
+            raise ConfigError("min_bytes", self.min_bytes, f"must be <= max_bytes ({self.max_bytes})")
+        if len(self.border_color) != 3:
+            raise ConfigError("border_color", self.border_color, "must be three 0..255 integers (R, G, B)")
+        for c in self.border_color:
+            require_int_range("border_color", c, 0, 255)
+        if not self.user_agent_token.strip():
+            raise ConfigError("user_agent_token", self.user_agent_token, "must not be empty")
 
-    @property
-    def workers(self) -> int:
-        return self.decode_workers or available_cpus()
+    def decode_threads(self, processes: int) -> int:
+        """Decode threads in each of `processes` downloader processes: all cores when alone,
+        else 2 (one decoding while the other waits for the GIL behind the event loop)."""
+        if self.decode_workers:
+            return self.decode_workers
+        return available_cpus() if processes == 1 else 2
+
+    def process_count(self, rows: int | None = None) -> int:
+        """Downloader processes for a shard of `rows` rows (all of them when rows is None)."""
+        n = self.processes or available_cpus()
+        if rows is not None:
+            n = min(n, max(1, rows // self.min_rows_per_process))
+        return max(1, n)
 
     @property
     def tokens(self) -> tuple[str, ...]:

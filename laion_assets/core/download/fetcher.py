@@ -175,7 +175,11 @@ class Fetcher:
             except FetchFailure as e:
                 if not e.retryable:
                     raise
-                state.consecutive_failures += 1
+                # A 429/503 *with Retry-After* is the host pacing us (it pauses the host below), not a
+                # sign that it is gone: counting it would give up every row of a rate-limiting host.
+                # Without Retry-After a 503 is an error like any other.
+                if e.reason != "rate_limited" or e.retry_after is None:
+                    state.consecutive_failures += 1
                 if state.consecutive_failures >= cfg.host_failure_threshold and not state.dead:
                     state.dead = True
                     self.stats.hosts_backed_off += 1

@@ -14,7 +14,23 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+import pdqhash
 from PIL import Image
+
+# Downscaling filter by name. "area" (Pillow's BOX: exact area averaging) is what img2dataset uses for
+# downscaling (cv2.INTER_AREA) and costs ~0.4 ms less than Lanczos per LAION-size image after draft();
+# upscaling always uses Lanczos (img2dataset: INTER_LANCZOS4).
+DOWNSCALE_FILTERS = {"area": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR,
+                     "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+# PDQ's own first step is a Jarosz box filter down to 64x64; the reference tool downsizes to 512 px
+# first for speed. We hash the resized (pre-crop) image box-reduced to this shorter side: 2x PDQ's
+# grid, ~0.6 ms per image instead of ~1 ms at 256 px and ~3.7 ms at 512 px.
+PDQ_SIDE = 128
+
+# Pillow opens 16-bit grayscale PNGs in these modes; a plain convert("L"/"RGB") clips 0..65535 at 255,
+# so such an image would be stored near-white. (16-bit RGB(A) PNGs already open as 8-bit.)
+SIXTEEN_BIT_GRAY = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 ALLOWED_CONTENT_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG",
                          "image/png": "PNG", "image/webp": "WEBP"}
@@ -57,6 +73,24 @@ class Processed:
     sha256: str
     md5: str
     format: str
+    pdq: str  # 64 lowercase hex chars (256 bits), the reference tool's hex order
+    pdq_quality: int  # 0..100; PDQ's own quality (low = flat image, hash not reliable)
+
+
+def pdq_hash(img: Image.Image) -> tuple[str, int]:
+    """PDQ of an RGB image as (64-hex string in the reference's format, quality 0..100).
+
+    pdqhash's vector is bit 255 first, so packing it MSB-first gives the reference `Hash256::format()`
+    hex (words w[15]..w[0])."""
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    w, h = img.size
+    if min(w, h) > PDQ_SIDE:
+        scale = PDQ_SIDE / min(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX,
+                         reducing_gap=2.0)
+    bits, quality = pdqhash.compute(np.asarray(img))
+    return np.packbits(bits.astype(np.uint8)).tobytes().hex(), int(quality)
 
 
 def target_size(w: int, h: int, size: int, mode: str, only_if_bigger: bool) -> tuple[int, int]:
@@ -79,6 +113,7 @@ def process_image(
     encode_quality: int = 95,
     resize_only_if_bigger: bool = False,
     border_color: tuple[int, int, int] = (255, 255, 255),
+    downscale_filter: str = "area",
 ) -> Processed:
     fmt = sniff(data)
     if fmt is None:
@@ -101,6 +136,8 @@ def process_image(
         if fmt == "JPEG" and (tw, th) != (w, h):
             img.draft("RGB", (tw, th))  # decode at the smallest DCT scale still >= target
         img.load()
+        if img.mode in SIXTEEN_BIT_GRAY:  # 16-bit grayscale PNG: scale to 8 bits (convert() clips)
+            img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
         if img.mode not in ("RGB", "L"):
             if "A" in img.getbands() or img.mode in ("P", "PA") and "transparency" in img.info:
                 rgba = img.convert("RGBA")
@@ -112,7 +149,10 @@ def process_image(
         if img.mode == "L":
             img = img.convert("RGB")
         if img.size != (tw, th):
-            img = img.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            down = tw * th < img.width * img.height
+            img = img.resize((tw, th), DOWNSCALE_FILTERS[downscale_filter] if down
+                             else Image.Resampling.LANCZOS, reducing_gap=3.0 if down else None)
+        pdq, pdq_quality = pdq_hash(img)  # before crop/border: the whole picture, as a list holder hashed it
         if resize_mode == "center_crop" and img.width != img.height:
             s = min(img.size)
             left, top = (img.width - s) // 2, (img.height - s) // 2
@@ -137,4 +177,6 @@ def process_image(
         sha256=hashlib.sha256(data).hexdigest(),
         md5=hashlib.md5(data).hexdigest(),
         format=fmt,
+        pdq=pdq,
+        pdq_quality=pdq_quality,
     )

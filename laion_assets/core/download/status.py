@@ -66,6 +66,8 @@ class RowResult:
     resized_height: int | None = None
     sha256: str | None = None
     md5: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
     tar_path: str | None = None
     tar_member: str | None = None
     attempts: int = 0

@@ -1,4 +1,4 @@
-"""WebDataset tar output: `<key>.jpg`, `<key>.txt` (caption), `<key>.json` (metadata) per sample,
+"""WebDataset tar output: `<member>.jpg`, `.txt` (caption), `.json` (metadata) per sample,
 `images_per_tar` samples per `{n:05d}.tar`. Thread-safe, and closable from the watchdog: once
 closed, late writes are dropped (and their rows are not `ok`)."""
 
@@ -33,8 +33,8 @@ class TarWriter:
         self.closed = False
 
     def write(self, key: str, jpeg: bytes, caption: str, meta: dict) -> tuple[str, str] | None:
-        """Append one sample; returns (tar_path relative to out_dir, image member) or None if the
-        writer was closed meanwhile."""
+        """Append one sample under member key `key` (`<shard>_<key>`); returns (tar_path relative to
+        out_dir, image member) or None if the writer was closed meanwhile."""
         payload = json.dumps(meta, ensure_ascii=False, default=str).encode()
         with self._lock:
             if self.closed:
@@ -48,11 +48,6 @@ class TarWriter:
             _add(self._tar, f"{key}.json", payload, now)
             self._count += 1
             return self.paths[-1].name, f"{key}.jpg"
-
-    def write_raw(self, key: str, sample: dict[str, bytes]) -> tuple[str, str] | None:
-        """Append a carried-over sample (members as read from the previous tar) unchanged."""
-        meta = json.loads(sample["json"]) if "json" in sample else {"key": key}
-        return self.write(key, sample["jpg"], sample.get("txt", b"").decode("utf-8", "replace"), meta)
 
     def _roll(self) -> None:
         if self._tar is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..validation import require_choice, require_int_range, require_range
+
 # Why a WARC/WAT record could not be used. Fixed vocabulary: the errors table's `reason` column.
 BAD_RECORD_REASONS: dict[str, str] = {
     "gzip_error": "corrupt deflate data in a gzip member; reading resumes at the next gzip member",
@@ -18,6 +20,7 @@ BAD_RECORD_REASONS: dict[str, str] = {
     "bad_transfer_encoding": "chunked transfer encoding that cannot be decoded",
     "bad_content_encoding": "gzip/deflate Content-Encoding that cannot be decoded, or an unsupported one",
     "bad_wat_json": "a WAT metadata record whose payload is not the expected JSON",
+    "page_over_budget": "a page needing more tags or time than max_page_tags / max_page_scan_s allow (skipped)",
     "parse_error": "unexpected failure while extracting a page (detail has the exception)",
 }
 
@@ -33,6 +36,8 @@ DROP_REASONS: tuple[str, ...] = (
     "long_host",  # host longer than max_host_chars
     "svg",  # path ends in .svg / .svgz
     "gif",  # path ends in .gif
+    "placeholder",  # a lazy-loading placeholder image (blank.gif, lazy-l.png, pixel.png, spacer...) and no real URL
+    "replacement_char",  # caption holds U+FFFD (bytes invalid in the page's charset, not valid cp1252 either)
 )
 
 # Counters that always exist in stats (so the stats parquet has a fixed schema).
@@ -47,6 +52,11 @@ COUNT_KEYS: tuple[str, ...] = (
     "revisit_records",
     "other_records",
     "truncated_records",
+    "records_cut_at_eof",
+    "warc_framing_warnings",
+    "http_framing_warnings",
+    "non_http_responses",
+    "pages_over_budget",
     "non_html_records",
     "html_pages",
     "html_bytes",
@@ -59,6 +69,7 @@ COUNT_KEYS: tuple[str, ...] = (
     "duplicates_removed",
     "pairs_kept",
     "captions_language_reliable",
+    "captions_redecoded_cp1252",
 ) + tuple(f"dropped_{r}" for r in DROP_REASONS)
 RATIO_KEYS: tuple[str, ...] = ("bad_record_ratio",)
 
@@ -102,15 +113,22 @@ class ExtractConfig:
     max_record_bytes: int = 64 * 1024 * 1024
     # HTML beyond this many bytes of a page is not scanned (bytes; Common Crawl truncates at 1 MiB).
     max_html_bytes: int = 5 * 1024 * 1024
+    # Per-page budget: a page with more tags than this, or scanned for longer (seconds of wall time),
+    # is skipped as a `page_over_budget` bad record. A 5 MiB page of real HTML has ~100k tags and
+    # scans in well under a second.
+    max_page_tags: int = 500_000
+    max_page_scan_s: float = 10.0
     # Call `progress` every this many pages.
     progress_every_pages: int = 1000
 
     def __post_init__(self) -> None:
-        if self.input_format not in ("warc", "wat"):
-            raise ValueError(f"input_format must be 'warc' or 'wat', not {self.input_format!r}")
-        if not 0.0 <= self.max_bad_record_ratio <= 1.0:
-            raise ValueError("max_bad_record_ratio must be within [0, 1]")
-        if not 0 < self.min_caption_chars <= self.max_caption_chars:
-            raise ValueError("need 0 < min_caption_chars <= max_caption_chars")
-        if self.max_host_chars <= 0:
-            raise ValueError("max_host_chars must be positive")
+        require_choice("input_format", self.input_format, ("warc", "wat"))
+        require_range("max_bad_record_ratio", self.max_bad_record_ratio, 0.0, 1.0)
+        require_int_range("min_caption_chars", self.min_caption_chars, 1)
+        require_int_range("max_caption_chars", self.max_caption_chars, self.min_caption_chars)
+        require_int_range("max_host_chars", self.max_host_chars, 1)
+        require_int_range("max_record_bytes", self.max_record_bytes, 1)
+        require_int_range("max_html_bytes", self.max_html_bytes, 1)
+        require_int_range("max_page_tags", self.max_page_tags, 1)
+        require_range("max_page_scan_s", self.max_page_scan_s, 0.0, lo_open=True)
+        require_int_range("progress_every_pages", self.progress_every_pages, 1)

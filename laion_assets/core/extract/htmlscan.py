@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
 from dataclasses import dataclass, field
 from html.entities import html5 as _HTML5
 
-_TAGS = r"(img|base|meta|html|link|title)"
-_TAGS_A = r"(img|base|meta|html|link|title|a)"
+# `<image>` is an <img> (the HTML5 tree builder renames it).
+_TAGS = r"(img|image|base|meta|html|link|title)"
+_TAGS_A = r"(img|image|base|meta|html|link|title|a)"
 # HTML tokenizer rules: a name runs to whitespace, '/', '>' or '='; a value is "...", '...' or unquoted
 # up to whitespace or '>' (so a stray quote in `height=18"` is part of the value, as browsers read it).
 _ATTRS = r"""((?:[\s/]++|[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]*+))?)*+)"""
@@ -27,10 +29,13 @@ def _scanner(tags: str) -> re.Pattern:
     # letters of every alternative, so the many '<' of other tags (<div, </p, <a ...) fail in one step
     # instead of trying each alternative (~35 % less scan time; same matches, tested against lxml).
     first = sorted({"!"} | {w[0] for w in re.findall(r"\w+", tags + "script|style|textarea|xmp")})
+    # Every alternative also ends at the end of the text (\Z): a tag left open runs to EOF, as in a
+    # browser's tokenizer, so the scan stops there instead of retrying from each later '<' (which made
+    # `"<img " * 16000` quadratic: ~28 s). Such an unterminated tag is dropped (`>` missing), as browsers do.
     return re.compile(
         r"<(?=[" + "".join(first) + r"])(?:!--(?:[^-]++|-(?!->))*+(?:-->)?"
-        r"|(script|style|textarea|xmp)\b[^>]*+>(?:[^<]++|<(?!/\1))*+(?:</\1\s*>)?"
-        r"|" + tags + r"(?=[\s/>])" + _ATTRS + ">)",
+        r"|(script|style|textarea|xmp)\b[^>]*+(?:>|\Z)(?:[^<]++|<(?!/\1))*+(?:</\1\s*>)?"
+        r"|" + tags + r"(?=[\s/>])" + _ATTRS + r"(?:>|\Z))",
         re.I,
     )
 
@@ -51,26 +56,64 @@ _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)"
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
 _CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
 
-# WHATWG encoding labels whose Python codec differs (browsers decode these as the superset).
-_CHARSET_ALIASES = {
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
-    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
-    "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-9": "cp1254", "tis-620": "cp874",
-    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "ms_kanji": "cp932",
-    "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "big5": "big5hkscs", "utf8": "utf-8",
-    "unicode": "utf-16", "x-user-defined": "cp1252",
+# The WHATWG Encoding Standard's labels (encoding.spec.whatwg.org, "Names and labels") -> the Python
+# codec that decodes that encoding. Only these labels are honoured: a page naming a Python-only codec
+# (utf-7, rot13, hex, base64, zlib, idna, ...) is decoded as if it named none. "replacement" labels
+# (ISO-2022-KR/CN, HZ) decode to one U+FFFD, as the standard says.
+_WHATWG = {
+    "utf-8": "unicode-1-1-utf-8 unicode11utf8 unicode20utf8 utf-8 utf8 x-unicode20utf8",
+    "cp866": "866 cp866 csibm866 ibm866",
+    "iso8859-2": "csisolatin2 iso-8859-2 iso-ir-101 iso8859-2 iso88592 iso_8859-2 iso_8859-2:1987 l2 latin2",
+    "iso8859-3": "csisolatin3 iso-8859-3 iso-ir-109 iso8859-3 iso88593 iso_8859-3 iso_8859-3:1988 l3 latin3",
+    "iso8859-4": "csisolatin4 iso-8859-4 iso-ir-110 iso8859-4 iso88594 iso_8859-4 iso_8859-4:1988 l4 latin4",
+    "iso8859-5": "csisolatincyrillic cyrillic iso-8859-5 iso-ir-144 iso8859-5 iso88595 iso_8859-5 iso_8859-5:1988",
+    "iso8859-6": "arabic asmo-708 csiso88596e csiso88596i csisolatinarabic ecma-114 iso-8859-6 iso-8859-6-e "
+                 "iso-8859-6-i iso-ir-127 iso8859-6 iso88596 iso_8859-6 iso_8859-6:1987",
+    "iso8859-7": "csisolatingreek ecma-118 elot_928 greek greek8 iso-8859-7 iso-ir-126 iso8859-7 iso88597 "
+                 "iso_8859-7 iso_8859-7:1987 sun_eu_greek",
+    "iso8859-8": "csiso88598e csisolatinhebrew hebrew iso-8859-8 iso-8859-8-e iso-ir-138 iso8859-8 iso88598 "
+                 "iso_8859-8 iso_8859-8:1988 visual csiso88598i iso-8859-8-i logical",
+    "iso8859-10": "csisolatin6 iso-8859-10 iso-ir-157 iso8859-10 iso885910 l6 latin6",
+    "iso8859-13": "iso-8859-13 iso8859-13 iso885913",
+    "iso8859-14": "iso-8859-14 iso8859-14 iso885914",
+    "iso8859-15": "csisolatin9 iso-8859-15 iso8859-15 iso885915 iso_8859-15 l9",
+    "iso8859-16": "iso-8859-16",
+    "koi8-r": "cskoi8r koi koi8 koi8-r koi8_r",
+    "koi8-u": "koi8-ru koi8-u",
+    "mac-roman": "csmacintosh mac macintosh x-mac-roman",
+    "cp874": "dos-874 iso-8859-11 iso8859-11 iso885911 tis-620 windows-874",
+    "cp1250": "cp1250 windows-1250 x-cp1250",
+    "cp1251": "cp1251 windows-1251 x-cp1251",
+    "cp1252": "ansi_x3.4-1968 ascii cp1252 cp819 csisolatin1 ibm819 iso-8859-1 iso-ir-100 iso8859-1 iso88591 "
+              "iso_8859-1 iso_8859-1:1987 l1 latin1 us-ascii windows-1252 x-cp1252",
+    "cp1253": "cp1253 windows-1253 x-cp1253",
+    "cp1254": "cp1254 csisolatin5 iso-8859-9 iso-ir-148 iso8859-9 iso88599 iso_8859-9 iso_8859-9:1989 l5 "
+              "latin5 windows-1254 x-cp1254",
+    "cp1255": "cp1255 windows-1255 x-cp1255",
+    "cp1256": "cp1256 windows-1256 x-cp1256",
+    "cp1257": "cp1257 windows-1257 x-cp1257",
+    "cp1258": "cp1258 windows-1258 x-cp1258",
+    "mac-cyrillic": "x-mac-cyrillic x-mac-ukrainian",
+    "gb18030": "chinese csgb2312 csiso58gb231280 gb2312 gb_2312 gb_2312-80 gbk iso-ir-58 x-gbk gb18030",
+    "big5hkscs": "big5 big5-hkscs cn-big5 csbig5 x-x-big5",
+    "euc_jp": "cseucpkdfmtjapanese euc-jp x-euc-jp",
+    "iso2022_jp": "csiso2022jp iso-2022-jp",
+    "cp932": "csshiftjis ms932 ms_kanji shift-jis shift_jis sjis windows-31j x-sjis",
+    "cp949": "cseuckr csksc56011987 euc-kr iso-ir-149 korean ks_c_5601-1987 ks_c_5601-1989 ksc5601 ksc_5601 windows-949",
+    "replacement": "csiso2022kr hz-gb-2312 iso-2022-cn iso-2022-cn-ext iso-2022-kr replacement",
+    "utf-16-be": "unicodefffe utf-16be",
+    "utf-16-le": "csunicode iso-10646-ucs-2 ucs-2 unicode unicodefeff utf-16 utf-16le",
+    "x-user-defined": "x-user-defined",
 }
+WHATWG_LABELS: dict[str, str] = {label: codec for codec, labels in _WHATWG.items() for label in labels.split()}
+_X_USER_DEFINED = {b: 0xF700 + b for b in range(0x80, 0x100)}
 
 
 def _codec(label: str | None) -> str | None:
+    """The Python codec for a WHATWG encoding label (ASCII whitespace trimmed, any case), else None."""
     if not label:
         return None
-    label = label.strip().strip("\"'").lower()
-    label = _CHARSET_ALIASES.get(label, label)
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
+    return WHATWG_LABELS.get(label.strip("\t\n\x0c\r \"'").lower())
 
 
 def charset_of(body: bytes, content_type: str | None) -> tuple[str, str]:
@@ -87,7 +130,9 @@ def charset_of(body: bytes, content_type: str | None) -> tuple[str, str]:
     m = _META_CHARSET.search(body, 0, 4096)
     if m:
         c = _codec(m.group(1).decode("ascii", "replace"))
-        if c and not c.startswith("utf-16"):  # a page that is readable as ASCII is not UTF-16
+        if c and c.startswith("utf-16"):  # a page whose <meta> is readable as ASCII is not UTF-16
+            c = "utf-8"
+        if c:
             return c, "meta"
     try:
         body.decode("utf-8")
@@ -100,6 +145,10 @@ def charset_of(body: bytes, content_type: str | None) -> tuple[str, str]:
 
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     codec, how = charset_of(body, content_type)
+    if codec == "replacement":
+        return "\ufffd", codec
+    if codec == "x-user-defined":
+        return body.decode("latin-1").translate(_X_USER_DEFINED), codec
     if how == "sniffed" and codec == "utf-8":
         try:
             return body.decode("utf-8"), codec  # the sniff already proved it decodes: one pass, not two
@@ -229,23 +278,43 @@ class PageScan:
     license_hrefs: list[tuple[str, bool]] = field(default_factory=list)  # (href, rel=license)
 
 
-def scan_html(text: str, raw: bytes | None = None, codec: str | None = None) -> PageScan:
+class PageOverBudget(Exception):
+    """The page needs more scanning work (tags) or time than the per-page budget allows."""
+
+
+def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, max_tags: int = 1 << 62,
+              deadline: float | None = None) -> PageScan:
     """One pass over the page collecting what extraction needs.
 
     `raw`/`codec`: the bytes `text` was decoded from (optional; only lets the licence pre-check run on bytes).
+    `max_tags`/`deadline` (time.perf_counter value): the page budget; PageOverBudget when exceeded.
     """
     page = PageScan()
     want_a = mentions_cc(text, raw, codec)
     scanner = _SCAN_A if want_a else _SCAN
     imgs = page.imgs
-    for m in scanner.finditer(text):
+    title_open = True  # no unclosed <title> seen yet (one failed search for </title> is enough)
+    open_at = len(text) if text[-1:] != ">" else -1  # only a match ending here can be a tag left open
+    for n, m in enumerate(scanner.finditer(text), 1):
+        if not n & 1023:
+            if n > max_tags:
+                raise PageOverBudget(f"more than {max_tags} tags")
+            if deadline is not None and time.perf_counter() > deadline:
+                raise PageOverBudget(f"scan past the page time budget after {n} tags")
         tag = m.group(2)
         if tag is None:
             continue  # comment or raw-text element
         tag = tag.lower()
+        if m.end() == open_at:
+            break  # a tag still open at the end of the page is no tag (and nothing follows it)
         if tag == "img":
             raw = m.group(3)
             imgs.append(parse_attrs(raw) if _HAS_ALT.search(raw) else None)
+        elif tag == "image":
+            # HTML's <image src> is an <img>; SVG's <image href> (foreign content, not renamed) is not.
+            a = parse_attrs(m.group(3))
+            if "src" in a:
+                imgs.append(a if a.get("alt", "").strip() else None)
         elif tag == "a" or tag == "link":
             raw = m.group(3)
             if want_a and _has_cc(raw):
@@ -271,8 +340,10 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None) -> 
                 lang = a.get("lang") or a.get("xml:lang")
                 if lang:
                     page.html_lang = lang
-        elif tag == "title" and page.title is None:
+        elif tag == "title" and page.title is None and title_open:
             e = _TITLE_END.search(text, m.end())
             if e:
                 page.title = unescape_attr(text[m.end() : e.start()])
+            else:
+                title_open = False
     return page

@@ -7,6 +7,8 @@ bad-record ratio passes config.max_bad_record_ratio.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -16,10 +18,10 @@ import pyarrow as pa
 from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 from . import captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
-from .htmlscan import decode_html, scan_html
-from .httpmsg import HttpError, decode_content, dechunk, split_response
+from .htmlscan import PageOverBudget, decode_html, scan_html
+from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
-from .urls import Resolver, check_url, pick_src
+from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
 from .warc import BadRecord, iter_records
 from .wat import parse_wat_record, warc_location
 
@@ -44,6 +46,22 @@ def _is_html(content_type: str | None, body: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html"))
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _cp1252_byte(m: re.Match) -> str:
+    return bytes([ord(m.group(0)) - 0xDC00]).decode("cp1252")  # strict: 0x81 0x8D 0x8F 0x90 0x9D raise
+
+
+def _is_http_response(warc_content_type: str, uri: str | None, block: bytes) -> bool:
+    """An HTTP response block (application/http, or untyped and starting like one); not dns:/text/dns."""
+    if warc_content_type:
+        return warc_content_type.startswith("application/http")
+    if uri is not None and uri.lstrip("<").lower().startswith(("dns:", "whois:", "ftp:", "filedesc:")):
+        return False
+    return True
+
+
 class _Shard:
     """Accumulates rows (column lists), errors and counters for one shard."""
 
@@ -64,8 +82,11 @@ class _Shard:
     def page(self, *, page_url: str, warc_path: str, offset: int, record_id: str | None, date: str | None,
              imgs: list[tuple[str | None, str | None]], base_href: str | None, title: str | None,
              html_lang: str | None, metas: list[tuple[str, str]], http_headers: dict[str, str],
-             license_hrefs: list[tuple[str, bool]]) -> None:
-        """Apply the caption and URL rules to one page's images and append the kept rows."""
+             license_hrefs: list[tuple[str, bool]], check_placeholders: bool = False) -> None:
+        """Apply the caption and URL rules to one page's images and append the kept rows.
+
+        `check_placeholders`: test each URL for a placeholder name (the WAT path; on the WARC path
+        pick_src already did, and marks a placeholder-only <img> as PlaceholderSrc)."""
         cfg, st = self.cfg, self.stats
         st["imgs_seen"] += len(imgs)
         reasons = optout_reasons(metas, http_headers)
@@ -91,6 +112,9 @@ class _Shard:
                 if len(text) < min_chars:
                     short += 1
                     continue
+                if "\ufffd" in text:
+                    st["dropped_replacement_char"] += 1
+                    continue
                 if not src:
                     st["dropped_no_src"] += 1
                     continue
@@ -104,6 +128,9 @@ class _Shard:
                 url, why = check_url(url, max_host, drop_svg, drop_gif)
                 if why is not None:
                     st["dropped_" + why] += 1
+                    continue
+                if src.__class__ is PlaceholderSrc or (check_placeholders and is_placeholder_image(url)):
+                    st["dropped_placeholder"] += 1
                     continue
                 before_dedup += 1
                 if cut:
@@ -139,46 +166,97 @@ class _Shard:
         if rtype not in ("response", "resource"):
             return
         uri = rec.target_uri
-        if "warc-truncated" in rec.headers:
+        truncated = "warc-truncated" in rec.headers or rec.cut
+        if truncated:
             st["truncated_records"] += 1
         block = rec.block
-        if rtype == "response":
+        cap = self.cfg.max_html_bytes
+        if rec.version.startswith("ARC") and rtype == "response" and not block.startswith(b"HTTP/"):
+            rtype = "resource"  # an ARC record of an http URL stored without its HTTP headers
+            rec.headers["content-type"] = rec.headers.get("arc-content-type", "")
+        wtype = rec.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if rtype == "response" and _is_http_response(wtype, uri, block):
             try:
                 _, headers, body = split_response(block)
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    body = dechunk(body)
-                ctype = headers.get("content-type")
-                if not _is_html(ctype, body):
-                    st["non_html_records"] += 1
-                    return
-                ce = headers.get("content-encoding")
-                if ce:
-                    body = decode_content(body, ce, "warc-truncated" in rec.headers)
             except HttpError as e:
                 self.bad(warc_path, rec.offset, uri, e.reason, str(e))
                 return
+            # "Is this HTML?" from the Content-Type before any decoding: CSS/JS/PDF are never bad records.
+            ctype = headers.get("content-type")
+            if ctype is not None and ctype.strip() and not _is_html(ctype, b""):
+                st["non_html_records"] += 1
+                return
+            try:
+                body, warns = decode_body(body, headers, truncated, cap)
+            except HttpError as e:
+                if ctype is None or not ctype.strip():  # unknown type that does not decode: not a page
+                    st["non_html_records"] += 1
+                    return
+                self.bad(warc_path, rec.offset, uri, e.reason, str(e))
+                return
+            if warns:
+                st["http_framing_warnings"] += len(warns)
+            if not _is_html(ctype, body):
+                st["non_html_records"] += 1
+                return
         else:
+            # A resource, or a non-HTTP response (dns:, whois:, ftp:; Heritrix writes text/dns): the block
+            # is the payload and the WARC Content-Type its type.
+            if rtype == "response":
+                st["non_http_responses"] += 1
             headers, body = {}, block
             ctype = rec.headers.get("content-type")
-            if not _is_html(ctype, body):
+            if not _is_html(ctype, body) or (rtype == "response" and wtype not in _HTML_TYPES):
                 st["non_html_records"] += 1
                 return
         if not uri or "warc-date" not in rec.headers:
             self.bad(warc_path, rec.offset, uri, "bad_warc_header", "HTML record without WARC-Target-URI or WARC-Date")
             return
+        if rec.cut:
+            st["records_cut_at_eof"] += 1
         st["html_pages"] += 1
         st["html_bytes"] += len(body)
-        if len(body) > self.cfg.max_html_bytes:
-            body = body[: self.cfg.max_html_bytes]
-        text, codec = decode_html(body, ctype)
-        scan = scan_html(text, body, codec)
+        if len(body) > cap:
+            body = body[:cap]
         cfg = self.cfg
+        deadline = time.perf_counter() + cfg.max_page_scan_s
+        text, codec = decode_html(body, ctype)
+        try:
+            scan = scan_html(text, body, codec, max_tags=cfg.max_page_tags, deadline=deadline)
+        except PageOverBudget as e:
+            st["pages_over_budget"] += 1
+            self.bad(warc_path, rec.offset, uri, "page_over_budget", f"{len(body)} bytes of HTML: {e}")
+            return
         lazy, srcset, names = cfg.use_lazy_attributes, cfg.use_srcset, cfg.lazy_attributes
         imgs = [(pick_src(a, lazy, srcset, names), a.get("alt")) if a is not None else (None, None) for a in scan.imgs]
+        if codec in ("utf-8", "utf-8-sig") and any(alt is not None and "\ufffd" in alt for _, alt in imgs):
+            try:
+                imgs = self._redecode_cp1252(body, imgs, cfg.max_page_tags, deadline)
+            except PageOverBudget:
+                pass  # keep the U+FFFD captions: they are dropped with their reason
         self.page(page_url=uri, warc_path=warc_path, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
                   license_hrefs=scan.license_hrefs)
+
+    def _redecode_cp1252(self, body: bytes, imgs: list, max_tags: int, deadline: float) -> list:
+        """Captions with U+FFFD on a UTF-8 page: their invalid bytes read as cp1252 (mixed-encoding pages),
+        when every such byte is defined in cp1252; otherwise left as they are (then dropped)."""
+        raw = scan_html(body.decode("utf-8", "surrogateescape"), max_tags=max_tags, deadline=deadline)
+        if len(raw.imgs) != len(imgs):
+            return imgs
+        out = []
+        for (src, alt), a in zip(imgs, raw.imgs):
+            if alt is not None and "\ufffd" in alt and a is not None:
+                try:
+                    fixed = _SURROGATE.sub(_cp1252_byte, a.get("alt", ""))
+                except UnicodeDecodeError:
+                    fixed = alt
+                if "\ufffd" not in fixed:
+                    self.stats["captions_redecoded_cp1252"] += 1
+                alt = fixed
+            out.append((src, alt))
+        return out
 
     def wat_record(self, rec, warc_path: str) -> None:
         st = self.stats
@@ -215,7 +293,7 @@ class _Shard:
             src_path, src_offset = warc_path, rec.offset
         self.page(page_url=page.page_url, warc_path=src_path, offset=src_offset, record_id=page.record_id, date=page.warc_date,
                   imgs=page.imgs, base_href=page.base_href, title=page.title, html_lang=None, metas=page.metas,
-                  http_headers=page.http_headers, license_hrefs=page.license_hrefs)
+                  http_headers=page.http_headers, license_hrefs=page.license_hrefs, check_placeholders=True)
 
     def table(self) -> pa.Table:
         cols, cfg, n = self.cols, self.cfg, len(self.cols["url"])
@@ -279,6 +357,8 @@ def extract_shard(
                 if isinstance(rec, BadRecord):
                     shard.bad(uri, rec.offset, rec.target_uri, rec.reason, rec.detail)
                     continue
+                if rec.framing_warning is not None:
+                    st["warc_framing_warnings"] += 1
                 try:
                     handle(rec, uri)
                 except Exception as e:  # noqa: BLE001 - one page must not end the shard; it is counted

@@ -13,14 +13,61 @@ import re
 from urllib.parse import urljoin, urlsplit
 
 _STRIP = " \t\n\r\f"
+# WHATWG URL parser: leading/trailing C0 controls and spaces are stripped, ASCII tab/newline removed anywhere.
+_C0_SPACE = "".join(map(chr, range(0x21)))
 _TABNL = re.compile(r"[\t\n\r]")
 _NEEDS_QUOTE = re.compile(r"[\x00-\x20\x7f\"<>`]")
-_HOST_OK = re.compile(r"^(?:[^\s/\\?#@:\[\]%]+|\[[0-9A-Fa-f:.]+\])$")
+# Host: no WHATWG forbidden domain code point (C0 controls, space, # / : < > ? @ [ \ ] ^ | % DEL).
+_HOST_OK = re.compile(r"^(?:[^\x00-\x20\x7f/\\?#@:\[\]%<>^|]+|\[[0-9A-Fa-f:.]+\])$")
+# What the blocking `pairs_url_well_formed` check accepts (RE2's \s is [\t\n\f\r ]): every kept URL matches.
+_WELL_FORMED = re.compile(r"https?://[^\t\n\f\r /?#]+(?:[/?#][^\t\n\f\r ]*)?")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".bmp", ".jfif", ".tif", ".tiff", ".heic")
+# Placeholder file names (the stem, any image extension): what lazy loaders put in `src` until scrolled to.
+_PLACEHOLDER_STEM = re.compile(
+    r"(?:img[-_]?|image[-_]?)?(?:lazy(?:[-_]?(?:l|load|loader|loading|img|image|placeholder|bg))?"
+    r"|placeholder(?:[-_]?(?:img|image))?|pixel|blank|spacer|transparent|trans|1x1|1px|empty|loading|loader"
+    r"|ajax[-_]?loader|dummy|clear|grey|gray|no[-_]?image)(?:[-_]?\d+(?:x\d+)?)?"
+)
+
+
+def clean_url_string(url: str) -> str:
+    """WHATWG URL pre-processing: strip C0 controls and spaces at both ends, remove tab and newline."""
+    if "\t" in url or "\n" in url or "\r" in url:
+        url = _TABNL.sub("", url)
+    if url and (url[0] <= " " or url[-1] <= " "):
+        url = url.strip(_C0_SPACE)
+    return url
+
+
+_PLACEHOLDER_NAME = re.compile(
+    "(?:" + _PLACEHOLDER_STEM.pattern + r")(?:\.(?:jpe?g|png|webp|gif|avif|bmp|jfif|tiff?|heic|svg))?(?:[?#].*)?",
+    re.S | re.I,
+)
+_PLACEHOLDER_FIRST = frozenset("ilpbste1adcgnILPBSTEADCGN")  # first letters of every placeholder name
+
+
+def is_placeholder_image(url: str) -> bool:
+    """The URL names a lazy-loading placeholder (blank.gif, lazy-l.png, pixel.png, spacer, 1x1.png, ...).
+
+    Called for most <img>: no copies of the URL, one set test rejects most names before the regex."""
+    q = url.find("?")
+    i = url.rfind("/", 0, q if q >= 0 else len(url)) + 1
+    if url[i : i + 1] not in _PLACEHOLDER_FIRST:
+        return False
+    return _PLACEHOLDER_NAME.fullmatch(url, i) is not None
+
+
+def _looks_like_image_url(v: str) -> bool:
+    if not v or len(v) > 2000 or " " in v or v.startswith(("data:", "javascript:", "{", "[")):
+        return False
+    path = v.split("?", 1)[0].split("#", 1)[0].lower()
+    return path.endswith(_IMAGE_EXT) and not is_placeholder_image(v)
 _SRCSET_ITEM = re.compile(r"\s*([^\s,][^\s]*?)(?:,|\s+([^,]*?)\s*(?:,|$)|$)")
 
 
 def _is_placeholder(src: str) -> bool:
-    return not src or src.startswith(("data:", "about:blank")) or src == "#"
+    return not src or src.startswith(("data:", "about:blank")) or src == "#" or is_placeholder_image(src)
 
 
 def largest_srcset_candidate(srcset: str) -> str | None:
@@ -44,8 +91,16 @@ def largest_srcset_candidate(srcset: str) -> str | None:
     return best
 
 
+class PlaceholderSrc(str):
+    """What pick_src returns when every candidate URL of an <img> is a placeholder (dropped with that reason)."""
+
+
 def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names: tuple[str, ...]) -> str | None:
-    """The raw URL an <img> stands for, or None."""
+    """The raw URL an <img> stands for, or None.
+
+    Order: a named lazy attribute (data-src, ...), `src`, the largest `srcset` candidate, then any other
+    `data-*` attribute whose value is an image URL; each only when it is not empty, data: or a
+    placeholder image. When all are, `src` itself (then dropped with its reason)."""
     if use_lazy and not attrs.keys().isdisjoint(lazy_names):  # one C-level test; most <img> have none
         for name in lazy_names:
             v = attrs.get(name)
@@ -56,13 +111,23 @@ def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names
     src = attrs.get("src")
     if src is not None:
         src = src.strip(_STRIP)
-    if use_srcset and (src is None or _is_placeholder(src)):
+        if src and not _is_placeholder(src):
+            return src
+    if use_srcset:
         for name in ("srcset", "data-srcset") if use_lazy else ("srcset",):
             ss = attrs.get(name)
             if ss:
                 cand = largest_srcset_candidate(ss)
                 if cand and not _is_placeholder(cand):
                     return cand
+    if use_lazy:
+        for name, v in attrs.items():
+            if name.startswith("data-") and name != "data-srcset":
+                v = v.strip(_STRIP)
+                if _looks_like_image_url(v):
+                    return v
+    if src and is_placeholder_image(src):
+        return PlaceholderSrc(src)
     return src or None
 
 
@@ -76,10 +141,10 @@ class Resolver:
     __slots__ = ("base", "origin", "scheme", "dir")
 
     def __init__(self, page_url: str, base_href: str | None):
-        base = page_url
+        base = page_url = clean_url_string(page_url)
         if base_href:
             try:
-                base = urljoin(page_url, _TABNL.sub("", base_href))
+                base = urljoin(page_url, clean_url_string(base_href))
             except ValueError:
                 base = page_url
         self.base = base
@@ -96,9 +161,13 @@ class Resolver:
 
     def __call__(self, src: str) -> str:
         if "\t" in src or "\n" in src or "\r" in src:
-            src = _TABNL.sub("", src)  # browsers drop tabs and newlines inside URLs
-        if not src or src[0] <= " ":
-            return urljoin(self.base, src)  # leading controls/spaces: urljoin's own rules
+            src = _TABNL.sub("", src)  # WHATWG: tab and newline removed anywhere
+        if not src:
+            return urljoin(self.base, src)
+        if src[0] <= " " or src[-1] <= " ":
+            src = src.strip(_C0_SPACE)  # WHATWG: C0 controls and spaces stripped at both ends
+            if not src:
+                return urljoin(self.base, src)
         if src.startswith(("http://", "https://", "data:")):
             return src
         if src.startswith("./") and src[2:3].isascii() and src[2:3].isalnum() and ":" not in src[2:].split("/", 1)[0]:
@@ -143,7 +212,7 @@ def check_url(url: str, max_host_chars: int, drop_svg: bool = True, drop_gif: bo
     """
     m = _FAST_URL.fullmatch(url)
     if m is None:
-        return _check_url_slow(url, max_host_chars, drop_svg, drop_gif)
+        return _check_url_slow(clean_url_string(url), max_host_chars, drop_svg, drop_gif)
     scheme, host, port, tail, frag = m.groups()
     if ".." in host or (port is not None and int(port) > 65535):
         return None, "invalid_url"
@@ -198,11 +267,15 @@ def _check_url_slow(url: str, max_host_chars: int, drop_svg: bool = True, drop_g
     if drop_gif and path.endswith(".gif"):
         return None, "gif"
     if not url.startswith(scheme):
+        if url[: len(scheme)].lower() != scheme:
+            return None, "invalid_url"  # urlsplit read a scheme that is not the URL's prefix
         url = scheme + url[len(scheme) :]
     if _NEEDS_QUOTE.search(url):
         url = _NEEDS_QUOTE.sub(lambda m: "%%%02X" % ord(m.group(0)), url)
     if "#" in url:
         url = url.split("#", 1)[0]  # a fragment never changes the image fetched
+    if _WELL_FORMED.fullmatch(url) is None or _CONTROL.search(url):
+        return None, "invalid_url"  # never a row the blocking URL check would refuse
     return url, None
 
 

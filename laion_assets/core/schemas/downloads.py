@@ -1,9 +1,12 @@
 """Schema of `image_downloads`' status parquet: exactly one row per input pair, so nothing is lost.
 
-Contract relied on downstream: key, url, status, reason, width, height, sha256, tar_path,
-tar_member. `status` is one of DOWNLOAD_STATUSES; `reason` is null for `ok` rows and otherwise a
+Contract relied on downstream: key, url, status, reason, width, height, sha256, pdq, pdq_quality,
+tar_path, tar_member. `status` is one of DOWNLOAD_STATUSES; `reason` is null for `ok` rows and otherwise a
 word from the download module's fixed vocabulary. `tar_path` is relative to the shard's image folder;
-`tar_member` is the member name of the image (`<key>.jpg`).
+`tar_member` is the member name of the image, `<shard>_<key>.jpg`: unique across a crawl, no dots in
+the WebDataset key (`laion_assets.core.download.keys.image_member` maps a row to it).
+`pdq` is the PDQ perceptual hash of the image (64 lowercase hex chars = 256 bits, the reference
+tool's hex order), null when there is no image; `pdq_quality` is PDQ's quality, 0..100.
 """
 
 import pyarrow as pa
@@ -26,6 +29,8 @@ DOWNLOAD_SCHEMA = pa.schema(
         pa.field("resized_height", pa.int32()),
         pa.field("sha256", pa.string()),
         pa.field("md5", pa.string()),
+        pa.field("pdq", pa.string()),
+        pa.field("pdq_quality", pa.int32()),
         pa.field("tar_path", pa.string()),
         pa.field("tar_member", pa.string()),
         pa.field("attempts", pa.int32()),

@@ -46,6 +46,7 @@ def image_downloads(
             previous_status=previous_status,
             previous_dir=previous_dir,
             progress=progress_logger(context, "images fetched"),
+            shard=paths.shard,
         )
         status_path = st.write_parquet(result.status, paths.downloads)
     ok = sum(1 for s in result.status.column("status").to_pylist() if s == "ok")
