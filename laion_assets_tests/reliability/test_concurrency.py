@@ -27,6 +27,7 @@ from laion_assets_tests.reliability.harness import Lab, visible_problems
 
 
 @pytest.mark.crash
+@pytest.mark.timeout(3600)  # a campaign: minutes, not the default 600 s cap
 def test_backfill_with_concurrent_runs_then_release(embedded_env, tmp_path: Path, monkeypatch):
     shards = int(os.environ.get("LAION_BACKFILL_SHARDS", "8"))
     concurrency = int(os.environ.get("LAION_BACKFILL_CONCURRENCY", "3"))

@@ -98,6 +98,7 @@ def test_a_kill_mid_download_loses_nothing(lab):
 
 
 @pytest.mark.crash
+@pytest.mark.timeout(3600)  # a campaign: minutes, not the default 600 s cap
 def test_crash_campaign(lab):
     """LAION_CRASH_KILLS kills over the four shard steps (alternating first materialization and
     replacement), then kills of publish_job; figures to LAION_CRASH_REPORT (json) when set."""
@@ -160,6 +161,7 @@ def _file_digests(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.crash
+@pytest.mark.timeout(3600)  # a campaign: minutes, not the default 600 s cap
 def test_idempotency_same_partition_twice(lab):
     """Fresh twice, then over its own outputs: rows always identical; which files are byte-identical."""
     lab, defs = lab
