@@ -4,7 +4,7 @@
 
 `DAGSTER_HOME` names the instance (shared by every worker of a test) and the LAION_* variables the
 settings, exactly as a run launched by `dagster` would see them. `--light` materializes only
-extraction and download without importing the CLIP stage (a fast run for the image-server test);
+extraction and download only (a fast run for the smoke tests);
 otherwise the whole `shard_job` runs (or `--job` names another job). Exit status 0 = run succeeded.
 """
 
@@ -18,25 +18,18 @@ import dagster as dg
 
 def light_run(partition: str, instance: dg.DagsterInstance, tags: dict[str, str] | None = None) -> bool:
     """Extraction + download of one partition (no CLIP import); also called in-process by tests."""
+    from laion_assets.definitions import build_resources
     from laion_assets.defs.download.assets import image_downloads
     from laion_assets.defs.extract.assets import image_text_pairs
-    from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
     from laion_assets.settings import load_settings
 
-    s = load_settings()
     result = dg.materialize(
         [image_text_pairs, image_downloads],
         partition_key=partition,
         instance=instance,
         raise_on_error=False,
         tags=tags,
-        resources={
-            "storage": StorageResource(root=s.root),
-            "downloader": DownloaderResource(allow_private_hosts=list(s.allow_private_hosts)),
-            "sample_image_server": SampleImageServerResource(
-                enabled=s.sample_server_enabled, root=s.root, port=s.sample_image_port
-            ),
-        },
+        resources=build_resources(load_settings()),  # the code location's own resources
     )
     return result.success
 

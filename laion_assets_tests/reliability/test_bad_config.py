@@ -143,7 +143,7 @@ RESOURCE_CASES = [
      r"downloader\.allow_private_hosts='0\.0\.0\.0/0': networks wider than /8 are refused"),
     (lambda: StorageResource(root="/data/crawl-{a,b}"), r"storage\.root='/data/crawl-\{a,b\}': must not contain"),
     (lambda: CrawlSourceResource(crawl="..", source_dir="/x"), r"crawl_source\.crawl='\.\.': must be"),
-    (lambda: CrawlSourceResource(crawl="C", source_dir="/x", files_per_shard=0), r"files_per_shard=0: must be in"),
+    (lambda: CrawlSourceResource(crawl="C", source_dir="/x", files_per_shard=0), r"files_per_shard=0: must be"),
     (lambda: SampleImageServerResource(port=70000), r"port=70000: must be in \[0, 65535\]"),
     (lambda: ClipModelResource(**TINY, batch_size=0), r"batch_size=0: must be in \[1, "),
     (lambda: DownloaderResource(options={"no_such_option": 1}), r"downloader\.options: .*no_such_option"),
