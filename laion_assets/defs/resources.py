@@ -54,7 +54,7 @@ class StorageResource(dg.ConfigurableResource):
     def _check_root_characters(cls, root: str) -> str:
         from laion_assets.settings import check_storage_root
 
-        return check_storage_root(root, "storage.root") if isinstance(root, str) else root
+        return check_storage_root(root) if isinstance(root, str) else root  # named as users set it
 
     @model_validator(mode="after")
     def _check_root(self):

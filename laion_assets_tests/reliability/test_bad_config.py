@@ -141,7 +141,7 @@ def test_bad_run_config_fails_at_run_start_naming_the_setting(defs_and_instance,
 RESOURCE_CASES = [
     (lambda: DownloaderResource(allow_private_hosts=["0.0.0.0/0"]),
      r"downloader\.allow_private_hosts='0\.0\.0\.0/0': networks wider than /8 are refused"),
-    (lambda: StorageResource(root="/data/crawl-{a,b}"), r"storage\.root='/data/crawl-\{a,b\}': must not contain"),
+    (lambda: StorageResource(root="/data/crawl-{a,b}"), r"LAION_ASSETS_ROOT='/data/crawl-\{a,b\}': must not contain"),
     (lambda: CrawlSourceResource(crawl="..", source_dir="/x"), r"crawl_source\.crawl='\.\.': must be"),
     (lambda: CrawlSourceResource(crawl="C", source_dir="/x", files_per_shard=0), r"files_per_shard=0: must be"),
     (lambda: SampleImageServerResource(port=70000), r"port=70000: must be in \[0, 65535\]"),
