@@ -7,16 +7,19 @@ import os
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from laion_assets.defs.clip.assets import clip_scores, clip_scores_checks
+from laion_assets.defs.automation.alerts import UI_BASE_URL_ENV, WEBHOOK_ENV, AlertWebhookResource, failure_alerts
+from laion_assets.defs.automation.schedules import build_shard_backfill_schedule, publish_automation
+from laion_assets.defs.checks import ui_text
+from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.crawl.sensors import crawl_discovery_sensor
 from laion_assets.defs.dbt.assets import laion_dbt_models
 from laion_assets.defs.dbt.project import dbt_cli
-from laion_assets.defs.download.assets import image_downloads, image_downloads_checks
-from laion_assets.defs.extract.assets import image_text_pairs, image_text_pairs_checks
-from laion_assets.defs.filter.assets import filtered_pairs, filtered_pairs_checks
+from laion_assets.defs.download.assets import image_downloads
+from laion_assets.defs.extract.assets import image_text_pairs
+from laion_assets.defs.filter.assets import filtered_pairs
 from laion_assets.defs.jobs import JOBS
-from laion_assets.defs.release.assets import published_dataset, published_dataset_checks
+from laion_assets.defs.release.assets import published_dataset
 from laion_assets.defs.resources import (
     ClipModelResource,
     CrawlSourceResource,
@@ -63,7 +66,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
             storage=storage,
         ),
         "dbt": dbt_cli(),
+        "alert_webhook": alert_webhook(),
     }
+
+
+def alert_webhook() -> AlertWebhookResource:
+    """The webhook URL stays an `EnvVar` (resolved at run time, shown by name only in the UI)."""
+    return AlertWebhookResource(
+        url=dg.EnvVar(WEBHOOK_ENV) if os.environ.get(WEBHOOK_ENV) else "",
+        ui_base_url=os.environ.get(UI_BASE_URL_ENV) or "http://localhost:3000",
+    )
 
 
 SHARD_AND_PUBLISH_ASSETS = [
@@ -74,13 +86,22 @@ SHARD_AND_PUBLISH_ASSETS = [
     laion_dbt_models,
     published_dataset,
 ]
-SHARD_AND_PUBLISH_CHECKS = [
-    *image_text_pairs_checks,
-    *image_downloads_checks,
-    *clip_scores_checks,
-    *filtered_pairs_checks,
-    *published_dataset_checks,
-]
+
+
+PARTITIONS_HINT = (
+    "\n\nPartitions: one per shard, `<crawl>/<shard>` (e.g. `CC-MAIN-2024-22/00042`). A fresh instance "
+    "has none: materialize `crawl_manifest` (job `crawl_job`) or turn on the crawl discovery sensor, "
+    "and the crawl's shards appear here. A key that is not registered is refused when the run starts."
+)
+
+
+def for_the_ui(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Descriptions render as markdown: tags like `<img alt>` are put in code spans, and every shard
+    asset says where its partitions come from."""
+    description = ui_text(spec.description or "")
+    if isinstance(spec.partitions_def, dg.DynamicPartitionsDefinition) and PARTITIONS_HINT not in description:
+        description += PARTITIONS_HINT
+    return spec.replace_attributes(description=description)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -89,10 +110,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     sample = [sample_crawl] if settings.profile == "embedded" else []
     manifest, manifest_checks = build_crawl_manifest(sample)
     return dg.Definitions(
-        assets=[*sample, manifest, *SHARD_AND_PUBLISH_ASSETS],
-        asset_checks=[*manifest_checks, *SHARD_AND_PUBLISH_CHECKS],
+        assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
+        asset_checks=manifest_checks,
         jobs=JOBS,
-        sensors=[crawl_discovery_sensor],
+        sensors=[crawl_discovery_sensor, failure_alerts, publish_automation],
+        schedules=[build_shard_backfill_schedule()],
+        # Every job here is a chain of a few steps; one process per run (not per step) keeps a
+        # UI-launched or backfilled shard near in-process speed. Shards run in parallel as runs.
+        executor=dg.in_process_executor,
         resources=build_resources(settings),
     )
 

@@ -15,17 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-DAGSTER_YAML = """\
-# Written by laion_assets.demo. Pools without their own limit get this one; the demo sets the
-# `gpu` pool (clip_scores steps) to GPU_SLOTS with `set_concurrency_slots`, like
-# `dagster instance concurrency set gpu 1` would.
-concurrency:
-  pools:
-    default_limit: 4
-telemetry:
-  enabled: false
-"""
-GPU_SLOTS = 1
+# The demo's instance is the shipped one-machine config: queued runs, and the `gpu` pool (clip_scores
+# steps) limited to one step at a time through `concurrency: pools: default_limit`.
+INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
 
 
 def prepare_dagster_home(path: Path) -> Path:
@@ -33,7 +25,7 @@ def prepare_dagster_home(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     cfg = path / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML)
+        cfg.write_text(INSTANCE_CONFIG.read_text())
     return path
 
 
@@ -61,8 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"laion-assets demo: profile={settings.profile} root={root} model={settings.clip_model}")
     defs = build_definitions(settings)
     with dg.DagsterInstance.get() as instance:
-        if instance.event_log_storage.get_concurrency_info("gpu").using_default_limit:
-            instance.event_log_storage.set_concurrency_slots("gpu", GPU_SLOTS)
         bar = tqdm(desc="shards", unit="shard")
 
         def on_shard(key: str, done: int, total: int, counts: dict[str, int]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from laion_assets.core.clip.thresholds import threshold_sql
 from laion_assets.core.quality import SqlCheck, quote_literal, register_parquet_views
 
 FILTERED_COLUMNS = (
@@ -35,7 +36,11 @@ class FilterResult:
 
 
 def _joined_sql(shard: str, config: FilterConfig) -> str:
-    threshold = "s.threshold" if config.min_similarity is None else f"{float(config.min_similarity)!r}"
+    threshold = (
+        threshold_sql("s.model_id", "p.caption_language", "p.caption_language_reliable",
+                      fallback_sql="s.threshold", scored_sql="s.status = 'scored'")
+        if config.min_similarity is None else f"{float(config.min_similarity)!r}"
+    )
     return f"""
     SELECT
         p.key, p.url, p.text, p.page_url, p.crawl, {quote_literal(shard)} AS shard, p.warc_path,

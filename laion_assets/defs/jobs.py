@@ -19,7 +19,9 @@ shard_job = dg.define_asset_job(
     "shard_job",
     selection=dg.AssetSelection.assets(*SHARD_STAGES),
     partitions_def=shard_partitions,
-    description="One shard end to end: extract, download, CLIP-score, filter. Backfills run this.",
+    description="One shard end to end: extract, download, CLIP-score, filter, in one process. Backfills "
+    "and the `shard_backfill` schedule run this. Partitions (`<crawl>/<shard>`) appear once `crawl_job` "
+    "materialized a crawl's manifest or the crawl discovery sensor registered the crawl.",
 )
 
 publish_job = dg.define_asset_job(
@@ -32,7 +34,11 @@ clip_job = dg.define_asset_job(
     "clip_job",
     selection=dg.AssetSelection.assets("clip_scores"),
     partitions_def=shard_partitions,
-    tags={k: v if isinstance(v, str) else json.dumps(v) for k, v in GPU_TAGS.items()},
+    tags={
+        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in GPU_TAGS.items()},
+        # What deploy/*/dagster.yaml's run tag limit counts (runs holding a GPU at once).
+        "laion-assets/gpu": "1",
+    },
     description="Only the GPU stage, for backfills on GPU nodes (run tags request one GPU). "
     "Steps of `clip_scores` share the `gpu` pool: set its limit to the GPUs you have.",
 )

@@ -1,6 +1,10 @@
 """Resources: configuration and long-lived clients the assets share."""
 
 import contextlib
+import difflib
+import importlib.util
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +158,38 @@ class DownloaderResource(dg.ConfigurableResource):
         )
 
 
+def known_clip_models() -> set[str]:
+    """open_clip's model names read from its packaged config files (what `open_clip.list_models()`
+    lists) plus the project's tiny model, without importing open_clip or torch at definitions load."""
+    from laion_assets.models import TINY_MODEL_NAME
+
+    spec = importlib.util.find_spec("open_clip")
+    configs = Path(spec.origin).parent / "model_configs" if spec and spec.origin else None
+    names = {p.stem for p in configs.glob("*.json")} if configs and configs.is_dir() else set()
+    return names | {TINY_MODEL_NAME}
+
+
+def require_clip_model(name: str) -> str:
+    """Fail at definitions load (not after extract and download ran) on a model open_clip lacks."""
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return name
+    known = known_clip_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError("LAION_CLIP_MODEL", name,
+                          f"an open_clip model name ({len(known)} known, e.g. ViT-B-32), "
+                          f"`hf-hub:<repo>` or `local-dir:<path>`{hint}")
+    return name
+
+
+# Loaded scorers by configuration, shared by every ClipModelResource instance of the process: Dagster
+# builds resources per run (and per step under the multiprocess executor), and a model load costs
+# seconds (docs/clip.md "Per-shard setup"); runs that share a process pay it once.
+_SCORERS: dict[str, Any] = {}
+_SCORERS_LOCK = threading.Lock()
+
+
 class ClipModelResource(dg.ConfigurableResource):
     """An open_clip model loaded once per process, shared by every shard the process scores."""
 
@@ -182,20 +218,37 @@ class ClipModelResource(dg.ConfigurableResource):
             **self.options,
         )
 
+    @field_validator("model_name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return require_clip_model(value)
+
+    def _cache_key(self) -> str:
+        return json.dumps([self.model_name, self.pretrained, self.device, self.batch_size, self.options],
+                          sort_keys=True, default=str)
+
     def scorer(self) -> Any:
         if self._scorer is None:
-            from laion_assets.core.clip import ClipScorer
-            from laion_assets.models import register_tiny_model
-
-            register_tiny_model()
-            self._scorer = ClipScorer(self.clip_config())
-            self._scorer.load()
-            if self._scorer.loaded.device.type == "cpu":
-                # Decode workers take their cores; more torch threads than the rest only contend.
-                import torch
-
-                torch.set_num_threads(max(1, available_cpus() - self._scorer.num_workers))
+            with _SCORERS_LOCK:
+                key = self._cache_key()
+                if key not in _SCORERS:
+                    _SCORERS[key] = self._load()
+                self._scorer = _SCORERS[key]
         return self._scorer
+
+    def _load(self) -> Any:
+        from laion_assets.core.clip import ClipScorer
+        from laion_assets.models import register_tiny_model
+
+        register_tiny_model()
+        scorer = ClipScorer(self.clip_config())
+        scorer.load()
+        if scorer.loaded.device.type == "cpu":
+            # Decode workers take their cores; more torch threads than the rest only contend.
+            import torch
+
+            torch.set_num_threads(max(1, available_cpus() - scorer.num_workers))
+        return scorer
 
 
 class SampleImageServerResource(dg.ConfigurableResource):

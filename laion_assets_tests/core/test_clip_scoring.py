@@ -6,6 +6,7 @@ The quality test with the project's trained tiny checkpoint is in test_clip_tiny
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 
 import numpy as np
@@ -17,7 +18,9 @@ from PIL import Image, ImageDraw
 
 from laion_assets.core.clip import ClipConfig, ClipScorer, MemoryBudgetExceeded, embedding_table
 from laion_assets.core.clip.fixtures import Sample, write_shard
+from laion_assets.core.clip.inputs import ShardBatches
 from laion_assets.core.clip.safety import SafetyPrompts
+from laion_assets.core.clip.thresholds import ModelThresholds
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
 SMALL = "clip-test-small"
@@ -64,8 +67,14 @@ def shard(tmp_path_factory):
     return root / "images", downloads, pairs
 
 
+# random weights have no calibrated threshold: the tests give the model its own (multilingual) row
+SMALL_ID = f"{SMALL}@random"
+SMALL_ROW = ModelThresholds(SMALL_ID, 0.3, "test", multilingual=True, by_group={"en": 0.28, "other": 0.25})
+
+
 def _scorer(**kw) -> ClipScorer:
     kw.setdefault("num_workers", 0)
+    kw.setdefault("extra_thresholds", {SMALL_ID: SMALL_ROW})
     return ClipScorer(ClipConfig(model_name=SMALL, pretrained=None, device="cpu", **kw)).load()
 
 
@@ -85,6 +94,9 @@ def test_one_row_per_ok_download_with_reasons_and_aligned_embeddings(shard, tmp_
     assert res.stats["scored"] == N_GOOD and res.stats["not_scored"] == 3
     assert res.stats["not_scored_undecodable_image"] == 1
     assert seen[-1] == (len(ok_keys), len(ok_keys)) and len(seen) == 4
+    st = res.stats
+    assert st["main_thread_cpu_s"] >= st["device_work_cpu_s"] > 0 and st["main_thread_overhead_us_per_image"] >= 0
+    assert 0 < st["text_tokens_kept_ratio"] < 0.5  # ~8 tokens of a 32-token context
 
     img = np.load(tmp_path / "img_emb.npy")
     txt = np.load(tmp_path / "text_emb.npy")
@@ -103,17 +115,36 @@ def test_one_row_per_ok_download_with_reasons_and_aligned_embeddings(shard, tmp_
     assert np.allclose(norms["text_norm"].to_numpy(), 1, atol=2e-3)
 
 
-def test_threshold_by_language_and_row_metadata(shard, tmp_path):
+def test_threshold_by_model_language_and_reliability(shard, tmp_path):
     images_dir, downloads, pairs = shard
-    s = _scorer(batch_size=16, thresholds={"en": 0.28, "de": 0.3}, default_threshold=0.25)
+    # reliable labels for every other row: unreliable ones get the strict value whatever the label
+    reliable = [i % 2 == 0 for i in range(pairs.num_rows)]
+    pairs = pairs.set_column(pairs.schema.get_field_index("caption_language_reliable"),
+                             "caption_language_reliable", pa.array(reliable, pa.bool_()))
+    s = _scorer(batch_size=16)
     t = s.score_shard(images_dir, downloads, pairs, tmp_path).table.to_pylist()
-    expect = {"en": 0.28, "en-US": 0.28, "de": 0.3, "fr": 0.25, None: 0.25}
+    rel = dict(zip(pairs["key"].to_pylist(), reliable))
+    expect = {"en": 0.28, "en-US": 0.28, "de": 0.25, "fr": 0.25, None: 0.3}
+    checked = 0
     for r in t:
         if r["key"].isdigit():
-            assert r["threshold"] == pytest.approx(expect[r["language"]])
-        assert r["model_id"] == f"{SMALL}@random" and r["weights_id"] == "random-init:seed=0"
-    assert ClipConfig().threshold_for("en") == 0.28 and ClipConfig().threshold_for("ja") == 0.26
-    assert ClipConfig().threshold_for(None) == 0.26
+            want = expect[r["language"]] if rel[r["key"]] else 0.3
+            assert r["threshold"] == pytest.approx(want), r
+            checked += 1
+        assert r["model_id"] == SMALL_ID and r["weights_id"] == "random-init:seed=0"
+    assert checked == N_GOOD
+    meta = s.metadata()
+    assert meta["threshold"] == 0.3 and meta["threshold_source"] == "test" and meta["weights_id"]
+
+
+def test_unknown_model_fails_at_load_naming_the_calibration_command(tmp_path):
+    ckpt = tmp_path / "uncalibrated.pt"
+    torch.save(open_clip.create_model(SMALL, pretrained=None).state_dict(), ckpt)
+    with pytest.raises(ValueError, match="model_id='clip-test-small@uncalibrated.pt'.*calibrate"):
+        ClipScorer(ClipConfig(model_name=SMALL, pretrained=str(ckpt), device="cpu", num_workers=0)).load()
+    # random weights (benches) get a placeholder row, flagged as not calibrated
+    s = ClipScorer(ClipConfig(model_name=SMALL, pretrained=None, device="cpu", num_workers=0)).load()
+    assert s.metadata()["threshold_calibrated"] is False
 
 
 def test_same_scores_across_batch_sizes_and_workers(shard, tmp_path):
@@ -155,7 +186,8 @@ def test_local_checkpoint_is_hashed_and_load_is_idempotent(tmp_path):
     model = open_clip.create_model(SMALL, pretrained=None)
     ckpt = tmp_path / "small.pt"
     torch.save(model.state_dict(), ckpt)
-    s = ClipScorer(ClipConfig(model_name=SMALL, pretrained=str(ckpt), device="cpu", num_workers=0))
+    s = ClipScorer(ClipConfig(model_name=SMALL, pretrained=str(ckpt), device="cpu", num_workers=0,
+                              extra_thresholds={f"{SMALL}@small.pt": SMALL_ROW}))
     assert s.load() is s.load()
     first = s.loaded
     s.load()
@@ -188,6 +220,19 @@ def test_safety_columns_on_real_scores(shard, tmp_path):
             assert r["nsfw"] is None and r["punsafe"] is None and r["similarity"] is None
 
 
+@pytest.mark.parametrize("decode_on_worker", [True, False])
+def test_a_batch_crosses_processes_as_a_few_tensors_whatever_its_size(shard, decode_on_worker):
+    """Each shared tensor costs a descriptor / handover: a batch must not be one tensor per image."""
+    images_dir, downloads, pairs = shard
+    s = _scorer(batch_size=64)
+    items = s._items(images_dir, downloads, pairs)
+    ds = ShardBatches([items], s.loaded.preprocess_cfg, s.loaded.tokenizer, decode_on_worker)
+    batch = ds[0]
+    tensors = [v for v in batch.values() if isinstance(v, torch.Tensor)]
+    assert len(tensors) <= 5 and len(batch["pos"]) >= N_GOOD
+    assert not any(isinstance(v, list) and v and isinstance(v[0], torch.Tensor) for v in batch.values())
+
+
 def test_device_decode_path_matches_worker_decode(shard, tmp_path):
     """decode='device' is the CUDA path (raw bytes -> batched decode_jpeg -> resize on the device);
     on CPU it runs the same code, and must give the worker path's scores and reasons."""
@@ -198,3 +243,29 @@ def test_device_decode_path_matches_worker_decode(shard, tmp_path):
     assert d.table["reason"].to_pylist() == w.table["reason"].to_pylist()
     np.testing.assert_allclose(d.table["similarity"].to_numpy(zero_copy_only=False),
                                w.table["similarity"].to_numpy(zero_copy_only=False), atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("worker_timeout_s", 0, "worker_timeout_s=0: must be in (0.0, 86400.0]"),
+    ("batch_size", 0, "batch_size=0: must be in [1, 1048576]"),
+    ("decode", "gpu", "decode='gpu': must be one of 'auto', 'workers', 'device'"),
+    ("num_workers", -1, "num_workers=-1: must be in [0, 256]"),
+])
+def test_bad_settings_fail_naming_the_setting(field, value, message):
+    with pytest.raises(ValueError) as e:
+        ClipConfig(**{field: value})
+    assert str(e.value) == message
+
+
+def test_unreadable_tar_gives_its_rows_a_reason_and_the_rest_are_scored(shard, tmp_path):
+    images_dir, downloads, pairs = shard
+    broken = tmp_path / "images"
+    shutil.copytree(images_dir, broken)
+    (broken / "00001.tar").write_bytes(b"this is not a tar archive" * 100)
+    for workers in (0, 1):
+        t = _scorer(batch_size=8, num_workers=workers).score_shard(broken, downloads, pairs, tmp_path / f"o{workers}")
+        rows = {r["key"]: r for r in t.table.to_pylist()}
+        in_broken = {k for k, tar in zip(downloads["key"].to_pylist(), downloads["tar_path"].to_pylist())
+                     if tar == "00001.tar"}
+        assert in_broken and all(rows[k]["reason"] in ("missing_tar", "missing_caption") for k in in_broken)
+        assert t.stats["scored"] == N_GOOD - len([k for k in in_broken if k.isdigit()])

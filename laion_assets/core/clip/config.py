@@ -1,20 +1,17 @@
-"""Configuration of CLIP scoring: model, device, batching, input pipeline, thresholds, safety prompts.
+"""Configuration of CLIP scoring: model, device, batching, input pipeline, safety prompts.
 
 Everything that changes a number in the output lives here, so the Dagster shell can record it in
-materialization metadata. Defaults are the production ones (ViT-B-32, LAION-2B weights, LAION's
-0.28 / 0.26 similarity thresholds).
+materialization metadata. Defaults are the production ones (ViT-B-32, LAION-2B weights). Similarity
+thresholds belong to the model and live in `thresholds.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
-# LAION-5B kept a pair when cosine(image, text) >= 0.28 for English captions (ViT-B/32) and
-# >= 0.26 for the multilingual / unknown-language subset.
-DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"en": 0.28})
-DEFAULT_THRESHOLD = 0.26
+from laion_assets.core.clip.thresholds import ModelThresholds
+from laion_assets.core.validation import require_choice, require_int_range, require_range
 
 # Crawl-time safety heuristic in the spirit of LAION's: the image embedding is compared with prompts
 # for a few unsafe categories and many ordinary ones. Generic category words only; this is a coarse
@@ -69,6 +66,7 @@ class ClipConfig:
     decode: "auto" = on the device (nvJPEG) when it is CUDA, else in the workers (libjpeg-turbo);
       "workers" forces worker decode; "device" decodes batches in the main process on the model's
       device (nvJPEG on CUDA; on CPU it runs the same code path, which is how tests exercise it).
+    extra_thresholds / trim_text_padding / worker_timeout_s: see the comments at the fields.
     """
 
     model_name: str = "ViT-B-32"
@@ -80,8 +78,13 @@ class ClipConfig:
     num_workers: int | None = None
     prefetch_factor: int = 4
     decode: str = "auto"
-    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    default_threshold: float = DEFAULT_THRESHOLD
+    # rows for models not (yet) in thresholds.THRESHOLDS: a freshly calibrated model, test configs
+    extra_thresholds: Mapping[str, ModelThresholds] = field(default_factory=dict)
+    # text tower input: pad captions to the batch's longest instead of the context length (exact for
+    # causal-masked towers that pool at the EOT token; see text.trim_tokens)
+    trim_text_padding: bool = True
+    # a DataLoader batch not delivered within this many seconds fails the shard (worker hang/death)
+    worker_timeout_s: float = 120.0
     nsfw_unsafe_prompts: tuple[str, ...] = NSFW_UNSAFE_PROMPTS
     nsfw_safe_prompts: tuple[str, ...] = NSFW_SAFE_PROMPTS
     # LAION's rule: look at the k prompts most similar to the image; all unsafe -> NSFW,
@@ -93,24 +96,23 @@ class ClipConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if self.decode not in ("auto", "workers", "device"):
-            raise ValueError(f"decode must be auto, workers or device, not {self.decode!r}")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
-        if self.nsfw_top_k < 1:
-            raise ValueError("nsfw_top_k must be >= 1")
+        if self.batch_size is not None:
+            require_int_range("batch_size", self.batch_size, 1, 1 << 20)
+        if self.num_workers is not None:
+            require_int_range("num_workers", self.num_workers, 0, 256)
+        require_int_range("prefetch_factor", self.prefetch_factor, 1, 64)
+        if self.max_batch_bytes is not None:
+            require_int_range("max_batch_bytes", self.max_batch_bytes, 1)
+        require_choice("decode", self.decode, ("auto", "workers", "device"))
+        require_choice("precision", self.precision, ("auto", "fp32", "fp16", "bf16"))
+        require_int_range("nsfw_top_k", self.nsfw_top_k, 1, len(self.nsfw_unsafe_prompts) + len(self.nsfw_safe_prompts))
+        require_range("worker_timeout_s", self.worker_timeout_s, 0.0, 86400.0, lo_open=True)
+        if self.punsafe_temperature is not None:
+            require_range("punsafe_temperature", self.punsafe_temperature, 0.0, None, lo_open=True)
         if not self.nsfw_unsafe_prompts or not self.nsfw_safe_prompts:
             raise ValueError("both NSFW prompt lists must be non-empty")
 
-    def threshold_for(self, language: str | None) -> float:
-        """Threshold for a caption language: exact code, then its base ('en-US' -> 'en'), then default."""
-        if language:
-            lang = language.strip().lower().replace("_", "-")
-            if lang in self.thresholds:
-                return float(self.thresholds[lang])
-            base = lang.split("-", 1)[0]
-            if base in self.thresholds:
-                return float(self.thresholds[base])
-        return float(self.default_threshold)
+    def threshold_table(self) -> Mapping[str, ModelThresholds]:
+        from laion_assets.core.clip.thresholds import THRESHOLDS
+
+        return {**THRESHOLDS, **self.extra_thresholds}

@@ -23,15 +23,22 @@ import torch.nn.functional as F
 
 from laion_assets.core.clip.config import NOT_SCORED, SCORED, ClipConfig
 from laion_assets.core.clip.inputs import (
+    InputPipelineError,
     Item,
+    Normalizer,
     ShardBatches,
     decode_batch_on_device,
-    index_tar,
     make_loader,
-    normalize,
 )
 from laion_assets.core.clip.model import LoadedModel, SplittingRunner, default_batch_size, load_model
 from laion_assets.core.clip.safety import SafetyPrompts
+from laion_assets.core.clip.text import encode_text, trim_tokens
+from laion_assets.core.clip.thresholds import (
+    ModelThresholds,
+    random_init_thresholds,
+    threshold_for,
+    thresholds_of,
+)
 from laion_assets.core.cpus import available_cpus
 from laion_assets.core.download.keys import image_member
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
@@ -63,6 +70,8 @@ class ClipScorer:
         self.batch_size: int | None = None
         self.num_workers: int | None = None
         self.decode_on_device = False
+        self.thresholds: ModelThresholds | None = None
+        self._normalizer: Normalizer | None = None
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> ClipScorer:
@@ -70,6 +79,12 @@ class ClipScorer:
             return self
         cfg = self.config
         lm = load_model(cfg)
+        # an unknown model fails here, at the start of the step, not after the shard was scored
+        table = cfg.threshold_table()
+        if lm.weights_id.startswith("random-init") and lm.model_id not in table:
+            self.thresholds = random_init_thresholds(lm.model_id)  # benches: scores mean nothing anyway
+        else:
+            self.thresholds = thresholds_of(lm.model_id, table)
         self.batch_size = cfg.batch_size or default_batch_size(lm.device)
         self.num_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
         self.decode_on_device = cfg.decode == "device" or (cfg.decode == "auto" and lm.device.type == "cuda")
@@ -84,6 +99,7 @@ class ClipScorer:
             top_k=cfg.nsfw_top_k,
             temperature=cfg.punsafe_temperature or lm.logit_scale,
         )
+        self._normalizer = Normalizer(lm.preprocess_cfg, lm.device, next(lm.model.parameters()).dtype)
         self.loaded = lm
         return self
 
@@ -111,8 +127,12 @@ class ClipScorer:
             "device": str(lm.device),
             "dtype": lm.dtype_name,
             "batch_size": self.batch_size,
-            "thresholds": dict(self.config.thresholds),
-            "default_threshold": self.config.default_threshold,
+            "threshold": self.thresholds.strict,
+            "thresholds_by_language_group": ",".join(f"{k}={v}" for k, v in sorted(self.thresholds.by_group.items()))
+            or "none (one threshold for every language)",
+            "threshold_source": self.thresholds.source,
+            "threshold_calibrated": self.thresholds.calibrated,
+            "trim_text_padding": self.config.trim_text_padding,
             "nsfw_top_k": self.config.nsfw_top_k,
         }
 
@@ -121,7 +141,7 @@ class ClipScorer:
         lm = self._lm
         with torch.inference_mode(), lm.autocast():
             img = lm.model.encode_image(images)
-            txt = lm.model.encode_text(tokens)
+            txt = encode_text(lm.model, tokens) if self.config.trim_text_padding else lm.model.encode_text(tokens)
         return F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
 
     def _to_host(self, tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], Any]:
@@ -143,12 +163,11 @@ class ClipScorer:
         tars = ok["tar_path"].to_pylist() if "tar_path" in ok.column_names else [None] * len(keys)
         members = ok["tar_member"].to_pylist() if "tar_member" in ok.column_names else [None] * len(keys)
         texts = dict(zip(pairs["key"].to_pylist(), pairs["text"].to_pylist()))
-        indexes: dict[str, dict[str, tuple[int, int]] | None] = {}
+        tar_exists: dict[str, bool] = {}
         items: list[Item] = []
         for pos, (key, tar, member) in enumerate(zip(keys, tars, members)):
             text = texts.get(key)
             reason = None
-            offset = size = 0
             tar_abs = None
             if text is None:
                 reason = "missing_caption"
@@ -158,17 +177,12 @@ class ClipScorer:
                 reason = "missing_tar"
             else:
                 tar_abs = str(Path(images_dir) / tar)
-                if tar_abs not in indexes:
-                    indexes[tar_abs] = index_tar(Path(tar_abs)) if Path(tar_abs).is_file() else None
-                index = indexes[tar_abs]
-                loc = None if index is None else index.get(image_member(key, member))
-                if index is None:
+                if tar_abs not in tar_exists:
+                    tar_exists[tar_abs] = os.path.isfile(tar_abs)
+                if not tar_exists[tar_abs]:
                     reason = "missing_tar"
-                elif loc is None:
-                    reason = "missing_member"
-                else:
-                    offset, size = loc
-            items.append(Item(pos, key, tar_abs, offset, size, text, reason))
+            # members are located (tar index) where they are read, in the workers
+            items.append(Item(pos, key, tar_abs, image_member(key, member), text, reason))
         return items
 
     def score_shard(
@@ -188,9 +202,11 @@ class ClipScorer:
         batches = [items[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         dataset = ShardBatches(batches, lm.preprocess_cfg, lm.tokenizer, decode_on_worker=not self.decode_on_device)
         workers = min(self.num_workers, len(batches))
-        loader = make_loader(dataset, workers, cfg.prefetch_factor, pin_memory=lm.device.type == "cuda")
+        loader = make_loader(dataset, workers, cfg.prefetch_factor, pin_memory=lm.device.type == "cuda",
+                             timeout_s=cfg.worker_timeout_s)
         runner = SplittingRunner(self._forward, cfg.max_batch_bytes, lm.device)
-        model_dtype = next(lm.model.parameters()).dtype
+        normalizer = self._normalizer
+        batches_iter = iter(loader)  # forks the workers: per-shard setup, not per-image cost
         t_loop = time.perf_counter()
 
         similarity = np.full(n, np.nan, dtype=np.float32)
@@ -201,6 +217,7 @@ class ClipScorer:
         img_parts: list[np.ndarray] = []
         txt_parts: list[np.ndarray] = []
         n_scored = done = 0
+        text_tokens = text_tokens_full = 0
 
         def finish(pending: tuple[np.ndarray, list[torch.Tensor], Any]) -> None:
             nonlocal n_scored
@@ -217,39 +234,82 @@ class ClipScorer:
             txt_parts.append(txt16.numpy())
 
         pending = None
-        wait_s = 0.0
+        wait_s = device_cpu_s = decode_cpu_s = 0.0
+        # CPU time of the main thread itself. On a GPU it only launches work, so its cost per image
+        # is the ceiling of the whole stage; on CPU the device work (normalize, forward, similarity,
+        # safety) and device-path decode run in this thread too and are timed apart, so the rest, the
+        # orchestration a GPU run pays as well, stays visible.
+        cpu0 = time.thread_time()
         t_wait = time.perf_counter()
-        for batch in loader:
-            wait_s += time.perf_counter() - t_wait
-            for p, r in batch["failed"]:
-                reasons[p] = r
-            pos, tokens = batch["pos"], batch["tokens"]
-            if self.decode_on_device:
-                images, bad = decode_batch_on_device(batch["raw"], lm.preprocess_cfg, lm.device)
-                if bad:
-                    keep = torch.ones(len(pos), dtype=torch.bool)
-                    keep[bad] = False
-                    for b in bad:
-                        reasons[int(pos[b])] = "undecodable_image"
-                    pos, tokens = pos[keep], tokens[keep]
-            else:
-                images = batch["images"].to(lm.device, non_blocking=True)
-            done += len(pos) + len(batch["failed"])
-            if len(pos):
-                x = normalize(images, lm.preprocess_cfg, model_dtype)
-                img, txt = runner(x, tokens.to(lm.device, non_blocking=True))
-                sim = (img * txt).sum(dim=-1).clamp_(-1.0, 1.0)
-                ps, n_bad = self.safety.scores(img)
-                outs = [sim, ps, n_bad, img.to(torch.float16), txt.to(torch.float16)]
-                launched = (pos.numpy(), *self._to_host(outs))
-                if pending is not None:
-                    finish(pending)
-                pending = launched
-            if progress is not None:
-                progress(done, n)
-            t_wait = time.perf_counter()
-        if pending is not None:
-            finish(pending)
+        try:
+            while True:
+                try:
+                    batch = next(batches_iter)
+                except StopIteration:
+                    break
+                except Exception as e:  # worker died, hung past the timeout, or raised
+                    raise InputPipelineError(
+                        f"CLIP input pipeline failed after {done} of {n} rows ({workers} workers, "
+                        f"worker_timeout_s={cfg.worker_timeout_s}): {type(e).__name__}: {e}"
+                    ) from e
+                wait_s += time.perf_counter() - t_wait
+                for p, r in batch["failed"]:
+                    reasons[p] = r
+                pos, tokens = batch["pos"], batch["tokens"]
+                if self.decode_on_device:
+                    d0 = time.thread_time()
+                    images, bad = decode_batch_on_device(batch["raw"], batch["raw_sizes"], batch["raw_is_jpeg"],
+                                                         lm.preprocess_cfg, lm.device)
+                    if bad:
+                        keep = torch.ones(len(pos), dtype=torch.bool)
+                        keep[bad] = False
+                        for b in bad:
+                            reasons[int(pos[b])] = "undecodable_image"
+                        pos, tokens = pos[keep], tokens[keep]
+                    decode_cpu_s += time.thread_time() - d0
+                else:
+                    images = batch["images"].to(lm.device, non_blocking=True)
+                done += len(pos) + len(batch["failed"])
+                if len(pos):
+                    text_tokens_full += tokens.numel()
+                    if cfg.trim_text_padding:
+                        tokens = trim_tokens(lm.model, tokens)
+                    text_tokens += tokens.numel()
+                    f0 = time.thread_time()
+                    x = normalizer(images)
+                    img, txt = runner(x, tokens.to(lm.device, non_blocking=True))
+                    sim = (img * txt).sum(dim=-1).clamp_(-1.0, 1.0)
+                    ps, n_bad = self.safety.scores(img)
+                    outs = [sim, ps, n_bad, img.to(torch.float16), txt.to(torch.float16)]
+                    device_cpu_s += time.thread_time() - f0
+                    launched = (pos.numpy(), *self._to_host(outs))
+                    if pending is not None:
+                        finish(pending)
+                    pending = launched
+                if progress is not None:
+                    progress(done, n)
+                t_wait = time.perf_counter()
+            if pending is not None:
+                finish(pending)
+        except RuntimeError as e:
+            # torch's SIGCHLD handler raises wherever the main thread is when a worker dies
+            if isinstance(e, InputPipelineError) or "DataLoader worker" not in str(e):
+                raise
+            raise InputPipelineError(
+                f"CLIP input pipeline failed after {done} of {n} rows ({workers} workers): {e}"
+            ) from e
+        finally:
+            shutdown = getattr(batches_iter, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()  # a failed shard must not leave worker processes behind
+            # a stopped worker ignores the SIGTERM of shutdown and would block interpreter exit
+            # (multiprocessing joins its children): SIGKILL what is left, now that torch no longer
+            # watches those pids
+            for w in getattr(batches_iter, "_workers", []):
+                if w.is_alive():
+                    w.kill()
+                    w.join(timeout=5)
+        main_cpu_s = time.thread_time() - cpu0
         elapsed = time.perf_counter() - t0
 
         out_dir = Path(out_dir)
@@ -260,18 +320,23 @@ class ClipScorer:
         np.save(out_dir / IMG_EMB_FILE, img_all)
         np.save(out_dir / TEXT_EMB_FILE, txt_all)
 
-        langs = dict(zip(pairs["key"].to_pylist(), pairs["caption_language"].to_pylist())) \
+        pair_keys = pairs["key"].to_pylist()
+        langs = dict(zip(pair_keys, pairs["caption_language"].to_pylist())) \
             if "caption_language" in pairs.column_names else {}
+        reliable = dict(zip(pair_keys, pairs["caption_language_reliable"].to_pylist())) \
+            if "caption_language_reliable" in pairs.column_names else {}
         scored = emb_row >= 0
         keys = [it.key for it in items]
         lang_col = [langs.get(k) for k in keys]
+        table_rows = {lm.model_id: self.thresholds}
+        thresholds = [threshold_for(lm.model_id, lang, reliable.get(k), table_rows) for k, lang in zip(keys, lang_col)]
         table = pa.table(
             {
                 "key": pa.array(keys, pa.string()),
                 "status": pa.array([SCORED if s else NOT_SCORED for s in scored], pa.string()),
                 "reason": pa.array([None if s else (r or "not_scored") for s, r in zip(scored, reasons)], pa.string()),
                 "similarity": pa.array(similarity, pa.float32(), mask=~scored),
-                "threshold": pa.array([cfg.threshold_for(lang) for lang in lang_col], pa.float32()),
+                "threshold": pa.array(thresholds, pa.float32()),
                 "language": pa.array(lang_col, pa.string()),
                 "model_id": pa.array([lm.model_id] * n, pa.string()),
                 "weights_id": pa.array([lm.weights_id] * n, pa.string()),
@@ -297,13 +362,19 @@ class ClipScorer:
             # time the main loop sat waiting for the input pipeline: ~elapsed means input-bound
             "input_wait_s": round(wait_s, 3),
             "setup_s": round(t_loop - t0, 3),
+            "main_thread_cpu_s": round(main_cpu_s, 4),
+            "device_work_cpu_s": round(device_cpu_s, 4),
+            "device_decode_cpu_s": round(decode_cpu_s, 4),
+            # main-thread CPU per image outside device work and device decode (see above)
+            "main_thread_overhead_us_per_image":
+                round(1e6 * (main_cpu_s - device_cpu_s - decode_cpu_s) / max(1, n_scored), 2),
+            "text_tokens_kept_ratio": round(text_tokens / text_tokens_full, 4) if text_tokens_full else 1.0,
             "oom_splits": runner.oom_splits,
             "effective_batch_size": runner.chunk or self.batch_size,
             "num_workers": workers,
             "decode": f"device:{lm.device.type}" if self.decode_on_device else "workers",
             **self.metadata(),
         }
-        stats["thresholds"] = ",".join(f"{k}={v}" for k, v in sorted(cfg.thresholds.items()))
         return ScoreResult(table, stats, out_dir / IMG_EMB_FILE, out_dir / TEXT_EMB_FILE)
 
 

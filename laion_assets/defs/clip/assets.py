@@ -4,11 +4,10 @@ import json
 
 import dagster as dg
 
-from laion_assets.core.clip import embedding_table
 from laion_assets.core.clip.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
-from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, require_registered_partition, similarity_histogram, stats_metadata, table_metadata
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
@@ -26,7 +25,23 @@ GPU_TAGS = {
 }
 
 
+def _views(st, pk):
+    from laion_assets.core.clip import embedding_table  # torch: only in the step that checks
+
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "downloads": st.read_parquet(p.downloads),
+        "scores": st.read_parquet(p.scores),
+        "embeddings": embedding_table(st.local_dir(p.embeddings_dir)),
+    }
+
+
+clip_scores_checks = stage_checks("clip_scores", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=clip_scores_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[image_downloads, image_text_pairs],
     partitions_def=shard_partitions,
     pool="gpu",
@@ -39,6 +54,7 @@ GPU_TAGS = {
 def clip_scores(
     context: dg.AssetExecutionContext, storage: StorageResource, clip_model: ClipModelResource
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     scorer = clip_model.scorer()
@@ -54,21 +70,11 @@ def clip_scores(
         out = st.write_parquet(result.table, paths.scores)
     context.log.info(f"{context.partition_key}: scored {result.table.num_rows} pairs")
     return dg.MaterializeResult(
+        check_results=clip_scores_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.table.num_rows,
             "path": dg.MetadataValue.path(out),
-            **stats_metadata(result.stats),
+            **stats_metadata(result.stats), **table_metadata(result.table, out),
+            "similarity_histogram": similarity_histogram(result.table.column("similarity").to_pylist()), "model_id": scorer.model_id,
         }
     )
-
-
-def _views(st, pk):
-    p = ShardPaths.from_partition_key(pk)
-    return {
-        "downloads": st.read_parquet(p.downloads),
-        "scores": st.read_parquet(p.scores),
-        "embeddings": embedding_table(st.local_dir(p.embeddings_dir)),
-    }
-
-
-clip_scores_checks = build_sql_checks(clip_scores, CHECKS, _views, partitions_def=shard_partitions)

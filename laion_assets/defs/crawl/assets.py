@@ -17,7 +17,8 @@ from laion_assets.core.crawl import (
 )
 from laion_assets.core.storage import Storage
 from laion_assets.core.validation import require_int_range
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 from laion_assets.defs.config_checks import ranged
@@ -70,12 +71,20 @@ class CrawlManifestConfig(dg.Config):
     _check_files_per_shard = ranged("files_per_shard", 1, 100_000, integer=True)
 
 
+crawl_manifest_checks = stage_checks(
+    "crawl_manifest",
+    CHECKS,
+    lambda st, pk: {"manifest": _concat([st.read_parquet(p) for p in st.list("manifests", ".parquet")])},
+)
+
+
 def build_crawl_manifest(
     upstream: list[dg.AssetsDefinition],
 ) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
     """The manifest asset; in the embedded default it lists the sample crawl, so it follows it."""
 
     @dg.asset(
+        check_specs=crawl_manifest_checks.specs,
         deps=upstream,
         group_name="crawl",
         kinds={"python", "parquet"},
@@ -106,7 +115,8 @@ def build_crawl_manifest(
         if max_files > 0:
             files = files[:max_files]
         shards = make_shards(crawl, files, files_per_shard)
-        path = st.write_parquet(manifest_table(shards), manifest_path(crawl))
+        manifest = manifest_table(shards)
+        path = st.write_parquet(manifest, manifest_path(crawl))
         keys = [s.partition_key for s in shards]
         known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
         new = [k for k in keys if k not in known]
@@ -114,6 +124,7 @@ def build_crawl_manifest(
             context.instance.add_dynamic_partitions(shard_partitions.name, new)
         context.log.info(f"{crawl}: {len(files)} WARC files in {len(shards)} shards ({len(new)} new)")
         return dg.MaterializeResult(
+            check_results=crawl_manifest_checks.evaluate(st),
             metadata={
                 "crawl": crawl,
                 "source": source_dir,
@@ -121,13 +132,8 @@ def build_crawl_manifest(
                 "shards": len(shards),
                 "new_partitions": len(new),
                 "partition_keys": dg.MetadataValue.json(keys[:50]),
-                "path": dg.MetadataValue.path(path),
+                "path": dg.MetadataValue.path(path), **table_metadata(manifest, path),
             }
         )
 
-    checks = build_sql_checks(
-        crawl_manifest,
-        CHECKS,
-        lambda st, pk: {"manifest": _concat([st.read_parquet(p) for p in st.list("manifests", ".parquet")])},
-    )
-    return crawl_manifest, checks
+    return crawl_manifest, []

@@ -3,13 +3,15 @@
 dbt tests surface as Dagster asset checks on the models they test.
 """
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.dbt.project import dbt_project
 from laion_assets.defs.resources import StorageResource
 
@@ -19,7 +21,7 @@ class LaionDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if unique_id.startswith("source."):
             return spec
-        return spec.replace_attributes(group_name="publish")
+        return spec.replace_attributes(group_name="publish", automation_condition=PUBLISH_CONDITION)
 
 
 @dbt_assets(
@@ -31,8 +33,23 @@ class LaionDbtTranslator(DagsterDbtTranslator):
 def laion_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: StorageResource):
     # profiles.yml and sources.yml read the storage root from the environment of the dbt process.
     st = storage.get()
-    os.environ["LAION_ASSETS_ROOT"] = st.root_uri
     warehouse = st.local_warehouse_path()
-    os.environ["LAION_WAREHOUSE_PATH"] = str(warehouse)
-    yield from dbt.cli(["build"], context=context).stream()
+    with dbt_environment(LAION_ASSETS_ROOT=st.root_uri, LAION_WAREHOUSE_PATH=str(warehouse)):
+        yield from dbt.cli(["build"], context=context).stream()
     st.upload_file(warehouse, "warehouse.duckdb")  # a no-op on a local root: the file is already there
+
+
+@contextlib.contextmanager
+def dbt_environment(**values: str) -> Iterator[None]:
+    """Set the variables the dbt process reads, and restore them after: a warehouse path left in
+    os.environ would send the next build in this process (another run, a test) to the old file."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

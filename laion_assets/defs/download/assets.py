@@ -5,8 +5,8 @@ import dagster as dg
 from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
-from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import TRANSIENT_RETRY, progress_logger, require_registered_partition, stats_metadata, table_metadata, value_counts
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import DownloaderResource, SampleImageServerResource, StorageResource
@@ -16,7 +16,21 @@ class ImageDownloadConfig(dg.Config):
     retry_failed_only: bool = True
 
 
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "pairs": st.read_parquet(p.pairs),
+        "downloads": st.read_parquet(p.downloads),
+        "tar_members": list_tar_members(st.local_dir(p.images_dir)),
+    }
+
+
+image_downloads_checks = stage_checks("image_downloads", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=image_downloads_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[image_text_pairs],
     partitions_def=shard_partitions,
     group_name="download",
@@ -31,6 +45,7 @@ def image_downloads(
     downloader: DownloaderResource,
     sample_image_server: SampleImageServerResource,
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     pairs = st.read_parquet(paths.pairs)
@@ -52,24 +67,14 @@ def image_downloads(
     ok = sum(1 for s in result.status.column("status").to_pylist() if s == "ok")
     context.log.info(f"{context.partition_key}: {ok}/{pairs.num_rows} images ok")
     return dg.MaterializeResult(
+        check_results=image_downloads_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.status.num_rows,
             "ok": ok,
             "tars": len(result.tar_paths),
             "status_path": dg.MetadataValue.path(status_path),
             "images_uri": dg.MetadataValue.path(st.dir_uri(paths.images_dir)),
-            **stats_metadata(result.stats),
+            **stats_metadata(result.stats), **table_metadata(result.status, status_path),
+            "status_by_reason": value_counts(result.status, "status", "reason"),
         }
     )
-
-
-def _views(st, pk):
-    p = ShardPaths.from_partition_key(pk)
-    return {
-        "pairs": st.read_parquet(p.pairs),
-        "downloads": st.read_parquet(p.downloads),
-        "tar_members": list_tar_members(st.local_dir(p.images_dir)),
-    }
-
-
-image_downloads_checks = build_sql_checks(image_downloads, CHECKS, _views, partitions_def=shard_partitions)

@@ -6,8 +6,8 @@ from laion_assets.core.crawl import manifest_path, shard_files
 from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
-from laion_assets.defs.common import progress_logger, stats_metadata
+from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.config_checks import ranged
 from laion_assets.defs.crawl.assets import crawl_file_opener
@@ -24,7 +24,22 @@ class ExtractionConfig(dg.Config):
     _check_ratio = ranged("max_bad_record_ratio", 0.0, 1.0)
 
 
+
+def _views(st, pk):
+    p = ShardPaths.from_partition_key(pk)
+    return {
+        "pairs": st.read_parquet(p.pairs),
+        "pair_errors": st.read_parquet(p.pair_errors),
+        "pair_stats": st.read_parquet(p.pair_stats),
+    }
+
+
+image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
+
+
 @dg.asset(
+    check_specs=image_text_pairs_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=["crawl_manifest"],
     partitions_def=shard_partitions,
     group_name="extract",
@@ -38,6 +53,7 @@ def image_text_pairs(
     storage: StorageResource,
     crawl_source: CrawlSourceResource,
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     files = shard_files(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
@@ -65,6 +81,7 @@ def image_text_pairs(
         else:
             reasons = []
         raise dg.Failure(
+            allow_retries=False,  # the same bytes fail the same way: no retry
             description=f"{context.partition_key}: {exc}",
             metadata={
                 "bad_records_by_reason": dg.MetadataValue.json({r["values"]: r["counts"] for r in reasons}),
@@ -79,25 +96,12 @@ def image_text_pairs(
         f"{result.table.num_rows} pairs, {result.errors.num_rows} bad records"
     )
     return dg.MaterializeResult(
+        check_results=image_text_pairs_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.table.num_rows,
             "warc_files": len(uris),
             "input_format": input_format,
             "path": dg.MetadataValue.path(out),
-            **stats_metadata(result.stats),
+            **stats_metadata(result.stats), **table_metadata(result.table, out), **drop_reasons(result.stats),
         }
     )
-
-
-def _views(st, pk):
-    p = ShardPaths.from_partition_key(pk)
-    return {
-        "pairs": st.read_parquet(p.pairs),
-        "pair_errors": st.read_parquet(p.pair_errors),
-        "pair_stats": st.read_parquet(p.pair_stats),
-    }
-
-
-image_text_pairs_checks = build_sql_checks(
-    image_text_pairs, CHECKS, _views, partitions_def=shard_partitions
-)

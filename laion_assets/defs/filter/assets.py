@@ -4,9 +4,9 @@ import dagster as dg
 
 from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
-from laion_assets.defs.common import stats_metadata
+from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
 from laion_assets.defs.config_checks import ranged
@@ -19,7 +19,14 @@ class FilteredPairsConfig(dg.Config):
     _check_min_similarity = ranged("min_similarity", -1.0, 1.0)  # a cosine similarity
 
 
+filtered_pairs_checks = stage_checks(
+    "filtered_pairs", CHECKS, lambda st, pk: {"filtered": st.read_parquet(ShardPaths.from_partition_key(pk).filtered)}
+)
+
+
 @dg.asset(
+    check_specs=filtered_pairs_checks.specs,
+    retry_policy=TRANSIENT_RETRY,
     deps=[clip_scores],
     partitions_def=shard_partitions,
     group_name="filter",
@@ -30,6 +37,7 @@ class FilteredPairsConfig(dg.Config):
 def filtered_pairs(
     context: dg.AssetExecutionContext, config: FilteredPairsConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
+    require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     result = filter_shard(
@@ -42,13 +50,7 @@ def filtered_pairs(
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(
-        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(out), **stats_metadata(result.stats)}
+        check_results=filtered_pairs_checks.evaluate(st, context.partition_key),
+        metadata={"rows": result.table.num_rows, "path": dg.MetadataValue.path(out), **stats_metadata(result.stats),
+                  **table_metadata(result.table, out), **drop_reasons(result.stats)}
     )
-
-
-filtered_pairs_checks = build_sql_checks(
-    filtered_pairs,
-    CHECKS,
-    lambda st, pk: {"filtered": st.read_parquet(ShardPaths.from_partition_key(pk).filtered)},
-    partitions_def=shard_partitions,
-)

@@ -5,7 +5,9 @@ import dagster as dg
 
 from laion_assets.core.quality import run_checks
 from laion_assets.core.release import CHECKS, pipeline_funnel, release_version, to_release_table, write_release
-from laion_assets.defs.checks import build_sql_checks
+from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
+from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.common import table_metadata
 from laion_assets.defs.resources import StorageResource
 from laion_assets.defs.config_checks import ranged
 
@@ -24,7 +26,12 @@ def _latest_parts(st):
     return st.read_parquet_many(parts)
 
 
+published_dataset_checks = stage_checks("published_dataset", CHECKS, lambda st, pk: {"release": _latest_parts(st)})
+
+
 @dg.asset(
+    check_specs=published_dataset_checks.specs,
+    automation_condition=PUBLISH_CONDITION,
     deps=[dg.AssetKey("published_pairs"), dg.AssetKey("dedup_stats")],
     group_name="publish",
     kinds={"parquet"},
@@ -67,17 +74,14 @@ def published_dataset(
     card = st.read_bytes(f"releases/{version}/README.md").decode()
     context.log.info(f"published release {version}: {info.rows} rows at {release_uri}")
     return dg.MaterializeResult(
+        check_results=published_dataset_checks.evaluate(st),
         metadata={
             "version": version,
             "rows": info.rows,
             "parts": len(info.parts),
-            "path": dg.MetadataValue.path(release_uri),
+            "path": dg.MetadataValue.path(release_uri), **table_metadata(table, release_uri), "model_id": ", ".join(models),
             "dataset_card": dg.MetadataValue.md(card),
             **dedup_stats,
         }
     )
 
-
-published_dataset_checks = build_sql_checks(
-    published_dataset, CHECKS, lambda st, pk: {"release": _latest_parts(st)}
-)
