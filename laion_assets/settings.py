@@ -9,12 +9,19 @@ crawl to process; any single variable below overrides its default in either prof
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from laion_assets.core.sample_crawl import SAMPLE_CRAWL
+from laion_assets.core.validation import ConfigError, require_choice, require_int_range
 
 PROFILES = ("embedded", "production")
+# DuckDB (funnel counts, dbt sources) reads stage files through glob patterns under the root: a root
+# containing one of these silently matches nothing, so it is refused where it is read.
+GLOB_CHARACTERS = "*?[]{}"
+_CLIP_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -41,22 +48,58 @@ class Settings:
     crawl_discover_newer_than: str = ""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw.strip())
     except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from None
+        raise ConfigError(name, raw, f"must be an integer in [{lo}, {hi}]") from None
+    return require_int_range(name, value, lo, hi)
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
+def check_storage_root(root: str, setting: str = "LAION_ASSETS_ROOT") -> str:
+    """A local directory or an s3:// URI without glob characters (DuckDB would treat them as patterns)."""
+    if not root.strip():
+        raise ConfigError(setting, root, "must be a directory path (or s3://bucket/prefix)")
+    bad = sorted({c for c in root if c in GLOB_CHARACTERS})
+    if bad:
+        raise ConfigError(
+            setting, root,
+            f"must not contain the glob characters {' '.join(GLOB_CHARACTERS)} (found {' '.join(bad)}): "
+            "DuckDB reads stage files through glob patterns and would match nothing",
+        )
+    if root.startswith("s3://"):
+        from laion_assets.core.storage_s3 import parse_s3_uri
+
+        try:
+            parse_s3_uri(root)
+        except ValueError:
+            raise ConfigError(setting, root, "must be s3://bucket[/prefix] or a local directory") from None
+    return root
+
+
+def check_crawl_name(crawl: str, setting: str = "LAION_CRAWL") -> str:
+    """One path segment of letters, digits, '.', '_', '-' (it names directories and partition keys)."""
+    from laion_assets.core.storage import validate_crawl_name
+
+    try:
+        return validate_crawl_name(crawl)
+    except ValueError:
+        raise ConfigError(
+            setting, crawl, "must be 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ) from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Every value read from `env` (os.environ when None) and checked: one ConfigError names the
+    variable and what is allowed."""
+    from laion_assets.core.download.netguard import parse_allow_list
+
     env = dict(os.environ if env is None else env)
-    profile = env.get("LAION_ASSETS_PROFILE", "embedded")
-    if profile not in PROFILES:
-        raise ValueError(f"LAION_ASSETS_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
-    root = env.get("LAION_ASSETS_ROOT") or str(Path.cwd() / "data")
+    profile = require_choice("LAION_ASSETS_PROFILE", env.get("LAION_ASSETS_PROFILE", "embedded"), PROFILES)
+    root = check_storage_root(env.get("LAION_ASSETS_ROOT") or str(Path.cwd() / "data"))
     embedded = profile == "embedded"
     if embedded:
         from laion_assets.models import TINY_CHECKPOINT, TINY_MODEL_NAME
@@ -64,29 +107,41 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         model, pretrained = TINY_MODEL_NAME, str(TINY_CHECKPOINT)
     else:
         model, pretrained = "ViT-B-32", "laion2b_s34b_b79k"
+    crawl = env.get("LAION_CRAWL", SAMPLE_CRAWL if embedded else "")
+    if crawl:
+        check_crawl_name(crawl)
+    allow = tuple(
+        h.strip() for h in env.get("LAION_ALLOW_PRIVATE_HOSTS", "127.0.0.1" if embedded else "").split(",")
+        if h.strip()
+    )
+    parse_allow_list(allow, setting="LAION_ALLOW_PRIVATE_HOSTS")
+    device = env.get("LAION_CLIP_DEVICE", "auto")
+    if not _CLIP_DEVICE.match(device):
+        raise ConfigError("LAION_CLIP_DEVICE", device, "must be auto, cpu, mps, cuda or cuda:<index>")
     return Settings(
         profile=profile,
         root=root,
-        crawl=env.get("LAION_CRAWL", SAMPLE_CRAWL if embedded else ""),
+        crawl=crawl,
         crawl_source=env.get(
             "LAION_CRAWL_SOURCE", f"{root.rstrip('/')}/sample-crawl/warc" if embedded else ""
         ),
-        files_per_shard=_env_int("LAION_FILES_PER_SHARD", 2 if embedded else 10),
+        files_per_shard=_env_int(env, "LAION_FILES_PER_SHARD", 2 if embedded else 10, 1, 100_000),
         clip_model=env.get("LAION_CLIP_MODEL", model),
         clip_pretrained=env.get("LAION_CLIP_PRETRAINED", pretrained),
-        clip_device=env.get("LAION_CLIP_DEVICE", "auto"),
-        allow_private_hosts=tuple(
-            h for h in env.get("LAION_ALLOW_PRIVATE_HOSTS", "127.0.0.1" if embedded else "").split(",") if h
-        ),
-        sample_image_port=_env_int("LAION_SAMPLE_IMAGE_PORT", 18765),
+        clip_device=device,
+        allow_private_hosts=allow,
+        sample_image_port=_env_int(env, "LAION_SAMPLE_IMAGE_PORT", 18765, 0, 65535),
         sample_server_enabled=embedded,
         s3_endpoint_url=env.get("LAION_S3_ENDPOINT_URL") or None,
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         local_cache_dir=env.get("LAION_LOCAL_CACHE", ""),
         crawl_s3_endpoint_url=env.get("LAION_CRAWL_S3_ENDPOINT_URL") or None,
         crawl_source_anonymous=env.get("LAION_CRAWL_SOURCE_ANONYMOUS", "1") not in ("0", "false", "no"),
-        crawl_max_files=_env_int("LAION_CRAWL_MAX_FILES", 0),
+        crawl_max_files=_env_int(env, "LAION_CRAWL_MAX_FILES", 0, 0, 100_000_000),
         crawl_discovery_root=env.get("LAION_CRAWL_DISCOVERY_ROOT", ""),
-        crawl_discover_only=tuple(c for c in env.get("LAION_CRAWL_DISCOVER_ONLY", "").split(",") if c),
+        crawl_discover_only=tuple(
+            check_crawl_name(c.strip(), "LAION_CRAWL_DISCOVER_ONLY")
+            for c in env.get("LAION_CRAWL_DISCOVER_ONLY", "").split(",") if c.strip()
+        ),
         crawl_discover_newer_than=env.get("LAION_CRAWL_DISCOVER_NEWER_THAN", ""),
     )

@@ -5,12 +5,11 @@ import difflib
 import importlib.util
 import json
 import threading
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from dagster_aws.s3 import S3Resource
 
@@ -18,6 +17,7 @@ from laion_assets.core.cpus import available_cpus
 from laion_assets.core.storage import LocalStorage, Storage
 from laion_assets.core.storage_s3 import S3Credentials, S3Storage, parse_s3_uri
 from laion_assets.core.validation import ConfigError, require_int_range
+from laion_assets.defs.config_checks import ranged
 
 
 def s3_credentials(s3: S3Resource) -> S3Credentials:
@@ -32,6 +32,18 @@ def s3_credentials(s3: S3Resource) -> S3Credentials:
     )
 
 
+def _build_checked(setting: str, build: Any) -> Any:
+    """Call `build`; an unknown option name or a core ValueError becomes one ConfigError naming it."""
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except TypeError as exc:  # an option the core config has no field for
+        raise ValueError(f"{setting}: {str(exc).split('got ')[-1]} (not a setting of this stage)") from None
+    except ValueError as exc:
+        raise ValueError(f"{setting}: {exc}") from None
+
+
 class StorageResource(dg.ConfigurableResource):
     """The storage root every stage reads and writes: a local directory, or `s3://bucket/prefix`
     through dagster-aws's `S3Resource` (credentials from `EnvVar`s, `LAION_S3_ENDPOINT_URL` for
@@ -40,6 +52,13 @@ class StorageResource(dg.ConfigurableResource):
     root: str
     s3: S3Resource | None = None  # None: boto3's default credential chain
     cache_dir: str = ""
+
+    @field_validator("root")
+    @classmethod
+    def _check_root_characters(cls, root: str) -> str:
+        from laion_assets.settings import check_storage_root
+
+        return check_storage_root(root) if isinstance(root, str) else root  # named as users set it
 
     @model_validator(mode="after")
     def _check_root(self):
@@ -97,6 +116,13 @@ class CrawlSourceResource(dg.ConfigurableResource):
                 require_int_range(f"crawl_source.{name}", value, lo)
         return self
 
+    @field_validator("crawl")
+    @classmethod
+    def _check_crawl(cls, crawl: str) -> str:
+        from laion_assets.settings import check_crawl_name
+
+        return check_crawl_name(crawl, "crawl_source.crawl") if isinstance(crawl, str) and crawl else crawl
+
     def s3_client(self):
         return (self.s3 or S3Resource(use_unsigned_session=True)).get_client()
 
@@ -112,6 +138,15 @@ class DownloaderResource(dg.ConfigurableResource):
     allow_private_hosts: list[str] = []
     user_agent_token: str = "laion-assets"
     options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _check_config(self) -> "DownloaderResource":
+        """Build the DownloadConfig now, so a bad option fails at load, not mid-shard."""
+        from laion_assets.core.download.netguard import parse_allow_list
+
+        parse_allow_list(self.allow_private_hosts, "downloader.allow_private_hosts")
+        _build_checked("downloader.options", self.config)
+        return self
 
     def config(self) -> Any:
         from laion_assets.core.download import DownloadConfig
@@ -165,6 +200,23 @@ class ClipModelResource(dg.ConfigurableResource):
     options: dict[str, Any] = {}
 
     _scorer: Any = PrivateAttr(default=None)
+    _check_batch_size = ranged("batch_size", 1, 1 << 20, integer=True)
+
+    @model_validator(mode="after")
+    def _check_config(self) -> "ClipModelResource":
+        _build_checked("clip_model.options", self.clip_config)
+        return self
+
+    def clip_config(self) -> Any:
+        from laion_assets.core.clip.config import ClipConfig
+
+        return ClipConfig(
+            model_name=self.model_name,
+            pretrained=self.pretrained,
+            device=self.device,
+            batch_size=self.batch_size,
+            **self.options,
+        )
 
     @field_validator("model_name")
     @classmethod
@@ -185,19 +237,11 @@ class ClipModelResource(dg.ConfigurableResource):
         return self._scorer
 
     def _load(self) -> Any:
-        from laion_assets.core.clip import ClipConfig, ClipScorer
+        from laion_assets.core.clip import ClipScorer
         from laion_assets.models import register_tiny_model
 
         register_tiny_model()
-        scorer = ClipScorer(
-            ClipConfig(
-                model_name=self.model_name,
-                pretrained=self.pretrained,
-                device=self.device,
-                batch_size=self.batch_size,
-                **self.options,
-            )
-        )
+        scorer = ClipScorer(self.clip_config())
         scorer.load()
         if scorer.loaded.device.type == "cpu":
             # Decode workers take their cores; more torch threads than the rest only contend.
@@ -207,47 +251,75 @@ class ClipModelResource(dg.ConfigurableResource):
         return scorer
 
 
-def _serves_sample(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/robots.txt", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 class SampleImageServerResource(dg.ConfigurableResource):
-    """Serves the sample crawl's images on 127.0.0.1 while a download step runs (embedded default).
+    """Serves the sample crawl's images on 127.0.0.1 while a step that needs them runs (embedded).
 
-    If another process (a parallel step, or the demo command) already serves them on the port, that
-    server is reused.
+    The server is a small process of its own shared by every step on the port the sample's pages
+    name (`core/sample_server.py`): each step holds a lease on it for its whole duration and checks
+    by content (a token written with the sample) that the server is this root's, so parallel shard
+    runs and backfills never lose it mid-download nor read another root's images.
     """
 
     enabled: bool = False
     root: str = ""
-    port: int = 18765
+    port: int = Field(
+        default=18765, description="port the sample's image URLs name when sample_crawl builds it; 0 = a free port"
+    )
+    idle_exit_s: float = Field(default=5.0, description="the server exits after this long with no step using it")
+
     storage: StorageResource | None = None  # where the sample crawl is (else a local `root`)
 
-    _stack: Any = PrivateAttr(default=None)
+    _check_port = ranged("port", 0, 65535, integer=True)
+    _check_idle = ranged("idle_exit_s", 0, 3600, lo_open=True)
+
+    _lease: Any = PrivateAttr(default=None)
+
+    def _local_sample(self) -> tuple[Path, Path] | None:
+        """(the sample directory the server reads, its lease file); None before the sample exists.
+
+        A local root: the committed directory itself (the server follows its `_CURRENT` per
+        request). An S3 root: the storage's local cache copy of the live version.
+        """
+        st = self.storage.get() if self.storage is not None else LocalStorage(self.root)
+        if st.live_version("sample-crawl") is None:
+            return None
+        d = st.path("sample-crawl") if isinstance(st, LocalStorage) else st.local_dir("sample-crawl")
+        return d, d.parent / f"{d.name}.server-lease"
+
+    def recorded_port(self) -> int | None:
+        """The port the built sample's pages name (its spec.json), None before it is built."""
+        from laion_assets.core.sample_server import recorded_port
+
+        where = self._local_sample()
+        return None if where is None else recorded_port(where[0])
+
+    def build_port(self) -> int:
+        """The port a (re)build of the sample names: the setting, else the recorded or a free one."""
+        from laion_assets.core.sample_server import free_port
+
+        return self.port or self.recorded_port() or free_port()
+
+    def lease(self) -> contextlib.AbstractContextManager:
+        """Hold the sample's server up (starting it if needed) and verified for the block."""
+        from laion_assets.core.sample_server import SampleServerError, lease_sample_server, recorded_port
+
+        where = self._local_sample()
+        port = None if where is None else recorded_port(where[0])
+        if where is None or port is None:
+            raise SampleServerError(f"no sample crawl under {self.root}: materialize sample_crawl first")
+        return lease_sample_server(where[0], port, where[1], idle_exit_s=self.idle_exit_s)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if not self.enabled:
-            return
-        from laion_assets.core.sample_crawl import serve_directory
-
-        st = self.storage.get() if self.storage is not None else LocalStorage(self.root)
-        images = st.local_dir("sample-crawl") / "images"
+        if not self.enabled or self.recorded_port() is None:
+            return  # production, or sample_crawl itself before its first build
         stack = contextlib.ExitStack()
-        try:
-            stack.enter_context(serve_directory(images, port=self.port))
-        except OSError as exc:
-            if not _serves_sample(self.port):
-                raise RuntimeError(
-                    f"port {self.port} is busy and does not serve the sample crawl's images; "
-                    "set LAION_SAMPLE_IMAGE_PORT to a free port and re-materialize sample_crawl"
-                ) from exc
-        self._stack = stack
+        lease = stack.enter_context(self.lease())
+        if context.log is not None:
+            how = "started" if lease.started_server else "verified the running"
+            context.log.info(f"sample image server: {how} server on {lease.base_url}")
+        self._lease = stack
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None

@@ -1,5 +1,9 @@
 """SSRF guard: only public addresses (plus an explicit allow-list) are ever connected to.
 
+"Public" is decided by `special_addresses.py`: the IANA special-purpose registries written out as
+data (never this interpreter's `ipaddress.is_global`). The allow-list refuses networks wider than
+/8, which would switch the guard off.
+
 How rebinding (TOCTOU) is prevented: the HTTP client never resolves names itself. Its connection
 pool is given `GuardedBackend`, whose `connect_tcp(host, port)` resolves `host` through our own
 cache, checks *every* resolved address, and then opens the socket to the checked IP literal.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Iterable
@@ -19,9 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpcore
 
+from laion_assets.core.validation import ConfigError
+
+from .special_addresses import IPAddress, denial_reason, is_public
 from .transport import open_stream
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+__all__ = ["AddressPolicy", "BlockedAddress", "DNSError", "GuardedBackend", "Resolver", "is_public",
+           "parse_allow_list"]
 
 
 class BlockedAddress(Exception):
@@ -39,33 +48,60 @@ def _parse_ip(host: str) -> IPAddress | None:
         return None
 
 
-def is_public(ip: IPAddress) -> bool:
-    """Globally routable unicast only: no loopback, private, link-local, CGNAT, multicast, reserved."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
-        ip = ip.sixtofour
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+MIN_ALLOW_PREFIX = 8  # an allow-list network wider than /8 (either family) is refused
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
+
+
+def parse_allow_list(
+    entries: Iterable[str], setting: str = "allow_private_hosts"
+) -> tuple[list[ipaddress.IPv4Network | ipaddress.IPv6Network], set[str]]:
+    """IPs/CIDRs and host names the guard lets through although they are not public.
+
+    Refused (ConfigError naming `setting`): networks wider than /8, which switch the guard off
+    (0.0.0.0/0 and ::/0 included: the cloud metadata service, every private network); entries that
+    are neither an IP, a network nor a host name (a mistyped CIDR such as 10.0.0.0/33 used to be
+    kept as a host name that never matches).
+    """
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    hostnames: set[str] = set()
+    for raw in entries:
+        entry = raw.strip()
+        try:
+            net = ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            name = entry.lower().rstrip(".")
+            if not _HOSTNAME.match(name) or "/" in entry:
+                raise ConfigError(setting, raw, "each entry must be an IP address, a CIDR network or a host name") from None
+            hostnames.add(name)
+            continue
+        if net.prefixlen < MIN_ALLOW_PREFIX:
+            raise ConfigError(
+                setting, raw,
+                f"networks wider than /{MIN_ALLOW_PREFIX} are refused: they switch the SSRF guard off "
+                "(list the private networks or hosts you need)",
+            )
+        networks.append(net)
+    return networks, hostnames
 
 
 class AddressPolicy:
     """Which addresses may be connected to: public ones, plus `allow` (IPs, CIDRs or host names)."""
 
     def __init__(self, allow: Iterable[str] = ()):
-        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        self.hostnames: set[str] = set()
-        for entry in allow:
-            try:
-                self.networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                self.hostnames.add(entry.lower().rstrip("."))
+        self.networks, self.hostnames = parse_allow_list(allow)
+
+    def denial_reason(self, ip: IPAddress, hostname: str | None = None) -> str | None:
+        why = denial_reason(ip)
+        if why is None:
+            return None
+        if hostname is not None and hostname.lower().rstrip(".") in self.hostnames:
+            return None
+        if any(ip.version == n.version and ip in n for n in self.networks):
+            return None
+        return why
 
     def allowed(self, ip: IPAddress, hostname: str | None = None) -> bool:
-        if is_public(ip):
-            return True
-        if hostname is not None and hostname.lower().rstrip(".") in self.hostnames:
-            return True
-        return any(ip.version == n.version and ip in n for n in self.networks)
+        return self.denial_reason(ip, hostname) is None
 
 
 class Resolver:
@@ -126,10 +162,11 @@ class Resolver:
             raise DNSError("empty host")
         ip = _parse_ip(host)
         addrs = [ip] if ip is not None else await self._lookup(host)
-        bad = [a for a in addrs if not self.policy.allowed(a, host)]
-        if bad:
-            # Refuse the host if *any* answer is non-public: a mixed answer is a rebinding setup.
-            raise BlockedAddress(f"{host} -> {bad[0]} is not a public address")
+        for a in addrs:
+            why = self.policy.denial_reason(a, host)
+            if why is not None:
+                # Refuse the host if *any* answer is non-public: a mixed answer is a rebinding setup.
+                raise BlockedAddress(f"{host} -> {a} is not a public address: {why}")
         return addrs
 
 

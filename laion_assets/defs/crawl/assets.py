@@ -21,6 +21,7 @@ from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import table_metadata
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.config_checks import ranged
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -66,6 +67,8 @@ class CrawlManifestConfig(dg.Config):
     source_dir: str | None = None
     files_per_shard: int | None = None
     max_files: int | None = None
+
+    _check_files_per_shard = ranged("files_per_shard", 1, 100_000, integer=True)
 
 
 crawl_manifest_checks = stage_checks(

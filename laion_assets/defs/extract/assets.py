@@ -9,6 +9,7 @@ from laion_assets.core.storage import ShardPaths
 from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import TRANSIENT_RETRY, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.config_checks import ranged
 from laion_assets.defs.crawl.assets import crawl_file_opener
 from laion_assets.defs.resources import CrawlSourceResource, StorageResource
 
@@ -19,6 +20,8 @@ class ExtractionConfig(dg.Config):
 
     input_format: str = "auto"
     max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
+
+    _check_ratio = ranged("max_bad_record_ratio", 0.0, 1.0)
 
 
 

@@ -18,6 +18,7 @@ from laion_assets.defs.common import (
 )
 from laion_assets.defs.partitions import shard_partitions
 from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.config_checks import ranged
 
 
 def drop_log_path(paths: ShardPaths) -> str:
@@ -37,6 +38,8 @@ class FilteredPairsConfig(dg.Config):
         default=None, description="Checkpoint of a trained NSFW head on CLIP image embeddings; "
         "replaces the zero-shot punsafe (see docs/safety.md).",
     )
+
+    _check_min_similarity = ranged("min_similarity", -1.0, 1.0)  # a cosine similarity
 
 
 def _views(st, pk):

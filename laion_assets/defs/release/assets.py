@@ -34,6 +34,7 @@ from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import table_metadata
 from laion_assets.defs.removal.assets import ENTRIES
 from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.config_checks import ranged
 
 LATEST = "releases/LATEST"
 WAREHOUSE = "warehouse.duckdb"
@@ -64,6 +65,8 @@ class ReleaseConfig(dg.Config):
         default=0.05, ge=0.0, le=1.0,
         description="Blocking: share of the previous version's rows that may vanish without a drop-log reason.",
     )
+
+    _check_rows_per_part = ranged("rows_per_part", 1, 100_000_000, integer=True)
 
 
 def _latest(st, variant: str) -> str | None:

@@ -5,7 +5,9 @@ import json
 import dagster as dg
 
 from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
+from laion_assets.core.sample_server import write_token
 from laion_assets.defs.resources import SampleImageServerResource, StorageResource
+from laion_assets.defs.config_checks import ranged
 
 SAMPLE_DIR = "sample-crawl"
 
@@ -17,6 +19,11 @@ class SampleCrawlConfig(dg.Config):
     mismatch_ratio: float = SampleSpec.mismatch_ratio
     seed: int = SampleSpec.seed
 
+    _check_pages = ranged("pages", 1, 100_000, integer=True)
+    _check_images_per_page = ranged("images_per_page", 1, 1000, integer=True)
+    _check_warc_files = ranged("warc_files", 1, 10_000, integer=True)
+    _check_mismatch_ratio = ranged("mismatch_ratio", 0.0, 1.0)
+
 
 @dg.asset(
     group_name="sample",
@@ -25,6 +32,7 @@ class SampleCrawlConfig(dg.Config):
     "on 127.0.0.1, with the pairs a correct pipeline publishes in expected.json.",
 )
 def sample_crawl(
+    context: dg.AssetExecutionContext,
     config: SampleCrawlConfig, storage: StorageResource, sample_image_server: SampleImageServerResource
 ) -> dg.MaterializeResult:
     st = storage.get()
@@ -35,14 +43,17 @@ def sample_crawl(
         mismatch_ratio=config.mismatch_ratio,
         seed=config.seed,
     )
-    base_url = f"http://127.0.0.1:{sample_image_server.port}"
+    base_url = f"http://127.0.0.1:{sample_image_server.build_port()}"
     wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
     live = st.live_relpath(SAMPLE_DIR)
     reused = st.exists(f"{live}/spec.json") and st.read_bytes(f"{live}/spec.json").decode() == wanted
     if not reused:
         with st.staging_dir(SAMPLE_DIR) as tmp:
             build_sample_crawl(tmp, base_url, spec)
+            write_token(tmp / "images")  # what the image server is recognised by
         live = st.live_relpath(SAMPLE_DIR)
+    with sample_image_server.lease() as lease:  # fails now, not at download, if the port is not ours
+        context.log.info(f"sample images served on {lease.base_url}")
     expected = json.loads(st.read_bytes(f"{live}/expected.json"))
     warcs = st.list(f"{live}/warc")
     return dg.MaterializeResult(
