@@ -12,9 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import dagster as dg
 from pydantic import field_validator
 
-from laion_assets.core.validation import require_choice, require_int_range, require_range
+from laion_assets.core.validation import ConfigError, require_choice, require_int_range, require_range
+
+
+def _raise_for(cls: type, err: ConfigError) -> Any:
+    """Resources keep `ConfigError` (they fail at definitions load). An op's run config fails its step
+    with `Failure(allow_retries=False)`: a bad setting is not transient, so the shard assets'
+    `RetryPolicy` must not retry it with backoff (pydantic would also wrap a ValueError, losing it)."""
+    if isinstance(cls, type) and issubclass(cls, dg.ConfigurableResource):
+        raise err
+    raise dg.Failure(description=str(err), allow_retries=False) from err
 
 
 def ranged(field: str, lo: float | None = None, hi: float | None = None, *, integer: bool = False,
@@ -24,9 +34,12 @@ def ranged(field: str, lo: float | None = None, hi: float | None = None, *, inte
     def check(cls: type, value: Any) -> Any:
         if value is None:
             return value
-        if integer:
-            return require_int_range(field, value, None if lo is None else int(lo), None if hi is None else int(hi))
-        return require_range(field, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
+        try:
+            if integer:
+                return require_int_range(field, value, None if lo is None else int(lo), None if hi is None else int(hi))
+            return require_range(field, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
+        except ConfigError as err:
+            return _raise_for(cls, err)
 
     return field_validator(field)(check)
 
@@ -35,6 +48,9 @@ def one_of(field: str, choices: Iterable[Any]) -> Any:
     allowed = tuple(choices)
 
     def check(cls: type, value: Any) -> Any:
-        return value if value is None else require_choice(field, value, allowed)
+        try:
+            return value if value is None else require_choice(field, value, allowed)
+        except ConfigError as err:
+            return _raise_for(cls, err)
 
     return field_validator(field)(check)

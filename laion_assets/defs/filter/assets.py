@@ -28,10 +28,10 @@ def drop_log_path(paths: ShardPaths) -> str:
 
 class FilteredPairsConfig(dg.Config):
     min_similarity: float | None = Field(
-        default=None, ge=-1.0, le=1.0, description="Overrides every row's model/language threshold."
+        default=None, description="Overrides every row's model/language threshold."
     )
     drop_nsfw_over: float | None = Field(
-        default=None, ge=0.0, le=1.0,
+        default=None,
         description="Shard-level punsafe cut (off: each release variant applies its own).",
     )
     nsfw_head_path: str | None = Field(
@@ -40,6 +40,7 @@ class FilteredPairsConfig(dg.Config):
     )
 
     _check_min_similarity = ranged("min_similarity", -1.0, 1.0)  # a cosine similarity
+    _check_drop_nsfw_over = ranged("drop_nsfw_over", 0.0, 1.0)  # a probability
 
 
 def _views(st, pk):

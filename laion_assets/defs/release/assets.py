@@ -55,18 +55,19 @@ EMBEDDED_VARIANTS = {"sample": 1.0, "sample-safe": 0.45}
 
 
 class ReleaseConfig(dg.Config):
-    rows_per_part: int = Field(default=1_000_000, ge=1, le=100_000_000)
+    rows_per_part: int = 1_000_000
     variants: dict[str, float] = Field(
         default={},
         description="Variant name -> punsafe cut-off (rows over it dropped as nsfw_policy); the first is "
         "the default. Empty: the `release_policy` resource's variants.",
     )
     max_unexplained_drop_fraction: float = Field(
-        default=0.05, ge=0.0, le=1.0,
+        default=0.05,
         description="Blocking: share of the previous version's rows that may vanish without a drop-log reason.",
     )
 
     _check_rows_per_part = ranged("rows_per_part", 1, 100_000_000, integer=True)
+    _check_drop_fraction = ranged("max_unexplained_drop_fraction", 0.0, 1.0)
 
 
 def _latest(st, variant: str) -> str | None:
