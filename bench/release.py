@@ -34,8 +34,9 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from laion_assets.core.ids import sample_id_sql  # noqa: E402
 from laion_assets.core.release import ReleaseVariant, release_rows_sql, split_hashes  # noqa: E402
-from laion_assets.core.removal import REMOVAL_SCHEMA  # noqa: E402
+from laion_assets.core.removal import REMOVAL_SCHEMA, host_sql  # noqa: E402
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA  # noqa: E402
 from laion_assets.defs.dbt.project import DBT_DIR, dbt_executable  # noqa: E402
 
@@ -63,6 +64,7 @@ def generate(root: Path, rows: int, entries: int, shards: int, seed: int = 0) ->
                     'http://h' || CAST((CASE WHEN i % 33 = 0 THEN i - 1 ELSE i END) % 5000 AS VARCHAR)
                         || '.example/img/' || CAST(CASE WHEN i % 33 = 0 THEN i - 1 ELSE i END AS VARCHAR) || '.jpg' AS url,
                     'caption number ' || CAST(CASE WHEN i % 33 = 0 THEN i - 1 ELSE i END AS VARCHAR) AS text,
+                    NULL::BIGINT AS sample_id, NULL::VARCHAR AS url_host,
                     'http://h' || CAST(i % 5000 AS VARCHAR) || '.example/page.html' AS page_url,
                     'BENCH-CRAWL' AS crawl, '{s:05d}' AS shard,
                     'crawl-data/BENCH/warc/' || CAST(i % 97 AS VARCHAR) || '.warc.gz' AS warc_path,
@@ -77,6 +79,9 @@ def generate(root: Path, rows: int, entries: int, shards: int, seed: int = 0) ->
                     CAST(random() * 0.5 AS FLOAT) AS punsafe, 'zero_shot:ViT-B-32' AS punsafe_source, 'UNLIKELY' AS nsfw
                 FROM range({lo}, {hi}) r(i)
             """)
+            # The filter stage writes SAMPLE_ID and the host once per pair; so does this.
+            con.execute(f"UPDATE t SET sample_id = {sample_id_sql('url', 'text')}, "
+                        f"url_host = coalesce({host_sql('url')}, '')")
             con.execute(f"COPY t TO '{crawl}/filtered/{s:05d}.parquet' (FORMAT parquet, COMPRESSION zstd)")
             con.execute(f"COPY (SELECT key, url, 'ok' AS status, sha256 FROM t) TO '{crawl}/images/{s:05d}.parquet' (FORMAT parquet)")
         pq.write_table(DROP_LOG_SCHEMA.empty_table(), crawl / "drops" / "00000.parquet")

@@ -29,6 +29,7 @@ def _filtered(rows):
     for r in rows:
         row = {**base, **r}
         row.setdefault("sha256", hashlib.sha256(f"{row['url']}|{row['text']}".encode()).hexdigest())
+        row.setdefault("sample_id", sample_id(row["url"], row["text"]))
         out.append(row)
     return pa.Table.from_pylist(out, schema=FILTERED_SCHEMA)
 
@@ -39,7 +40,8 @@ def _write(root: Path, crawl: str, shards: dict[str, list[dict]], drops=(), entr
     for shard, rows in shards.items():
         pq.write_table(_filtered([{**r, "crawl": crawl, "shard": shard} for r in rows]),
                        root / crawl / "filtered" / f"{shard}.parquet")
-        pq.write_table(pa.Table.from_pylist([d for d in drops if d["shard"] == shard], schema=DROP_LOG_SCHEMA),
+        pq.write_table(pa.Table.from_pylist([{**d, "sample_id": sample_id(d["url"], d["text"])}
+                                             for d in drops if d["shard"] == shard], schema=DROP_LOG_SCHEMA),
                        root / crawl / "drops" / f"{shard}.parquet")
         kept = _filtered(rows)
         pq.write_table(pa.table({"key": kept.column("key"), "url": kept.column("url"),

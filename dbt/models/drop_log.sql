@@ -4,7 +4,6 @@
 select crawl, shard, key, sample_id, url_sha256, reason, stage
 from {{ ref('stg_shard_drops') }}
 union all
-select s.crawl, s.shard, s.key, s.sample_id, sha256(s.url) as url_sha256, c.drop_reason as reason, 'release' as stage
-from {{ ref('release_candidates') }} c
-join {{ ref('stg_filtered_pairs') }} s using (row_id)
-where c.drop_reason is not null
+select s.crawl, s.shard, s.key, s.sample_id, sha256(s.url) as url_sha256, d.reason, 'release' as stage
+from {{ ref('stg_filtered_pairs') }} s
+join {{ ref('release_drops') }} d using (crawl, shard, key)

@@ -1,8 +1,7 @@
 -- The rows every release variant starts from: one per (URL, TEXT) and per image across every crawl,
 -- none matching a removal entry, no placeholder image. Variants then apply their NSFW policy.
--- A view: the release reads it once; persisting the wide rows a second time would double the cost.
+-- A view: the release reads it once; persisting the wide rows would double the cost.
 {{ config(materialized='view') }}
 select s.*
 from {{ ref('stg_filtered_pairs') }} s
-join {{ ref('release_candidates') }} c using (row_id)
-where c.drop_reason is null
+anti join {{ ref('release_drops') }} d using (crawl, shard, key)

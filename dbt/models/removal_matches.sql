@@ -1,13 +1,23 @@
 -- Every (kept row, removal entry) match: hashes of the URL and of the image bytes, exact URLs,
 -- domains (and their subdomains), URL prefixes, and PDQ hashes within the Hamming threshold.
+-- Only the kinds the removal list holds are joined (a URL is hashed only when some entry is a hash
+-- of that kind): the list of kinds is read from the entries when the model runs.
 {% set url_kinds = {'url_md5': 'md5(r.url)', 'url_sha1': 'sha1(r.url)', 'url_sha256': 'sha256(r.url)',
                     'image_md5': 'r.md5', 'image_sha1': 'r.sha1', 'image_sha256': 'r.sha256', 'url': 'r.url'} %}
-with rows as (select row_id, sample_id, url, url_host, sha256, md5, sha1, pdq, pdq_quality
+{% set kinds = [] %}
+{% if execute %}
+    {% set kinds = run_query("select distinct kind from " ~ ref('stg_removal_entries')).columns[0].values() | list %}
+{% endif %}
+with rows as (select crawl, shard, key, sample_id, url, sha256, md5, sha1, pdq, pdq_quality
               from {{ ref('stg_filtered_pairs') }}),
-entries as (select * from {{ ref('stg_removal_entries') }}),
+entries as (select * from {{ ref('stg_removal_entries') }})
+{%- if 'domain' in kinds or 'url_prefix' in kinds %},
+hosted as (select crawl, shard, key, sample_id, url, url_host from {{ ref('stg_filtered_pairs') }})
+{%- endif %}
+{%- if 'domain' in kinds %},
 -- Domains match a host and its subdomains: expand each distinct host (far fewer than rows) into its
 -- dot-suffixes once, join those with the domain entries, then join the matched hosts back to rows.
-hosts as (select distinct url_host from rows where url_host <> ''),
+hosts as (select distinct url_host from hosted where url_host <> ''),
 suffixes as (
     select url_host,
         unnest(list_transform(range(1, len(string_split(url_host, '.')) + 1),
@@ -18,18 +28,28 @@ blocked_hosts as (
     select s.url_host, e.kind, e.source
     from suffixes s join entries e on e.kind = 'domain' and e.value = s.suffix
 )
-{% for kind, expr in url_kinds.items() %}
-select r.row_id, r.sample_id, e.kind, e.source
+{%- endif %}
+{% for kind, expr in url_kinds.items() if kind in kinds %}
+select r.crawl, r.shard, r.key, r.sample_id, e.kind, e.source
 from rows r join entries e on e.kind = '{{ kind }}' and e.value = {{ expr }}
 union all
 {% endfor %}
-select r.row_id, r.sample_id, b.kind, b.source
-from rows r join blocked_hosts b using (url_host)
+{% if 'domain' in kinds %}
+select r.crawl, r.shard, r.key, r.sample_id, b.kind, b.source
+from hosted r join blocked_hosts b using (url_host)
 union all
-select r.row_id, r.sample_id, e.kind, e.source
-from rows r join entries e on e.kind = 'url_prefix' and e.prefix_host = r.url_host and starts_with(r.url, e.value)
+{% endif %}
+{% if 'url_prefix' in kinds %}
+select r.crawl, r.shard, r.key, r.sample_id, e.kind, e.source
+from hosted r join entries e on e.kind = 'url_prefix' and e.prefix_host = r.url_host and starts_with(r.url, e.value)
 union all
-select r.row_id, r.sample_id, e.kind, e.source
+{% endif %}
+{% if 'pdq' in kinds %}
+select r.crawl, r.shard, r.key, r.sample_id, e.kind, e.source
 from rows r join entries e on e.kind = 'pdq'
     and r.pdq is not null and r.pdq_quality >= {{ var('pdq_min_quality', 50) }}
     and {{ pdq_distance('r.pdq', 'e.value') }} <= {{ var('pdq_max_distance', 31) }}
+union all
+{% endif %}
+-- (typed and empty: the shape of the table when the list is empty)
+select crawl, shard, key, sample_id, null::varchar as kind, null::varchar as source from rows where false

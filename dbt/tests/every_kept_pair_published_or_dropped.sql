@@ -1,11 +1,11 @@
 -- Row for row: every kept pair of every shard is published or in the drop log, exactly once.
-select row_id, count(*) as n
+select crawl, shard, key, count(*) as n
 from (
-    select row_id from {{ ref('published_pairs') }}
+    select crawl, shard, key from {{ ref('published_pairs') }}
     union all
-    select crawl || '/' || shard || '/' || key from {{ ref('drop_log') }} where stage = 'release'
+    select crawl, shard, key from {{ ref('drop_log') }} where stage = 'release'
     union all
-    select row_id from {{ ref('stg_filtered_pairs') }}
+    select crawl, shard, key from {{ ref('stg_filtered_pairs') }}
 )
-group by row_id
+group by crawl, shard, key
 having count(*) <> 2

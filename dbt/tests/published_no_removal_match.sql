@@ -1,6 +1,6 @@
 -- Zero published rows match any removal entry. Written independently of removal_matches (no shared
 -- SQL), so a bug in the anti-join cannot hide itself.
-select p.row_id, e.kind, e.source
+select p.crawl, p.shard, p.key, e.kind, e.source
 from {{ ref('published_pairs') }} p
 join {{ ref('stg_removal_entries') }} e on
     (e.kind = 'url' and e.value = p.url)

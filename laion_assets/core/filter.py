@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from laion_assets.core.clip.thresholds import threshold_sql as model_threshold_sql
+from laion_assets.core.ids import sample_id_sql
+from laion_assets.core.removal import host_sql
 from laion_assets.core.nsfw_head import NsfwHead
 from laion_assets.core.quality import SqlCheck, ViewSource, quote_literal, register_parquet_views
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
@@ -139,7 +141,8 @@ def filter_shard(
             source = "CASE WHEN s.punsafe IS NULL THEN NULL ELSE 'zero_shot:' || s.model_id END"
         con.execute(f"""
             CREATE TEMP TABLE judged AS
-            SELECT p.key, p.url, p.text, p.page_url, p.crawl, {quote_literal(shard)} AS shard, p.warc_path,
+            SELECT p.key, p.url, p.text, {sample_id_sql('p.url', 'p.text')} AS sample_id,
+                   coalesce({host_sql('p.url')}, '') AS url_host, p.page_url, p.crawl, {quote_literal(shard)} AS shard, p.warc_path,
                    p.warc_offset, p.license, p.caption_language AS language, d.width, d.height, d.sha256,
                    {_download_columns(con)}, d.fetched_at, s.similarity,
                    CAST({threshold_sql(config)} AS FLOAT) AS threshold, s.model_id, s.weights_id,
@@ -153,7 +156,7 @@ def filter_shard(
         cols = ", ".join(FILTERED_SCHEMA.names)
         table = con.sql(f"SELECT {cols} FROM judged WHERE drop_reason IS NULL ORDER BY key").to_arrow_table()
         drops = con.sql("""
-            SELECT crawl, shard, key, url, text, drop_reason AS reason
+            SELECT crawl, shard, key, url, text, sample_id, drop_reason AS reason
             FROM judged WHERE drop_reason IS NOT NULL ORDER BY key
         """).to_arrow_table()
         stats = {"pairs_in": con.sql("SELECT count(*) FROM judged").fetchall()[0][0]}

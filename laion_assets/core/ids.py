@@ -9,3 +9,8 @@ def sample_id(url: str, text: str) -> int:
     """Stable positive int64 id of a (URL, TEXT) pair: the same pair has the same id in every release."""
     digest = hashlib.sha256(url.encode() + b"\x00" + text.encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def sample_id_sql(url: str, text: str) -> str:
+    """DuckDB twin of `sample_id` over SQL expressions (dbt's `sample_id` macro is the same SQL)."""
+    return f"((('0x' || substr(sha256({url} || chr(0) || {text}), 1, 16))::UBIGINT >> 1)::BIGINT)"

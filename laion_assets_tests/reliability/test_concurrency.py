@@ -75,7 +75,7 @@ def test_backfill_with_concurrent_runs_then_release(embedded_env, tmp_path: Path
         pairs_seen.update(zip(filtered.column("url").to_pylist(), filtered.column("text").to_pylist()))
     duplicates = filtered_rows - len(pairs_seen)
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        published = con.execute("SELECT count(*), count(DISTINCT pair_hash) FROM published_pairs").fetchone()
+        published = con.execute("SELECT count(*), count(DISTINCT (url, text)) FROM published_pairs").fetchone()
     assert published[0] == published[1] == filtered_rows - duplicates == release["rows"].value
     sample = LocalStorage(root).local_dir("sample-crawl")
     expected = {tuple(x) for x in json.loads((sample / "expected.json").read_text())}

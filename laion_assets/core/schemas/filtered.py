@@ -4,6 +4,8 @@ Contract relied on downstream (dbt `stg_filtered_pairs`, `stg_shard_drops`): eve
 Every pair of the shard's `pairs` table is in exactly one of the two files, so the release card's
 funnel adds up row for row. Image hashes: `sha256`/`md5` (and `sha1`, `pdq` when the download
 status records them) of the original bytes; `pdq` is 64 lowercase hex chars, `pdq_quality` 0..100.
+`sample_id` (core.ids) and `url_host` (core.removal.host_sql, lowercase, '' when none) are computed
+here, once per pair, so the release never re-derives them for every row of every crawl.
 """
 
 import pyarrow as pa
@@ -13,6 +15,8 @@ FILTERED_SCHEMA = pa.schema(
         pa.field("key", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("url_host", pa.string()),
         pa.field("page_url", pa.string(), nullable=False),
         pa.field("crawl", pa.string(), nullable=False),
         pa.field("shard", pa.string(), nullable=False),
@@ -47,6 +51,7 @@ DROP_LOG_SCHEMA = pa.schema(
         pa.field("key", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
+        pa.field("sample_id", pa.int64(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
