@@ -43,7 +43,8 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(embedded
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         first = run_pipeline(defs, instance, log_level="WARNING")
         assert failed_checks(instance, first.run_ids) == []
-        before = {r["SAMPLE_ID"]: r for r in pq.read_table(sorted(first.release_dir.glob("part-*.parquet"))).to_pylist()}
+        first_parts = sorted(first.release_dir.glob("part-*.parquet"))
+        before = {r["SAMPLE_ID"]: r for r in pq.read_table(first_parts).to_pylist()}
         target = sorted(before.values(), key=lambda r: r["SAMPLE_ID"])[len(before) // 2]
         body = _served_bytes(root, target["URL"])
         assert hashlib.sha256(body).hexdigest() == target["sha256"]  # the bytes the downloader hashed
@@ -51,9 +52,10 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(embedded
         with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
             # dbt's staging sees the downloader's sha1 on every kept row, and the target's is ours.
             assert con.sql("SELECT count(*) FROM stg_filtered_pairs WHERE sha1 IS NULL").fetchall() == [(0,)]
-            assert con.sql(f"SELECT sha1 FROM published_pairs WHERE sample_id = {target['SAMPLE_ID']}").fetchall() == [(sha1,)]
-            hashes = con.sql("SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
-                             "FROM stg_filtered_pairs").to_arrow_table()
+            published = con.sql(f"SELECT sha1 FROM published_pairs WHERE sample_id = {target['SAMPLE_ID']}")
+            assert published.fetchall() == [(sha1,)]
+            hashes = con.sql("SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) "
+                             "AS pdq_quality FROM stg_filtered_pairs").to_arrow_table()
 
         requests = root / "removal" / "requests"
         requests.mkdir(parents=True)
@@ -74,7 +76,8 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(embedded
         assert manifest["funnel"]["dropped"][f"removal:{SOURCE}"] == 1
         assert verify_release_dir(new_dir) == []
 
-        diff_path = root / "releases" / manifest["variant"]["name"] / "diffs" / f"{first.release_version}__{new_version}.parquet"
+        diffs = root / "releases" / manifest["variant"]["name"] / "diffs"
+        diff_path = diffs / f"{first.release_version}__{new_version}.parquet"
         assert [(d["url_sha256"], d["SAMPLE_ID"], d["reason"]) for d in pq.read_table(diff_path).to_pylist()] == [
             (hashlib.sha256(target["URL"].encode()).hexdigest(), target["SAMPLE_ID"], f"removal:{SOURCE}")]
         assert target["URL"].encode() not in diff_path.read_bytes() + diff_path.with_suffix(".json").read_bytes()
@@ -82,6 +85,6 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(embedded
         # The release's blocking removal check has teeth on sha1: over the old release it finds the row.
         no_match = [c for c in RELEASE_CHECKS if c.name == "release_no_removal_match"]
         views = {"release_hashes": hashes, "removal": root / "removal" / "entries.parquet"}
-        old = run_checks({**views, "release": sorted(first.release_dir.glob("part-*.parquet"))}, no_match)[0]
+        old = run_checks({**views, "release": first_parts}, no_match)[0]
         new = run_checks({**views, "release": sorted(new_dir.glob("part-*.parquet"))}, no_match)[0]
         assert (old.passed, old.failing_rows, new.passed) == (False, 1, True)
