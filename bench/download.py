@@ -3,10 +3,11 @@
     python bench/download.py [--n 600] [--latency-ms 30] [--concurrency 64] [--processes 0]
 
 - CPU per image, one thread, no network: `process_image` (magic bytes, header pixel check, JPEG
-  draft decode, area resize, encode q95, PDQ, sha256 + md5) next to a plain decode+resize+encode
+  draft decode, area resize, encode q95, PDQ, sha256 + md5 + sha1) next to a plain decode+resize+encode
   loop (Pillow: full decode, area resize, encode q95, sha256) and img2dataset's own steps with cv2
   (full decode, INTER_AREA, cv2 encode q95, sha256; opencv-python-headless is a dev extra;
-  img2dataset itself is not installed).
+  img2dataset itself is not installed). Beside it, the share of `process_image` spent hashing the
+  original bytes (sha1 alone, and sha256 + md5 + sha1), measured over the same bytes.
 - download: `download_shard` against a local HTTP/1.1 server (separate process, keep-alive,
   `--latency-ms` before each response): robots.txt + tdmrep.json, SSRF guard, GET, decode in the
   downloader processes, tars written by the parent; run with 1 process and with all
@@ -145,6 +146,11 @@ def img2dataset_loop(size: int, body: bytes) -> bytes:
     return out.tobytes()
 
 
+def hash_original(body: bytes, names: tuple[str, ...]) -> None:
+    for name in names:
+        hashlib.new(name, body).hexdigest()
+
+
 def cpu_ms_per_image(bodies: list[bytes], fn) -> float:
     fn(bodies[0])
     c0 = time.process_time()
@@ -196,9 +202,15 @@ def main() -> None:
     except ImportError:  # opencv-python-headless is a dev extra
         cv2_cpu = float("nan")
     print(f"CPU per image, one thread, {args.cpu_n} images: process_image (draft decode, area resize, "
-          f"encode q95, PDQ, sha256+md5) {ours_cpu:.2f} ms; plain loop (Pillow full decode, area "
+          f"encode q95, PDQ, sha256+md5+sha1) {ours_cpu:.2f} ms; plain loop (Pillow full decode, area "
           f"resize, encode q95, sha256) {plain_cpu:.2f} ms; img2dataset's cv2 steps (full decode, "
           f"INTER_AREA, encode q95, sha256) {cv2_cpu:.2f} ms")
+
+    sha1_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(hash_original, names=("sha1",)))
+    hashes_cpu = cpu_ms_per_image(bodies[: args.cpu_n], partial(hash_original, names=("sha256", "md5", "sha1")))
+    print(f"hashing the original bytes, one thread: sha1 {sha1_cpu:.3f} ms/image "
+          f"({100 * sha1_cpu / ours_cpu:.1f}% of process_image), sha256+md5+sha1 {hashes_cpu:.3f} ms/image "
+          f"({100 * hashes_cpu / ours_cpu:.1f}%)")
 
     base1 = pool_rate(bodies, cfg.image_size, procs_all)
     ctx = mp.get_context("spawn")

@@ -88,8 +88,8 @@ img2dataset --url_list . --input_format parquet --url_col URL --caption_col TEXT
 ## Columns
 {columns}
 
-The image hash carried is `sha256` (hex of the original bytes). MD5 and PDQ perceptual hashes were
-used for matching removal lists but are not published.
+The image hash carried is `sha256` (hex of the original bytes). MD5 and SHA-1 of the same bytes and
+PDQ perceptual hashes were used for matching removal lists but are not published.
 
 ## Model and thresholds
 `similarity` is the cosine similarity of the CLIP image and caption embeddings. A threshold belongs
@@ -149,7 +149,7 @@ page-declared licence; images remain their owners' and this dataset only links t
 ## Removal requests
 To have a URL, a domain, a URL prefix or an image removed from every future release, file a removal
 request (on the dataset's issue tracker or with its publisher) giving the URL (or its sha256), the
-image's sha256 or md5, or the domain; hash lists (MD5/SHA/PDQ) are accepted as files. The operator
+image's sha256, sha1 or md5, or the domain; hash lists (MD5/SHA/PDQ) are accepted as files. The operator
 files it under `removal/requests/` of the build (one source per list: a name and a date) and runs
 `rederive_releases_job`, or lets `removal_requests_sensor` run it. Every release is re-derived from the
 stored shards with all sources applied (no re-download, no re-scoring), published as a **new

@@ -27,18 +27,21 @@ CHECKS: list[SqlCheck] = [
     ),
     SqlCheck(
         name="downloads_ok_rows_complete",
-        description="Every ok row has width, height, a sha256, a PDQ hash (64 hex, quality 0..100) and "
-        "names its tar member `[<shard>_]<key>.jpg` (no dot in the WebDataset key); no reason. "
+        description="Every ok row has width, height, a sha256, a PDQ hash (64 hex, quality 0..100), "
+        "md5/sha1 well-formed where recorded (null on rows carried over from before them), and names "
+        "its tar member `[<shard>_]<key>.jpg` (no dot in the WebDataset key); no reason. "
         "Non-ok rows carry no PDQ.",
         blocking=True,
         sql="""
-            SELECT key, status, width, height, sha256, pdq, pdq_quality, tar_path, tar_member, reason
+            SELECT key, status, width, height, sha256, md5, sha1, pdq, pdq_quality, tar_path, tar_member, reason
             FROM downloads
             WHERE (status = 'ok' AND (
                 width IS NULL OR width <= 0 OR height IS NULL OR height <= 0
                 OR sha256 IS NULL OR NOT regexp_full_match(sha256, '[0-9a-f]{{64}}')
                 OR pdq IS NULL OR NOT regexp_full_match(pdq, '[0-9a-f]{{64}}')
                 OR pdq_quality IS NULL OR pdq_quality NOT BETWEEN 0 AND 100
+                OR NOT regexp_full_match(coalesce(md5, ''), '([0-9a-f]{{32}})?')
+                OR NOT regexp_full_match(coalesce(sha1, ''), '([0-9a-f]{{40}})?')
                 OR tar_path IS NULL OR tar_member IS NULL
                 OR NOT (tar_member = key || '.jpg' OR suffix(tar_member, '_' || key || '.jpg'))
                 OR NOT regexp_full_match(tar_member, '[A-Za-z0-9_-]+[.]jpg')

@@ -227,7 +227,7 @@ class Engine:
             raise ImageRejected("unsupported_content_type", f"{row.content_type} but bytes are {p.format}")
         row.width, row.height = p.width, p.height
         row.resized_width, row.resized_height = p.resized_width, p.resized_height
-        row.sha256, row.md5 = p.sha256, p.md5
+        row.sha256, row.md5, row.sha1 = p.sha256, p.md5, p.sha1
         row.pdq, row.pdq_quality = p.pdq, p.pdq_quality
         text = rows.texts[i] or ""
         meta = sample_meta(rows.members[i], row, text, rows.page_urls[i])
@@ -289,7 +289,7 @@ def sample_meta(member: str, row: RowResult, text: str, page_url: str | None) ->
         "key": member, "pair_key": row.key, "SAMPLE_ID": sample_id(row.url, text), "url": row.url,
         "caption": text, "page_url": page_url, "width": row.resized_width, "height": row.resized_height,
         "original_width": row.width, "original_height": row.height, "sha256": row.sha256,
-        "md5": row.md5, "pdq": row.pdq, "pdq_quality": row.pdq_quality, "status": "ok",
+        "md5": row.md5, "sha1": row.sha1, "pdq": row.pdq, "pdq_quality": row.pdq_quality, "status": "ok",
     }
 
 

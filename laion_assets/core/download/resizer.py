@@ -70,8 +70,9 @@ class Processed:
     height: int
     resized_width: int
     resized_height: int
-    sha256: str
+    sha256: str  # hex digests of the original bytes, as fetched (removal lists name images by these)
     md5: str
+    sha1: str
     format: str
     pdq: str  # 64 lowercase hex chars (256 bits), the reference tool's hex order
     pdq_quality: int  # 0..100; PDQ's own quality (low = flat image, hash not reliable)
@@ -176,6 +177,7 @@ def process_image(
         resized_height=img.height,
         sha256=hashlib.sha256(data).hexdigest(),
         md5=hashlib.md5(data).hexdigest(),
+        sha1=hashlib.sha1(data).hexdigest(),
         format=fmt,
         pdq=pdq,
         pdq_quality=pdq_quality,

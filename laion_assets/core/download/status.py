@@ -66,6 +66,7 @@ class RowResult:
     resized_height: int | None = None
     sha256: str | None = None
     md5: str | None = None
+    sha1: str | None = None
     pdq: str | None = None
     pdq_quality: int | None = None
     tar_path: str | None = None

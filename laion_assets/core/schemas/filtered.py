@@ -2,8 +2,9 @@
 
 Contract relied on downstream (dbt `stg_filtered_pairs`, `stg_shard_drops`): every column below.
 Every pair of the shard's `pairs` table is in exactly one of the two files, so the release card's
-funnel adds up row for row. Image hashes: `sha256`/`md5` (and `sha1`, `pdq` when the download
-status records them) of the original bytes; `pdq` is 64 lowercase hex chars, `pdq_quality` 0..100.
+funnel adds up row for row. Image hashes: `sha256`, `md5`, `sha1` of the original bytes and `pdq`
+(64 lowercase hex chars, `pdq_quality` 0..100), from the download status; NULL where a shard's
+status predates a column (`filter.OPTIONAL_DOWNLOAD_COLUMNS`). Only `sha256` is published.
 `sample_id` (core.ids) and `url_host` (core.removal.host_sql, lowercase, '' when none) are computed
 here, once per pair, so the release never re-derives them for every row of every crawl.
 """
