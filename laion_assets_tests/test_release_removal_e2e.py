@@ -1,6 +1,9 @@
 """The end-to-end proof of issue 9: a removal request filed against a published row makes the next
 release lack it, the diff name it (as a hash), and every check pass. Real Dagster instance, real dbt,
-real DuckDB and parquet; the re-derive touches no shard (no re-download, no re-score)."""
+real DuckDB and parquet; the re-derive touches no shard (no re-download, no re-score).
+
+The pipeline runs once per session (`published_sample` in conftest.py, shared with
+test_release_removal_sha1_e2e.py); each test starts from that first publish, restored."""
 
 import hashlib
 import json
@@ -14,7 +17,7 @@ import pytest
 from laion_assets.core.release import verify_release_dir
 from laion_assets.core.schemas import RELEASE_SCHEMA
 from laion_assets.definitions import build_definitions
-from laion_assets.pipeline import _run, failed_checks, run_pipeline
+from laion_assets.pipeline import _run, failed_checks
 from laion_assets.settings import load_settings
 
 pytestmark = pytest.mark.e2e
@@ -30,12 +33,10 @@ def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
             for e in result.get_asset_materialization_events()}
 
 
-def test_removal_request_rederives_a_new_version_with_a_diff(embedded_env, tmp_path: Path):
-    root = Path(embedded_env["LAION_ASSETS_ROOT"])
+def test_removal_request_rederives_a_new_version_with_a_diff(published_sample):
+    root, first = published_sample.root, published_sample.first
     defs = build_definitions(load_settings())
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        first = run_pipeline(defs, instance, log_level="WARNING")
+    with dg.instance_for_test(temp_dir=str(published_sample.home)) as instance:
         assert failed_checks(instance, first.run_ids) == []
         before = _rows(first.release_dir)
         manifest = json.loads((first.release_dir / "manifest.json").read_text())

@@ -3,7 +3,8 @@
 The sha1 is computed here from the bytes the sample's image server serves (not from anything the
 pipeline wrote), filed as a removal request, and the next release (re-derived, no shard re-run)
 lacks the row, its diff names it by hash with `removal:<source>`, and every check passes. Real
-Dagster instance, real dbt, real DuckDB and parquet, the real sample image server."""
+Dagster instance, real dbt, real DuckDB and parquet, the real sample image server. The pipeline
+runs once per session (`published_sample` in conftest.py); this test starts from its first publish."""
 
 import hashlib
 import json
@@ -20,7 +21,7 @@ from laion_assets.core.release import CHECKS as RELEASE_CHECKS
 from laion_assets.core.release import verify_release_dir
 from laion_assets.core.sample_server import lease_sample_server, recorded_port
 from laion_assets.definitions import build_definitions
-from laion_assets.pipeline import _run, failed_checks, run_pipeline
+from laion_assets.pipeline import _run, failed_checks
 from laion_assets.settings import load_settings
 
 pytestmark = pytest.mark.e2e
@@ -36,12 +37,10 @@ def _served_bytes(root: Path, url: str) -> bytes:
             return r.read()
 
 
-def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(embedded_env, tmp_path: Path):
-    root = Path(embedded_env["LAION_ASSETS_ROOT"])
+def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(published_sample):
+    root, first = published_sample.root, published_sample.first
     defs = build_definitions(load_settings())
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        first = run_pipeline(defs, instance, log_level="WARNING")
+    with dg.instance_for_test(temp_dir=str(published_sample.home)) as instance:
         assert failed_checks(instance, first.run_ids) == []
         first_parts = sorted(first.release_dir.glob("part-*.parquet"))
         before = {r["SAMPLE_ID"]: r for r in pq.read_table(first_parts).to_pylist()}
