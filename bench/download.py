@@ -42,7 +42,7 @@ from PIL import Image  # noqa: E402
 from laion_assets.core.cpus import available_cpus  # noqa: E402
 from laion_assets.core.download import DownloadConfig, download_shard  # noqa: E402
 from laion_assets.core.download.resizer import process_image, target_size  # noqa: E402
-from laion_assets.core.download.testing import TestServer, make_jpeg, static  # noqa: E402
+from laion_assets.testing.http_server import TestServer, make_jpeg, static  # noqa: E402
 
 SIZES = [(320, 240), (500, 375), (640, 480), (800, 600), (1024, 768), (1280, 960), (1600, 1200),
          (2048, 1536), (600, 900), (1200, 1600)]

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from laion_assets.core.download import DownloadConfig, download_shard
-from laion_assets.core.download.testing import TestServer, make_jpeg, send, static
 from laion_assets.core.filter import filter_shard
 from laion_assets.core.schemas import PAIR_SCHEMA, SCORE_SCHEMA
 from laion_assets.core.schemas.downloads import DOWNLOAD_SCHEMA
+from laion_assets.testing.http_server import TestServer, make_jpeg, send, static
 
 FAST = dict(allow_private_hosts=("127.0.0.1",), connect_timeout_s=2.0, read_timeout_s=2.0,
             total_timeout_s=5.0, retries=0, shard_timeout_s=40.0, image_size=64,

@@ -17,9 +17,9 @@ from PIL import Image
 
 from laion_assets.core.download import DownloadConfig, download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
-from laion_assets.core.download.testing import TestServer, make_jpeg, send, static
 from laion_assets.core.quality import run_checks
 from laion_assets.core.schemas.downloads import DOWNLOAD_SCHEMA
+from laion_assets.testing.http_server import TestServer, make_jpeg, send, static
 
 JPG = make_jpeg(640, 480, seed=1)
 TINY = make_jpeg(16, 16, seed=2)

@@ -27,11 +27,11 @@ from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.download.keys import image_member, member_key
 from laion_assets.core.download.resizer import pdq_hash, process_image
 from laion_assets.core.download.shard import split_by_host
-from laion_assets.core.download.testing import TestServer, make_jpeg, static
 from laion_assets.core.ids import sample_id
 from laion_assets.core.quality import run_checks
 from laion_assets.core.validation import ConfigError
 from laion_assets.testing.hostfarm import HostFarm
+from laion_assets.testing.http_server import TestServer, make_jpeg, static
 
 # ------------------------------------------------------------------------------ PDQ
 

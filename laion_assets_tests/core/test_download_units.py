@@ -23,9 +23,9 @@ from laion_assets.core.download.policy import (
     x_robots_optout,
 )
 from laion_assets.core.download.resizer import ImageRejected, process_image, sniff
-from laion_assets.core.download.testing import make_jpeg
 from laion_assets.core.quality import run_checks
 from laion_assets.core.schemas.downloads import DOWNLOAD_SCHEMA
+from laion_assets.testing.http_server import make_jpeg
 
 # ------------------------------------------------------------------------------ netguard
 

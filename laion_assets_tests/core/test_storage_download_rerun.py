@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from laion_assets.core.download import DownloadConfig, download_shard
-from laion_assets.core.download.testing import TestServer, make_jpeg, static
 from laion_assets.core.storage import LocalStorage, ShardPaths
+from laion_assets.testing.http_server import TestServer, make_jpeg, static
 
 PATHS = ShardPaths("CC-TEST", "00000")
 FAST = dict(allow_private_hosts=("127.0.0.1",), connect_timeout_s=2.0, read_timeout_s=1.0,

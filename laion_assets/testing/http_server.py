@@ -1,4 +1,4 @@
-"""A real HTTP/1.1 server on 127.0.0.1 for tests, the bench and the demo (keep-alive, threads).
+"""A real HTTP/1.1 server on 127.0.0.1 for tests and the download bench (keep-alive, threads).
 
 Routes map a path to a function `(handler) -> None` that writes the whole response itself, so
 tests can misbehave on purpose (drip, lie about Content-Length, never end). Every request is
