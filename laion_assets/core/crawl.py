@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from laion_assets.core.quality import SqlCheck
-from laion_assets.core.storage import make_partition_key, validate_crawl_name
+from laion_assets.core.storage import LocalStorage, make_partition_key, validate_crawl_name
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wat", ".wat.gz", ".warc.wat.gz")
 
@@ -102,13 +102,10 @@ def open_uri(uri: str, s3_client: Any = None, offset: int = 0, length: int | Non
         if offset or length is not None:
             req.add_header("Range", f"bytes={offset}-{'' if length is None else offset + length - 1}")
         return io.BufferedReader(urllib.request.urlopen(req, timeout=60), buffer_size=1 << 20)
-    f = open(uri, "rb")
-    if offset:
-        f.seek(offset)
-    if length is None:
-        return f
-    with f:
-        return io.BytesIO(f.read(length))
+    # A local file: the storage's range read, which reads an absolute path as is (the root only
+    # resolves relative paths), so a path relative to the working directory is made absolute first.
+    path = Path(uri).absolute()
+    return LocalStorage(path.parent).open_read(str(path), offset, length)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from laion_assets.core.crawl import list_source, make_shards, manifest_table, open_uri, shard_files
 from laion_assets.core.extract import ExtractConfig, extract_shard
+from laion_assets.core.storage import LocalStorage
 from laion_assets.testing.commoncrawl import put_cc_layout, source_warcs, write_cc_layout
 from laion_assets.testing.s3 import moto_s3
 
@@ -58,6 +59,24 @@ def test_range_reads_from_s3(cc_bucket):
     key = sorted(k for k in objects if k.endswith(".warc.gz"))[0]
     with open_uri(f"s3://commoncrawl/{key}", client, offset=10, length=100) as f:
         assert f.read() == objects[key][10:110]
+
+
+def test_local_range_reads_are_the_storage_ones(tmp_path, monkeypatch):
+    """A local WARC is read by `LocalStorage.open_read` (one range read for both): absolute paths,
+    paths relative to the working directory, whole files, ranges, ranges past the end."""
+    data = bytes(range(256)) * 40
+    (tmp_path / "a.warc.gz").write_bytes(data)
+    storage = LocalStorage(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for offset, length in [(0, None), (10, 100), (5000, None), (len(data) - 3, 10), (7, 0)]:
+        want = data[offset:] if length is None else data[offset : offset + length]
+        for uri in (str(tmp_path / "a.warc.gz"), "a.warc.gz"):
+            with open_uri(uri, offset=offset, length=length) as f:
+                assert f.read() == want, (uri, offset, length)
+        with storage.open_read("a.warc.gz", offset, length) as f:
+            assert f.read() == want
+    with pytest.raises(FileNotFoundError):
+        open_uri(str(tmp_path / "missing.warc.gz"))
 
 
 def test_paths_listing_over_http(tmp_path: Path):
