@@ -4,7 +4,10 @@ Generates shard parquet (the `filtered_pairs` and drop-log layout) with duplicat
 images and a removal list of `--removal-entries` entries (URL md5/sha256, image md5/sha256, exact
 URLs, domains; about 1 % of rows match), then in the same run:
 - ours: `dbt run` of the project's models (removal anti-join, placeholders, pair and image dedup,
-  drop log, stats) in DuckDB, then the release rows written as zstd parquet (release_rows_sql);
+  drop log, stats) in DuckDB, then one variant built as `published_dataset` builds it
+  (core.release_writer: rows loaded once, content-defined zstd parts written in parallel, version,
+  card counts). The release checks run too and are timed apart (`checks_s`, not in the ratio: the
+  baseline checks nothing);
 - baseline: pandas reading the same parquet, hashing URLs with hashlib, anti-joining each kind,
   deduplicating (URL, TEXT) and sha256 by best similarity, writing parquet.
 Both must publish the same rows (checked). Wall and CPU time (self + children) are printed.
@@ -35,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from laion_assets.core.ids import sample_id_sql  # noqa: E402
-from laion_assets.core.release import ReleaseVariant, release_rows_sql, split_hashes  # noqa: E402
+from laion_assets.core.release import CHECKS, DEFAULT_ROWS_PER_PART, ReleaseVariant  # noqa: E402
+from laion_assets.core.release_writer import ReleaseRows, release_version  # noqa: E402
 from laion_assets.core.removal import REMOVAL_SCHEMA, host_sql  # noqa: E402
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA  # noqa: E402
 from laion_assets.defs.dbt.project import DBT_DIR, dbt_executable  # noqa: E402
@@ -106,7 +110,10 @@ def generate(root: Path, rows: int, entries: int, shards: int, seed: int = 0) ->
         """)
 
 
-def run_ours(root: Path, out: Path) -> int:
+def run_ours(root: Path, out: Path) -> tuple[int, float, float]:
+    """The pipeline's release path: `dbt run` of the project's models, then one variant built by
+    core.release_writer (published rows loaded once, content-defined parts written in parallel,
+    version, card counts). Returns (rows published, wall and CPU seconds of the release checks)."""
     env = {**os.environ, "LAION_ASSETS_ROOT": str(root)}
     # As in the pipeline, dbt starts from the project's parse (definitions parse it once).
     parsed = DBT_DIR / "target" / "partial_parse.msgpack"
@@ -115,11 +122,18 @@ def run_ours(root: Path, out: Path) -> int:
         shutil.copy(parsed, root / "dbt-target" / "partial_parse.msgpack")
     subprocess.run([dbt_executable(), "run", *([] if os.environ.get("BENCH_DBT_LOG") else ["--quiet"]), "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
                     "--target-path", str(root / "dbt-target")], check=True, env=env, cwd=DBT_DIR)
-    kept, _ = release_rows_sql("published_pairs", ReleaseVariant("research", 1.0))
-    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        table, _ = split_hashes(con.sql(kept).to_arrow_table())
-    pq.write_table(table, out, compression="zstd")
-    return table.num_rows
+    variant = ReleaseVariant("research", 1.0)
+    with ReleaseRows.from_warehouse(root / "warehouse.duckdb") as rows:
+        files = rows.write_parts(variant.punsafe_max, out, DEFAULT_ROWS_PER_PART)
+        release_version(variant.name, files)
+        rows.describe(variant.punsafe_max)
+        t0, c0 = time.perf_counter(), cpu_s()
+        entries = pq.read_table(root / "removal" / "entries.parquet")
+        failed = [o.name for o in rows.check(variant.punsafe_max, CHECKS, entries) if not o.passed]
+        checks_s, checks_cpu = time.perf_counter() - t0, cpu_s() - c0
+    if failed:
+        sys.exit(f"release checks failed: {failed}")
+    return sum(f["rows"] for f in files), checks_s, checks_cpu
 
 
 def run_pandas(root: Path, out: Path) -> int:
@@ -159,9 +173,10 @@ def main() -> None:
         print(f"generated {args.rows} rows in {args.shards} shards, {entries} removal entries "
               f"in {time.perf_counter() - t0:.1f}s", flush=True)
         c0, t0 = cpu_s(), time.perf_counter()
-        ours_rows = run_ours(root, root / "ours.parquet")
-        ours_s, ours_cpu = time.perf_counter() - t0, cpu_s() - c0
-        print(f"ours: {ours_rows} rows published, {ours_s:.2f}s wall, {ours_cpu:.2f}s cpu", flush=True)
+        ours_rows, checks_s, checks_cpu = run_ours(root, root / "ours")
+        ours_s, ours_cpu = time.perf_counter() - t0 - checks_s, cpu_s() - c0 - checks_cpu
+        print(f"ours: {ours_rows} rows published, {ours_s:.2f}s wall, {ours_cpu:.2f}s cpu (release checks, "
+              f"not counted: {checks_s:.2f}s)", flush=True)
         c0, t0 = cpu_s(), time.perf_counter()
         base_rows = run_pandas(root, root / "pandas.parquet")
         base_s, base_cpu = time.perf_counter() - t0, cpu_s() - c0
@@ -169,15 +184,16 @@ def main() -> None:
         with duckdb.connect() as con:
             diff = con.sql(f"""
                 SELECT count(*) FROM (
-                    (SELECT URL, TEXT FROM '{root}/ours.parquet' EXCEPT SELECT url, text FROM '{root}/pandas.parquet')
+                    (SELECT URL, TEXT FROM '{root}/ours/part-*.parquet' EXCEPT SELECT url, text FROM '{root}/pandas.parquet')
                     UNION ALL
-                    (SELECT url, text FROM '{root}/pandas.parquet' EXCEPT SELECT URL, TEXT FROM '{root}/ours.parquet'))
+                    (SELECT url, text FROM '{root}/pandas.parquet' EXCEPT SELECT URL, TEXT FROM '{root}/ours/part-*.parquet'))
             """).fetchall()[0][0]
         if diff or ours_rows != base_rows:
             sys.exit(f"ours and pandas disagree: {ours_rows} vs {base_rows} rows, {diff} differing pairs")
         print(f"load: {os.getloadavg()[0]:.2f} (1 min)")
         ours_rps, base_rps = args.rows / ours_s, args.rows / base_s
-        print(f"bench: release rows_per_s={ours_rps:.0f} baseline_rows_per_s={base_rps:.0f} "
+        print(f"bench: release rows={args.rows} rows_per_s={ours_rps:.0f} baseline_rows_per_s={base_rps:.0f} "
+              f"ours_cpu_s={ours_cpu:.1f} baseline_cpu_s={base_cpu:.1f} checks_s={checks_s:.1f} "
               f"ratio={ours_rps / base_rps:.2f}")
 
 

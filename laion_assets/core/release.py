@@ -1,15 +1,14 @@
 """Published releases: LAION-compatible parquet parts, a dataset card and a checksummed manifest.
 
 A release is one *variant* (an NSFW policy, e.g. `research` and `research-safe`) of one build. Its
-version is a hash of the variant's name and its rows (every published column, rows sorted by
-SAMPLE_ID): publishing the same data twice gives the same version and byte-identical files, any
-change (a removal applied, a re-score, a new crawl) gives a new one. The diff against the variant's
+parts are content-defined and written reproducibly (core.release_writer), and its version hashes
+them: publishing the same rows twice gives the same version and byte-identical files, any change
+(a removal applied, a re-score, a new crawl) gives a new one. The diff against the variant's
 previous version names removed rows only by hashes (sha256 of the URL, SAMPLE_ID).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,12 @@ import pyarrow.parquet as pq
 
 from laion_assets.core.quality import SqlCheck
 from laion_assets.core.release_card import dataset_card
-from laion_assets.core.removal import matches_sql
+from laion_assets.core.release_writer import PART_WRITER, ReleaseRows, release_version, sha256_file
+from laion_assets.core.removal import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts, matches_sql
 from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
 from laion_assets.core.validation import ConfigError, require_range
 
 DEFAULT_ROWS_PER_PART = 1_000_000
-HASH_COLUMNS = ("md5", "sha1", "pdq", "pdq_quality")  # kept for checks, not published
 
 
 @dataclass(frozen=True)
@@ -45,71 +44,6 @@ class ReleaseVariant:
 DEFAULT_VARIANTS = (ReleaseVariant("research", 0.95), ReleaseVariant("research-safe", 0.45))
 
 
-def release_rows_sql(published: str, variant: ReleaseVariant) -> tuple[str, str]:
-    """(kept rows with release columns + hash columns, NSFW-policy drops) over `published` (dbt's
-    `published_pairs` columns)."""
-    cut = f"{float(variant.punsafe_max)!r}"
-    kept = f"""
-        SELECT sample_id AS SAMPLE_ID, url AS URL, text AS TEXT, CAST(height AS INTEGER) AS HEIGHT,
-               CAST(width AS INTEGER) AS WIDTH, license AS LICENSE, nsfw AS NSFW,
-               CAST(punsafe AS FLOAT) AS punsafe, CAST(similarity AS FLOAT) AS similarity,
-               language AS LANGUAGE, sha256, crawl, crawl_warc_path AS warc_path, warc_offset, page_url,
-               model_id, weights_id, CAST(threshold AS FLOAT) AS threshold, punsafe_source,
-               md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality
-        FROM {published} WHERE punsafe IS NOT NULL AND punsafe <= {cut}
-        ORDER BY SAMPLE_ID"""
-    dropped = f"""
-        SELECT sample_id, sha256(url) AS url_sha256, 'nsfw_policy' AS reason
-        FROM {published} WHERE punsafe IS NULL OR punsafe > {cut}"""
-    return kept, dropped
-
-
-def split_hashes(full: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(published table in RELEASE_SCHEMA, SAMPLE_ID + hash columns for checks)."""
-    table = full.select(RELEASE_SCHEMA.names).cast(RELEASE_SCHEMA)
-    hashes = full.select(["SAMPLE_ID", *HASH_COLUMNS])
-    return table, hashes
-
-
-class _HashSink:
-    def __init__(self) -> None:
-        self.h = hashlib.sha256()
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        self.h.update(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def release_version(table: pa.Table, variant: str = "") -> str:
-    """sha256 over the variant name, the schema and every row (Arrow IPC, fixed 64k-row batches).
-
-    The table must be sorted by SAMPLE_ID (release_rows_sql does); nothing about the build (time,
-    place, shard layout) is in the table, so the version is a function of the content alone.
-    """
-    sink = _HashSink()
-    sink.h.update(b"laion-assets release v2\0" + variant.encode() + b"\0")
-    stream = pa.PythonFile(sink, mode="w")
-    with pa.ipc.new_stream(stream, table.schema) as writer:
-        for batch in table.combine_chunks().to_batches(max_chunksize=1 << 16):
-            writer.write_batch(batch)
-    return "r-" + sink.h.hexdigest()[:16]
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def size_category(n: int) -> str:
     """Hugging Face `size_categories` bucket."""
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -117,63 +51,88 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "1B<n<10B")
 
 
-def describe_table(table: pa.Table) -> dict[str, Any]:
-    """Counts the card and manifest report, computed from the table itself."""
-    with duckdb.connect(":memory:") as con:
-        con.register("t", table)
-        by = lambda col: {str(k): v for k, v in con.sql(  # noqa: E731
-            f"SELECT coalesce(CAST({col} AS VARCHAR), 'unknown'), count(*) FROM t GROUP BY 1 ORDER BY 2 DESC, 1"
-        ).fetchall()}
-        models = [
-            {"model_id": m, "weights_id": w, "language": lang, "threshold": round(float(th), 4) if th is not None else None,
-             "rows": n}
-            for m, w, lang, th, n in con.sql(
-                "SELECT model_id, weights_id, LANGUAGE, threshold, count(*) FROM t GROUP BY ALL ORDER BY ALL"
-            ).fetchall()
-        ]
-        licensed = con.sql("SELECT count(*) FROM t WHERE LICENSE IS NOT NULL").fetchall()[0][0]
-        return {"rows_by_crawl": by("crawl"), "rows_by_language": by("LANGUAGE"), "thresholds": models,
-                "punsafe_sources": by("punsafe_source"), "rows_with_license": licensed}
+PLACEHOLDER_MIN_URLS = 5  # dbt var placeholder_min_urls default (dbt/models/placeholder_images.sql)
+
+
+def build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table, *, published: int, warehouse: str = "wh") -> dict:
+    """What the build knows beyond the rows, from the warehouse's dbt models (schema `warehouse`):
+    the funnel before any variant's NSFW policy, removal sources with counts, link rot, filters."""
+    drops = dict(con.sql(f"SELECT reason, count(*) FROM {warehouse}.drop_log GROUP BY 1 ORDER BY 1").fetchall())
+    total = sum(drops.values()) + published
+    dates: dict[str, str] = {}
+    for s, d in zip(entries.column("source").to_pylist(), entries.column("listed_on").to_pylist()):
+        if d:
+            dates[s] = max(d, dates.get(s, d))
+    sources = {
+        s: {"entries": sum(k.values()), "kinds": k, "rows_removed": drops.get(f"removal:{s}", 0),
+            "listed_on": dates.get(s)}
+        for s, k in entry_counts(entries).items()
+    }
+    funnel_row = con.sql(f"SELECT * FROM {warehouse}.stats_funnel").to_arrow_table().to_pylist()[0]
+    rot = {r.removeprefix("not_downloaded:"): n for r, n in drops.items() if r.startswith("not_downloaded:")}
+    return {
+        "drops": drops,
+        "pairs_extracted": total,
+        "pipeline_stats": funnel_row,
+        "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())},
+        "link_rot": {"pairs": total, "failed": sum(rot.values()), "share": sum(rot.values()) / max(total, 1),
+                     "by_reason": {r: n / max(total, 1) for r, n in sorted(rot.items())}},
+        "filters": {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,
+                    "pdq_min_quality": PDQ_MIN_QUALITY,
+                    "dedup": ["url_text", "image_sha256"], "threshold": "per model and language (column threshold)"},
+        "license": {"metadata": "CC-BY-4.0 (this table of URLs and captions)",
+                    "images": "not included; each image belongs to its owner (LICENSE column: page-declared)"},
+    }
+
+
+def write_release_files(
+    out_dir: Path,
+    *,
+    files: list[dict[str, Any]],
+    version: str,
+    variant: ReleaseVariant,
+    described: dict[str, Any],
+    build: dict[str, Any],
+) -> dict[str, Any]:
+    """manifest.json and README.md next to the parts already in `out_dir`.
+
+    `build`: what the release pipeline knows beyond the rows (funnel, removal sources, filters,
+    link rot); it must hold no time or local path, so a rebuild gives byte-identical files.
+    """
+    rows = sum(f["rows"] for f in files)
+    manifest = {
+        "version": version,
+        "variant": {"name": variant.name, "punsafe_max": variant.punsafe_max},
+        "rows": rows,
+        "columns": [{"name": name, "type": str(typ), "nullable": nullable, "description": desc}
+                    for name, (typ, nullable, desc) in RELEASE_COLUMNS.items()],
+        "files": files,
+        "parts": {"split": "content-defined: part i of n holds SAMPLE_ID in [i*2^63/n, (i+1)*2^63/n), sorted",
+                  **PART_WRITER},
+        "size_category": size_category(rows),
+        **described,
+        **build,
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out_dir / "README.md").write_text(dataset_card(manifest))
+    return manifest
 
 
 def write_release(
     table: pa.Table,
     out_dir: Path,
     *,
-    version: str,
     variant: ReleaseVariant,
     build: dict[str, Any],
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
 ) -> dict[str, Any]:
-    """Write parts, manifest.json and README.md into `out_dir` (a fresh staging directory).
-
-    `build`: what the release pipeline knows beyond the rows (funnel, removal sources, filters,
-    link rot); it must hold no time or local path, so a rebuild gives byte-identical files.
-    """
-    if table.schema != RELEASE_SCHEMA:
-        raise ValueError("release table does not have RELEASE_SCHEMA")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[dict[str, Any]] = []
-    for i, start in enumerate(range(0, max(table.num_rows, 1), rows_per_part)):
-        name = f"part-{i:05d}.parquet"
-        chunk = table.slice(start, rows_per_part)
-        pq.write_table(chunk, out_dir / name, compression="zstd")
-        files.append({"path": name, "rows": chunk.num_rows, "bytes": (out_dir / name).stat().st_size,
-                      "sha256": _sha256_file(out_dir / name)})
-    manifest = {
-        "version": version,
-        "variant": {"name": variant.name, "punsafe_max": variant.punsafe_max},
-        "rows": table.num_rows,
-        "columns": [{"name": name, "type": str(typ), "nullable": nullable, "description": desc}
-                    for name, (typ, nullable, desc) in RELEASE_COLUMNS.items()],
-        "files": files,
-        "size_category": size_category(table.num_rows),
-        **describe_table(table),
-        **build,
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (out_dir / "README.md").write_text(dataset_card(manifest))
-    return manifest
+    """A whole release of `table` (release columns, NSFW policy applied here) into `out_dir`:
+    parts, manifest.json, README.md. Returns the manifest (its `version` included)."""
+    with ReleaseRows.from_table(table) as rows:
+        files = rows.write_parts(variant.punsafe_max, out_dir, rows_per_part)
+        version = release_version(variant.name, files)
+        return write_release_files(out_dir, files=files, version=version, variant=variant,
+                                   described=rows.describe(variant.punsafe_max), build=build)
 
 
 def verify_release_dir(release_dir: Path) -> list[str]:
@@ -186,7 +145,7 @@ def verify_release_dir(release_dir: Path) -> list[str]:
     rows = 0
     for f in manifest["files"]:
         path = release_dir / f["path"]
-        if _sha256_file(path) != f["sha256"]:
+        if sha256_file(path) != f["sha256"]:
             problems.append(f"{f['path']}: checksum differs from manifest")
         pf = pq.ParquetFile(path)
         if not pf.schema_arrow.equals(RELEASE_SCHEMA):

@@ -17,7 +17,6 @@ from laion_assets.core.release import (
     CHECKS as RELEASE_CHECKS,
     ReleaseVariant,
     release_diff,
-    release_version,
     row_count_verdict,
     verify_release_dir,
     write_release,
@@ -145,19 +144,33 @@ def _release_table(n: int, *, offset: int = 0) -> pa.Table:
 
 
 def test_release_version_depends_only_on_rows_and_variant(tmp_path: Path):
-    table = _release_table(5)
-    assert release_version(table, "research") == release_version(_release_table(5), "research")
-    assert release_version(table, "research") != release_version(table, "research-safe")
-    assert release_version(table, "research") != release_version(_release_table(4), "research")
     variant = ReleaseVariant("research", 0.95)
     build = {"funnel": {"pairs_extracted": 9, "dropped": {"below_threshold": 4}},
              "removal": {"sources": {"iwf": {"entries": 3, "kinds": {"image_md5": 3}, "rows_removed": 0,
                                              "listed_on": "2026-01-01"}}, "rows_removed": 0}}
-    a, b = tmp_path / "a", tmp_path / "b"
-    write_release(table, a, version="r-x", variant=variant, build=build, rows_per_part=2)
-    write_release(table, b, version="r-x", variant=variant, build=build, rows_per_part=2)
+    table = _release_table(5)
+    # The same rows in another order and chunking (another shard layout): the same release.
+    shuffled = pa.concat_tables([table.slice(3), table.slice(0, 3)])
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    m_a = write_release(table, a, variant=variant, build=build, rows_per_part=2)
+    m_b = write_release(shuffled, b, variant=variant, build=build, rows_per_part=2)
+    assert m_a["version"] == m_b["version"]
+    assert sorted(p.name for p in a.iterdir()) == ["README.md", "manifest.json", "part-00000.parquet",
+                                                   "part-00001.parquet", "part-00002.parquet"]
     for name in ("manifest.json", "README.md", "part-00000.parquet", "part-00002.parquet"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    # Parts are content-defined SAMPLE_ID ranges, each sorted.
+    ids = [pq.read_table(a / f"part-{i:05d}.parquet").column("SAMPLE_ID").to_pylist() for i in range(3)]
+    assert all(x == sorted(x) for x in ids) and sorted(sum(ids, [])) == sorted(table.column("SAMPLE_ID").to_pylist())
+    assert all(i * (1 << 63) // 3 <= x < (i + 1) * (1 << 63) // 3 for i, part in enumerate(ids) for x in part)
+    assert write_release(table, c, variant=ReleaseVariant("research-safe", 0.95), build=build,
+                         rows_per_part=2)["version"] != m_a["version"]
+    assert write_release(_release_table(4), tmp_path / "d", variant=variant, build=build,
+                         rows_per_part=2)["version"] != m_a["version"]
+    # The NSFW policy is applied by the writer: punsafe over the cut never reaches a part.
+    risky = table.set_column(table.schema.get_field_index("punsafe"), "punsafe",
+                             pa.array([0.01, 0.99, 0.01, None, 0.01], pa.float32()))
+    assert write_release(risky, tmp_path / "e", variant=variant, build=build)["rows"] == 3
     assert verify_release_dir(a) == []
     manifest = json.loads((a / "manifest.json").read_text())
     assert [c["name"] for c in manifest["columns"]] == RELEASE_SCHEMA.names
@@ -212,10 +225,12 @@ def test_release_is_readable_by_common_tools(tmp_path: Path, monkeypatch):
     """img2dataset's parquet reader, DuckDB, pyarrow, pandas and Hugging Face datasets (offline)."""
     table = _release_table(7)
     out = tmp_path / "release"
-    write_release(table, out, version="r-x", variant=ReleaseVariant("research", 0.95), build={}, rows_per_part=3)
+    write_release(table, out, variant=ReleaseVariant("research", 0.95), build={}, rows_per_part=3)
     # img2dataset reader: pq.read_table(columns=[url_col, caption_col, *save_additional_columns]).
-    df = pq.read_table(out / "part-00000.parquet", columns=["URL", "TEXT", "SAMPLE_ID", "sha256"]).to_pandas()
-    assert list(df.columns) == ["URL", "TEXT", "SAMPLE_ID", "sha256"] and len(df) == 3
+    frames = [pq.read_table(p, columns=["URL", "TEXT", "SAMPLE_ID", "sha256"]).to_pandas()
+              for p in sorted(out.glob("part-*.parquet"))]
+    assert len(frames) == 3 and all(list(df.columns) == ["URL", "TEXT", "SAMPLE_ID", "sha256"] for df in frames)
+    assert sum(len(df) for df in frames) == 7
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/part-*.parquet')").fetchall()[0][0] == 7
     import pandas as pd
 

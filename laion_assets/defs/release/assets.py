@@ -8,27 +8,28 @@ is published: a failing blocking check publishes nothing.
 
 import dataclasses
 import json
+import shutil
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from laion_assets.core.quality import run_checks
 from laion_assets.core.release import (
     CHECKS,
     DEFAULT_VARIANTS,
     ReleaseVariant,
+    build_facts,
     release_diff,
-    release_rows_sql,
-    release_version,
     row_count_verdict,
-    split_hashes,
     verify_release_dir,
-    write_release,
+    write_release_files,
 )
-from laion_assets.core.removal import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts
+from laion_assets.core.release_writer import ReleaseRows, release_version
+from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.checks import stage_checks
 from laion_assets.defs.common import table_metadata
@@ -39,7 +40,6 @@ from laion_assets.defs.config_checks import ranged
 LATEST = "releases/LATEST"
 WAREHOUSE = "warehouse.duckdb"
 _REASONS = pa.schema([("sample_id", pa.int64()), ("reason", pa.string())])
-PLACEHOLDER_MIN_URLS = 5  # dbt var placeholder_min_urls default (dbt/models/placeholder_images.sql)
 
 
 class ReleasePolicyResource(dg.ConfigurableResource):
@@ -81,42 +81,11 @@ def _read_parts(st, release: str) -> pa.Table:
     return st.read_parquet_many(parts)
 
 
-def _build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table) -> dict:
-    """Funnel before the variant's NSFW policy, removal sources with counts, link rot, filters."""
-    drops = dict(con.sql("SELECT reason, count(*) FROM drop_log GROUP BY 1 ORDER BY 1").fetchall())
-    published = con.sql("SELECT count(*) FROM published_pairs").fetchall()[0][0]
-    total = sum(drops.values()) + published
-    counts = entry_counts(entries)
-    dates: dict[str, str] = {}
-    for s, d in zip(entries.column("source").to_pylist(), entries.column("listed_on").to_pylist()):
-        if d:
-            dates[s] = max(d, dates.get(s, d))
-    sources = {
-        s: {"entries": sum(k.values()), "kinds": k, "rows_removed": drops.get(f"removal:{s}", 0),
-            "listed_on": dates.get(s)}
-        for s, k in counts.items()
-    }
-    funnel_row = con.sql("SELECT * FROM stats_funnel").to_arrow_table().to_pylist()[0]
-    rot = {r.removeprefix("not_downloaded:"): n for r, n in drops.items() if r.startswith("not_downloaded:")}
-    return {
-        "drops": drops,
-        "pairs_extracted": total,
-        "pipeline_stats": funnel_row,
-        "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())},
-        "link_rot": {"pairs": total, "failed": sum(rot.values()), "share": sum(rot.values()) / max(total, 1),
-                     "by_reason": {r: n / max(total, 1) for r, n in sorted(rot.items())}},
-        "filters": {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,
-                    "pdq_min_quality": PDQ_MIN_QUALITY,
-                    "dedup": ["url_text", "image_sha256"], "threshold": "per model and language (column threshold)"},
-        "license": {"metadata": "CC-BY-4.0 (this table of URLs and captions)",
-                    "images": "not included; each image belongs to its owner (LICENSE column: page-declared)"},
-    }
-
-
 def _latest_views(st, pk):
     """The default variant's latest release, its hash columns (warehouse) and the removal entries."""
     release = st.read_bytes(LATEST).decode().strip()
     with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
+        st.register_duckdb(con)  # published_pairs is a view over the shard parquet (on S3 too)
         hashes = con.sql(
             "SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
             "FROM published_pairs"
@@ -161,80 +130,54 @@ def published_dataset(
     if not variants:
         raise dg.Failure("variants: at least one release variant is needed")
     entries = st.read_parquet(ENTRIES)
-    built = []
-    with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
-        facts = _build_facts(con, entries)
-        explained_release = con.sql("SELECT DISTINCT sample_id AS id FROM drop_log").to_arrow_table()
-        for variant in variants:
-            kept_sql, nsfw_sql = release_rows_sql("published_pairs", variant)
-            table, hashes = split_hashes(con.sql(kept_sql).to_arrow_table())
-            nsfw = con.sql(nsfw_sql).to_arrow_table()
-            built.append((variant, table, hashes, nsfw))
-        reasons_release = con.sql("SELECT sample_id, reason FROM drop_log").to_arrow_table()
-
-    failures, plans = [], []
-    for variant, table, hashes, nsfw in built:
-        outcomes = run_checks({"release": table, "release_hashes": hashes, "removal": entries}, CHECKS)
-        failures += [f"{variant.name}: {o.name} ({o.failing_rows} rows)" for o in outcomes if not o.passed]
-        version = release_version(table, variant.name)
-        previous = _latest(st, variant.name)
-        prev_table = (_read_parts(st, f"{variant.name}/{previous}").select(["SAMPLE_ID", "URL"])
-                      if previous and previous != version else None)
-        explained = pa.concat_arrays([explained_release.column("id").combine_chunks().cast(pa.int64()),
-                                      nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
-        verdict = row_count_verdict(
-            None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks(),
-            table.column("SAMPLE_ID").combine_chunks(), explained,
-            max_unexplained_drop_fraction=config.max_unexplained_drop_fraction,
-        )
-        if previous == version:
-            verdict = dataclasses.replace(verdict, previous_rows=table.num_rows, message="same version rebuilt")
-        if not verdict.passed:
-            failures.append(f"{variant.name}: row count: {verdict.message}")
-        plans.append((variant, table, nsfw, version, previous, prev_table, verdict))
-    if failures:
-        raise dg.Failure("release not published: " + "; ".join(failures))
-
-    published_meta = {}
-    for variant, table, nsfw, version, previous, prev_table, verdict in plans:
-        dropped = dict(facts["drops"])
-        if nsfw.num_rows:
-            dropped["nsfw_policy"] = nsfw.num_rows
-        build = {k: v for k, v in facts.items() if k != "drops"}
-        build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
-        build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": table.num_rows}
-        # Content-addressed: written once, never replaced; the variant's LATEST is the commit.
-        with st.write_once_dir(f"releases/{variant.name}/{version}") as tmp:
-            write_release(table, tmp, version=version, variant=variant, build=build,
-                          rows_per_part=config.rows_per_part)
-            problems = verify_release_dir(tmp)
-            if problems:
-                raise dg.Failure(f"{variant.name} {version}: " + "; ".join(problems))
-        diff_meta = None
-        if prev_table is not None:
-            why = pa.concat_tables([reasons_release.cast(_REASONS), nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
-            diff = release_diff(prev_table, table.column("SAMPLE_ID").combine_chunks(), why)
-            name = f"releases/{variant.name}/diffs/{previous}__{version}"
-            by_reason = dict(sorted(Counter(diff.column("reason").to_pylist()).items()))
-            diff_meta = {"from": previous, "to": version, "rows_removed": diff.num_rows,
-                         "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
-                         "removed_by_reason": by_reason}
-            st.write_parquet(diff, f"{name}.parquet")
-            st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
-        st.write_bytes(version.encode() + b"\n", f"releases/{variant.name}/LATEST")
-        published_meta[variant.name] = {"version": version, "rows": table.num_rows, "previous": previous,
-                                        "row_check": verdict.message, "diff": diff_meta}
-        context.log.info(f"published {variant.name} {version}: {table.num_rows} rows ({verdict.message})")
+    scratch = Path(tempfile.mkdtemp(prefix="laion-release-"))
+    try:
+        with ReleaseRows.from_warehouse(st.local_file(WAREHOUSE), register=st.register_duckdb,
+                                        temp_dir=scratch / "spill") as rows:
+            facts = build_facts(rows.con, entries, published=rows.count())
+            explained_release = rows.con.sql("SELECT DISTINCT sample_id AS id FROM wh.drop_log").to_arrow_table()
+            reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
+            plans, failures = [], []
+            for variant in variants:
+                outcomes = rows.check(variant.punsafe_max, CHECKS, entries)
+                failures += [f"{variant.name}: {o.name} ({o.failing_rows} rows)" for o in outcomes if not o.passed]
+                files = rows.write_parts(variant.punsafe_max, scratch / variant.name, config.rows_per_part)
+                version = release_version(variant.name, files)
+                ids, nsfw = rows.sample_ids(variant.punsafe_max), rows.policy_drops(variant.punsafe_max)
+                previous = _latest(st, variant.name)
+                prev_table = (_read_parts(st, f"{variant.name}/{previous}").select(["SAMPLE_ID", "URL"])
+                              if previous and previous != version else None)
+                explained = pa.concat_arrays([explained_release.column("id").combine_chunks().cast(pa.int64()),
+                                              nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
+                verdict = row_count_verdict(
+                    None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks(), ids, explained,
+                    max_unexplained_drop_fraction=config.max_unexplained_drop_fraction,
+                )
+                if previous == version:
+                    verdict = dataclasses.replace(verdict, previous_rows=len(ids), message="same version rebuilt")
+                if not verdict.passed:
+                    failures.append(f"{variant.name}: row count: {verdict.message}")
+                plans.append((variant, files, version, ids, nsfw, previous, prev_table, verdict,
+                              rows.describe(variant.punsafe_max)))
+        if failures:
+            raise dg.Failure("release not published: " + "; ".join(failures))
+        published_meta = {}
+        for variant, files, version, ids, nsfw, previous, prev_table, verdict, described in plans:
+            published_meta[variant.name] = _publish_variant(
+                context, st, variant, files, version, ids, nsfw, previous, prev_table, verdict, described,
+                facts, reasons_release, scratch / variant.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     first = variants[0]
     version = published_meta[first.name]["version"]
     st.write_bytes(f"{first.name}/{version}\n".encode(), LATEST)
     release_uri = st.uri(f"releases/{first.name}/{version}")
-    default_table = plans[0][1]
     return dg.MaterializeResult(
         check_results=[*published_dataset_checks.evaluate(st), _card_check(st)],
         metadata={
-            **table_metadata(default_table, release_uri),
+            **table_metadata(RELEASE_SCHEMA.empty_table(), release_uri),
+            "dagster/row_count": published_meta[first.name]["rows"],
             "version": version,
             "variant": first.name,
             "rows": published_meta[first.name]["rows"],
@@ -246,3 +189,37 @@ def published_dataset(
             "drops_by_reason": dg.MetadataValue.json(facts["drops"]),
         }
     )
+
+
+def _publish_variant(context, st, variant, files, version, ids, nsfw, previous, prev_table, verdict, described,
+                     facts, reasons_release, staged: Path) -> dict:
+    """Commit one checked variant: its content-addressed directory, diff, then its LATEST."""
+    dropped = dict(facts["drops"])
+    if nsfw.num_rows:
+        dropped["nsfw_policy"] = nsfw.num_rows
+    build = {k: v for k, v in facts.items() if k != "drops"}
+    build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
+    build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": len(ids)}
+    # Content-addressed: written once, never replaced; the variant's LATEST is the commit.
+    with st.write_once_dir(f"releases/{variant.name}/{version}") as tmp:
+        for f in files:
+            shutil.move(staged / f["path"], tmp / f["path"])
+        write_release_files(tmp, files=files, version=version, variant=variant, described=described, build=build)
+        problems = verify_release_dir(tmp)
+        if problems:
+            raise dg.Failure(f"{variant.name} {version}: " + "; ".join(problems))
+    diff_meta = None
+    if prev_table is not None:
+        why = pa.concat_tables([reasons_release.cast(_REASONS), nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
+        diff = release_diff(prev_table, ids, why)
+        name = f"releases/{variant.name}/diffs/{previous}__{version}"
+        by_reason = dict(sorted(Counter(diff.column("reason").to_pylist()).items()))
+        diff_meta = {"from": previous, "to": version, "rows_removed": diff.num_rows,
+                     "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
+                     "removed_by_reason": by_reason}
+        st.write_parquet(diff, f"{name}.parquet")
+        st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
+    st.write_bytes(version.encode() + b"\n", f"releases/{variant.name}/LATEST")
+    context.log.info(f"published {variant.name} {version}: {len(ids)} rows ({verdict.message})")
+    return {"version": version, "rows": len(ids), "previous": previous, "row_check": verdict.message,
+            "diff": diff_meta}
