@@ -309,14 +309,21 @@ def matches_sql(rows: str, entries: str, *, pdq_max_distance: int = PDQ_MAX_DIST
         f"ON e.kind = '{kind}' AND e.value = {expr}"
         for kind, expr in eq.items()
     ]
-    host = host_sql("r.URL")
+    # Domains and prefixes are matched through the row's host (an equi-join, never rows x entries):
+    # a domain entry matches a host or any of its dot-suffixes, expanded once per distinct host; a
+    # prefix entry only rows of its own host. Hosts are computed only when such entries exist.
+    wanted = f"EXISTS (SELECT 1 FROM {entries} WHERE kind IN ('domain', 'url_prefix'))"
+    hosted = f"(SELECT SAMPLE_ID, URL, {host_sql('URL')} AS host FROM {rows} WHERE {wanted})"
+    labels = "string_split(h.host, '.')"
     parts.append(
-        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {rows} r JOIN {entries} e ON e.kind = 'domain' "
-        f"AND ({host} = e.value OR ends_with({host}, '.' || e.value))"
+        f"SELECT r.SAMPLE_ID, b.kind, b.source FROM {hosted} r JOIN ("
+        f"SELECT h.host, e.kind, e.source FROM (SELECT host, unnest(list_transform(range(1, len({labels}) + 1), "
+        f"lambda i: array_to_string({labels}[i:], '.'))) AS suffix FROM (SELECT DISTINCT host FROM {hosted}) h) h "
+        f"JOIN {entries} e ON e.kind = 'domain' AND e.value = h.suffix) b USING (host)"
     )
     parts.append(
-        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {rows} r JOIN {entries} e ON e.kind = 'url_prefix' "
-        f"AND starts_with(r.URL, e.value)"
+        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {entries} e ON e.kind = 'url_prefix' "
+        f"AND {host_sql('e.value')} = r.host AND starts_with(r.URL, e.value)"
     )
     parts.append(
         f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {rows} r JOIN {entries} e ON e.kind = 'pdq' "

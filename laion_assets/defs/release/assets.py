@@ -31,7 +31,7 @@ from laion_assets.core.release import (
 from laion_assets.core.release_writer import ReleaseRows, release_version
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
-from laion_assets.defs.checks import stage_checks
+from laion_assets.defs.checks import check_result, stage_checks
 from laion_assets.defs.common import table_metadata
 from laion_assets.defs.removal.assets import ENTRIES
 from laion_assets.defs.resources import StorageResource
@@ -137,7 +137,7 @@ def published_dataset(
             facts = build_facts(rows.con, entries, published=rows.count())
             explained_release = rows.con.sql("SELECT DISTINCT sample_id AS id FROM wh.drop_log").to_arrow_table()
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
-            plans, failures = [], []
+            plans, failures, outcomes_by_variant = [], [], {}
             for variant in variants:
                 outcomes = rows.check(variant.punsafe_max, CHECKS, entries)
                 failures += [f"{variant.name}: {o.name} ({o.failing_rows} rows)" for o in outcomes if not o.passed]
@@ -159,6 +159,7 @@ def published_dataset(
                     failures.append(f"{variant.name}: row count: {verdict.message}")
                 plans.append((variant, files, version, ids, nsfw, previous, prev_table, verdict,
                               rows.describe(variant.punsafe_max)))
+                outcomes_by_variant[variant.name] = outcomes
         if failures:
             raise dg.Failure("release not published: " + "; ".join(failures))
         published_meta = {}
@@ -174,7 +175,10 @@ def published_dataset(
     st.write_bytes(f"{first.name}/{version}\n".encode(), LATEST)
     release_uri = st.uri(f"releases/{first.name}/{version}")
     return dg.MaterializeResult(
-        check_results=[*published_dataset_checks.evaluate(st), _card_check(st)],
+        # The checks ran on exactly the rows now published (the card check verifies the files
+        # against them: checksums, schema, counts), so their outcomes are the asset's results.
+        check_results=[*(check_result(c, o, None) for c, o in zip(CHECKS, outcomes_by_variant[first.name])),
+                       _card_check(st)],
         metadata={
             **table_metadata(RELEASE_SCHEMA.empty_table(), release_uri),
             "dagster/row_count": published_meta[first.name]["rows"],
