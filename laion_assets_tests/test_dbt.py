@@ -155,6 +155,25 @@ def test_dbt_removal_anti_join_every_kind_pdq_near_duplicates_and_placeholders(t
                    **{f"{20 + i:09d}": "placeholder_image" for i in range(5)}}
 
 
+def test_dbt_reads_shards_written_before_sample_id_and_host_columns(tmp_path: Path, monkeypatch):
+    """A shard written by an older filter stage (no sample_id, no url_host) next to a new one: the
+    staging view derives both, and removal by domain and dedup across the two layouts still hold."""
+    root = tmp_path / "root"
+    _write(root, "C1", {"00000": [_row("000000000", "http://Sub.Blocked.example/a.jpg", "gone", 0.5, 1),
+                                  _row("000000001", "http://ok.example/b.jpg", "a star", 0.4, 2)],
+                        "00001": [_row("000000000", "http://ok.example/b.jpg", "a star", 0.6, 3)]},
+           entries=[{"kind": "domain", "value": "blocked.example", "source": "optout", "listed_on": None}])
+    old = root / "C1" / "filtered" / "00000.parquet"
+    pq.write_table(pq.read_table(old).drop_columns(["sample_id", "url_host"]), old)
+    assert _build(root, tmp_path, monkeypatch)
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        published = con.sql("SELECT url, text, shard, sample_id, url_host FROM published_pairs").fetchall()
+        why = dict(con.sql("SELECT shard || '/' || key, reason FROM drop_log").fetchall())
+    assert published == [("http://ok.example/b.jpg", "a star", "00001", sample_id("http://ok.example/b.jpg", "a star"),
+                          "ok.example")]
+    assert why == {"00000/000000000": "removal:optout", "00000/000000001": "duplicate"}
+
+
 def test_dbt_tests_fail_on_bad_similarity(tmp_path: Path, monkeypatch):
     root = tmp_path / "root"
     _write(root, "C1", {"00000": [_row("000000000", "http://i/1.jpg", "a red circle", 1.7, 1)]})
