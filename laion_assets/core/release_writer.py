@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,8 +53,9 @@ def _variant_filter(punsafe_max: float) -> str:
 class ReleaseRows:
     """The published rows of one build in a private DuckDB, for every variant of the release."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, spill_dir: Path | None = None):
         self.con = con
+        self.spill_dir = spill_dir  # removed on close when this object made it
         self.columns = ", ".join(f'"{c}"' for c in RELEASE_SCHEMA.names)
 
     @classmethod
@@ -61,29 +63,39 @@ class ReleaseRows:
                        temp_dir: Path | None = None) -> ReleaseRows:
         """Attach the warehouse read-only as `wh` (its views read the shard parquet, on S3 through
         `register`) and load `wh.published_pairs` once."""
-        con = _connect(temp_dir)
-        if register is not None:
-            register(con)
-        con.execute(f"ATTACH {quote_literal(str(warehouse))} AS wh (READ_ONLY)")
-        con.execute("CREATE TABLE published AS " + PUBLISHED_SELECT.format(source="wh.published_pairs"))
-        return cls(con)
+        con, own_spill = _connect(temp_dir)
+        rows = cls(con, own_spill)
+        try:
+            if register is not None:
+                register(con)
+            con.execute(f"ATTACH {quote_literal(str(warehouse))} AS wh (READ_ONLY)")
+            con.execute("CREATE TABLE published AS " + PUBLISHED_SELECT.format(source="wh.published_pairs"))
+        except BaseException:
+            rows.close()
+            raise
+        return rows
 
     @classmethod
     def from_table(cls, table: pa.Table) -> ReleaseRows:
         """From an Arrow table with the release columns (hash columns optional: NULL when absent)."""
-        con = _connect(None)
+        con, own_spill = _connect(None)
         con.register("incoming", table)
         missing = [c for c in HASH_COLUMNS if c not in table.column_names]
         extra = "".join(f", NULL::{'INTEGER' if c == 'pdq_quality' else 'VARCHAR'} AS {c}" for c in missing)
         con.execute(f"CREATE TABLE published AS SELECT *{extra} FROM incoming")
         con.unregister("incoming")
-        return cls(con)
+        return cls(con, own_spill)
 
     def __enter__(self) -> ReleaseRows:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.con.close()
+        if self.spill_dir is not None:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
 
     # one variant's rows
     def release_sql(self, punsafe_max: float) -> str:
@@ -168,13 +180,15 @@ class ReleaseRows:
         return files
 
 
-def _connect(temp_dir: Path | None) -> duckdb.DuckDBPyConnection:
+def _connect(temp_dir: Path | None) -> tuple[duckdb.DuckDBPyConnection, Path | None]:
+    """An in-memory DuckDB that spills to `temp_dir` (or a private directory it owns, returned so
+    the caller removes it): larger-than-memory builds spill rather than fail, and two builds never
+    share spill files."""
+    own = None if temp_dir is not None else Path(tempfile.mkdtemp(prefix="laion-release-spill-"))
     con = duckdb.connect(":memory:")
     con.execute(f"SET threads = {available_cpus()}")
-    # Larger-than-memory builds spill here rather than fail.
-    spill = temp_dir or Path(tempfile.gettempdir()) / "laion-release-spill"
-    con.execute(f"SET temp_directory = {quote_literal(str(spill))}")
-    return con
+    con.execute(f"SET temp_directory = {quote_literal(str(temp_dir or own))}")
+    return con, own
 
 
 def release_version(variant: str, files: Sequence[dict[str, Any]]) -> str:
