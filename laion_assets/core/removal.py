@@ -288,6 +288,36 @@ def pdq_distance_sql(a: str, b: str) -> str:
     return " + ".join(f"bit_count(xor({x}, {y}))" for x, y in zip(wa, wb))
 
 
+PDQ_BANDS = 16  # 16-bit bands of the 256-bit hash
+
+
+def pdq_matches_sql(rows: str, entries: str, row_cols: Sequence[str], *, pdq_max_distance: int = PDQ_MAX_DISTANCE,
+                    pdq_min_quality: int = PDQ_MIN_QUALITY) -> str:
+    """SQL selecting (*row_cols, kind, source) for every row of `rows` (columns pdq, pdq_quality)
+    within `pdq_max_distance` of a `pdq` entry of `entries`, without comparing every row with every
+    entry: by pigeonhole, two hashes within d bits agree to within d // 16 bits on at least one of
+    the 16 16-bit bands, so each entry's bands are expanded with every variant of up to d // 16
+    flipped bits (1 + 16 for d <= 31), equi-joined with the rows' bands, and only those candidates
+    get the full distance. Beyond d = 31 (two flips or more) every pair is compared.
+    """
+    ids = ", ".join(f"r.{c}" for c in row_cols)
+    keep = f"r.pdq IS NOT NULL AND r.pdq_quality >= {pdq_min_quality}"
+    full = f"{pdq_distance_sql('r.pdq', 'e.value')} <= {pdq_max_distance}"
+    if pdq_max_distance // PDQ_BANDS > 1:
+        return (f"SELECT {ids}, e.kind, e.source FROM {rows} r JOIN {entries} e "
+                f"ON e.kind = 'pdq' AND {keep} AND {full}")
+    flips = "SELECT 0 AS f" + (" UNION ALL SELECT (1 << b) AS f FROM range(16) t(b)"
+                               if pdq_max_distance >= PDQ_BANDS else "")
+    band = lambda col: f"('0x' || substr({col}, 1 + 4 * band, 4))::INTEGER"  # noqa: E731
+    return f"""SELECT {', '.join(row_cols)}, kind, source FROM (
+        SELECT DISTINCT {ids}, r.pdq, e.value, e.kind, e.source
+        FROM (SELECT r.*, band, {band('r.pdq')} AS v FROM {rows} r, range({PDQ_BANDS}) b(band) WHERE {keep}) r
+        JOIN (SELECT e.*, band, xor({band('e.value')}, f) AS v
+              FROM {entries} e, range({PDQ_BANDS}) b(band), ({flips}) x WHERE e.kind = 'pdq') e
+          USING (band, v)
+    ) r WHERE {pdq_distance_sql('r.pdq', 'r.value')} <= {pdq_max_distance}"""
+
+
 def host_sql(url: str) -> str:
     return f"lower(regexp_extract({url}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)', 1))"
 
@@ -325,9 +355,6 @@ def matches_sql(rows: str, entries: str, *, pdq_max_distance: int = PDQ_MAX_DIST
         f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {entries} e ON e.kind = 'url_prefix' "
         f"AND {host_sql('e.value')} = r.host AND starts_with(r.URL, e.value)"
     )
-    parts.append(
-        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {rows} r JOIN {entries} e ON e.kind = 'pdq' "
-        f"AND r.pdq IS NOT NULL AND r.pdq_quality >= {pdq_min_quality} "
-        f"AND {pdq_distance_sql('r.pdq', 'e.value')} <= {pdq_max_distance}"
-    )
+    parts.append(pdq_matches_sql(rows, entries, ["SAMPLE_ID"], pdq_max_distance=pdq_max_distance,
+                                 pdq_min_quality=pdq_min_quality))
     return "\nUNION ALL\n".join(parts)

@@ -25,6 +25,7 @@ from laion_assets.core.removal import (
     normalize,
     pdq_distance,
     pdq_distance_sql,
+    pdq_matches_sql,
     pdq_hex,
     sources_in_dir,
 )
@@ -134,3 +135,28 @@ def test_matches_sql_finds_every_kind():
         got = sorted(con.sql(matches_sql("r", "e")).fetchall())
     assert got == [(1, "url_sha256", "s1"), (2, "domain", "s2"), (3, "url_prefix", "s3"), (5, "pdq", "s4")]
     assert len(KINDS) == 10
+
+
+@pytest.mark.parametrize("max_distance", [0, 10, 31, 40])
+def test_pdq_banded_matching_equals_comparing_every_pair(max_distance):
+    """The banded equi-join finds exactly the (row, entry) pairs within the distance that comparing
+    every pair finds, at and around the threshold."""
+    rng = np.random.default_rng(max_distance)
+    entries = [f"{int(rng.integers(0, 2**63)) << 193 | int(rng.integers(0, 2**63)):064x}" for _ in range(20)]
+
+    def flipped(h: str, n: int) -> str:
+        bits = rng.choice(256, size=n, replace=False)
+        return f"{int(h, 16) ^ sum(1 << int(b) for b in bits):064x}"
+
+    rows = [flipped(entries[i % 20], int(d)) for i, d in enumerate(rng.integers(0, 48, size=300))]
+    rows += [f"{int(rng.integers(0, 2**63)):064x}" for _ in range(50)]
+    rows_t = pa.table({"SAMPLE_ID": list(range(len(rows))), "pdq": rows, "pdq_quality": [90] * len(rows)})
+    entries_t = pa.table({"kind": ["pdq"] * 20, "value": entries, "source": [f"s{i}" for i in range(20)]})
+    with duckdb.connect() as con:
+        con.register("r", rows_t)
+        con.register("e", entries_t)
+        banded = set(con.sql(pdq_matches_sql("r", "e", ["SAMPLE_ID"], pdq_max_distance=max_distance)).fetchall())
+    expected = {(i, "pdq", f"s{j}") for i, h in enumerate(rows) for j, v in enumerate(entries)
+                if pdq_distance(h, v) <= max_distance}
+    assert banded == expected
+    assert any(pdq_distance(rows[i], entries[int(s[1:])]) == max_distance for i, _, s in expected) or max_distance == 40
