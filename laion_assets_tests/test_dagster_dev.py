@@ -1,5 +1,6 @@
 """`dagster dev` as the README starts it (venv not activated, dbt off PATH): the location loads,
-GraphQL lists every asset and check, and a shard run launched through GraphQL succeeds."""
+GraphQL lists every asset and check, a shard run launched through GraphQL succeeds, and a partition
+backfill launched through GraphQL is carried out by the daemon `dagster dev` runs."""
 
 import json
 import os
@@ -67,6 +68,12 @@ ADD_PARTITION = """mutation($loc: String!, $key: String!) { addDynamicPartition(
   partitionKey: $key, repositorySelector: {repositoryLocationName: $loc, repositoryName: "__repository__"}) {
   __typename } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on InvalidSubsetError { message } } }"""
+BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status } } }"""
+SHARD_ASSETS = ("image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs")
 
 
 def launch(url: str, job: str, tags: dict[str, str] | None = None) -> str:
@@ -92,7 +99,7 @@ def write_sample_shard(root: Path, image_port: int) -> str:
         build_sample_crawl(tmp, f"http://127.0.0.1:{image_port}")
     shards = make_shards(SAMPLE_CRAWL, list_source(str(st.local_dir("sample-crawl") / "warc")), 2)
     st.write_parquet(manifest_table(shards), manifest_path(SAMPLE_CRAWL))
-    return shards[0].partition_key
+    return [s.partition_key for s in shards]
 
 
 def test_dagster_dev_loads_and_runs_a_shard(embedded_env, tmp_path: Path):
@@ -113,7 +120,8 @@ def test_dagster_dev_loads_and_runs_a_shard(embedded_env, tmp_path: Path):
         )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
-        key = write_sample_shard(Path(embedded_env["LAION_ASSETS_ROOT"]), int(embedded_env["LAION_SAMPLE_IMAGE_PORT"]))
+        key, backfill_key = write_sample_shard(Path(embedded_env["LAION_ASSETS_ROOT"]),
+                                               int(embedded_env["LAION_SAMPLE_IMAGE_PORT"]))
 
         def location_loaded():
             entries = graphql(url, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
@@ -158,6 +166,28 @@ def test_dagster_dev_loads_and_runs_a_shard(embedded_env, tmp_path: Path):
             assert "'CC-MAIN-2099-01/00000' is not a registered `shards` partition" in error.message
             assert not instance.get_records_for_run(
                 bad_run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+
+        # A backfill of the other shard, as the UI's "Materialize" on a partition range launches it:
+        # the daemon that `dagster dev` runs submits one run per partition, and it succeeds.
+        added = graphql(url, ADD_PARTITION, {"loc": LOCATION, "key": backfill_key})["addDynamicPartition"]
+        assert added["__typename"] == "AddDynamicPartitionSuccess", added
+        params = {"assetSelection": [{"path": [a]} for a in SHARD_ASSETS], "partitionNames": [backfill_key]}
+        out = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert out["__typename"] == "LaunchBackfillSuccess", out
+
+        def backfill_done():
+            status = graphql(url, BACKFILL_STATUS, {"id": out["backfillId"]})["partitionBackfillOrError"]["status"]
+            return status if status not in ("REQUESTED", "CANCELING", "FAILING") else None
+
+        assert wait_for("the backfill", backfill_done, 300, proc, log) in ("COMPLETED", "COMPLETED_SUCCESS")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": out["backfillId"]}))
+            assert [r.tags["dagster/partition"] for r in runs] == [backfill_key]
+            assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+            done = {e.asset_key.to_user_string() for e in instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("filtered_pairs"),
+                                      asset_partitions=[backfill_key]), limit=5).records}
+            assert done == {"filtered_pairs"}
 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
