@@ -152,11 +152,14 @@ def build_sample_crawl(out_dir: Path, image_base_url: str, spec: SampleSpec = Sa
         path = warc_dir / f"{SAMPLE_CRAWL}-{f:05d}.warc.gz"
         with open(path, "wb") as out:
             writer = WARCWriter(out, gzip=True)
-            writer.write_record(
-                writer.create_warcinfo_record(
-                    path.name, {"software": "laion-assets sample crawl", "format": "WARC File Format 1.1"}
-                )
+            info = writer.create_warcinfo_record(
+                path.name, {"software": "laion-assets sample crawl", "format": "WARC File Format 1.1"}
             )
+            # warcio stamps warcinfo with the current time and a random id: fix both, so the sample's
+            # bytes (and every WARC offset, hence the release version) are the same on every machine.
+            info.rec_headers.replace_header("WARC-Date", WARC_DATE)
+            info.rec_headers.replace_header("WARC-Record-ID", _record_id(path.name, "warcinfo"))
+            writer.write_record(info)
             for page_url, html in pages[f * per_file : (f + 1) * per_file]:
                 _write_page(writer, page_url, html)
     (out_dir / "expected.json").write_text(json.dumps(sorted(expected), indent=1))

@@ -53,3 +53,16 @@ def test_manifest_checks_pass_and_fail(tmp_path: Path):
     outcomes = {o.name: o for o in run_checks({"manifest": doubled}, CHECKS)}
     assert not outcomes["manifest_unique_files"].passed
     assert outcomes["manifest_unique_files"].sample[0]["warc_uri"] == "a"
+
+
+def test_sample_crawl_bytes_are_the_same_on_every_build(tmp_path: Path):
+    """The sample WARCs (warcinfo included) are byte-identical wherever they are built, so every WARC
+    offset, and with them the demo release's version, is the same on every machine."""
+    from laion_assets.core.sample_crawl import build_sample_crawl
+
+    a = build_sample_crawl(tmp_path / "a", "http://127.0.0.1:18765")
+    b = build_sample_crawl(tmp_path / "b", "http://127.0.0.1:18765")
+    files = sorted(p.name for p in a.warc_dir.iterdir())
+    assert files and files == sorted(p.name for p in b.warc_dir.iterdir())
+    for name in files:
+        assert (a.warc_dir / name).read_bytes() == (b.warc_dir / name).read_bytes(), name
