@@ -18,9 +18,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from laion_assets.core.ids import file_sha256
 from laion_assets.core.quality import SqlCheck
 from laion_assets.core.release_card import dataset_card
-from laion_assets.core.release_writer import PART_WRITER, ReleaseRows, release_version, sha256_file
+from laion_assets.core.release_writer import PART_WRITER, ReleaseRows, release_version
 from laion_assets.core.removal import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts, matches_sql
 from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
 from laion_assets.core.validation import ConfigError, require_range
@@ -145,7 +146,7 @@ def verify_release_dir(release_dir: Path) -> list[str]:
     rows = 0
     for f in manifest["files"]:
         path = release_dir / f["path"]
-        if sha256_file(path) != f["sha256"]:
+        if file_sha256(path) != f["sha256"]:
             problems.append(f"{f['path']}: checksum differs from manifest")
         pf = pq.ParquetFile(path)
         if not pf.schema_arrow.equals(RELEASE_SCHEMA):

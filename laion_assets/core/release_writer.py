@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from laion_assets.core.cpus import available_cpus
+from laion_assets.core.ids import file_sha256
 from laion_assets.core.quality import CheckOutcome, SqlCheck, quote_literal, run_check
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 
@@ -169,7 +170,7 @@ class ReleaseRows:
                            compression_level=PART_WRITER["compression_level"],
                            row_group_size=max(table.num_rows, 1))
             return {"path": name, "rows": table.num_rows, "bytes": (out_dir / name).stat().st_size,
-                    "sha256": sha256_file(out_dir / name)}
+                    "sha256": file_sha256(out_dir / name)}
 
         with ThreadPoolExecutor(max_workers=min(parts, available_cpus())) as pool:
             files = list(pool.map(write, range(parts)))
@@ -203,11 +204,3 @@ def release_version(variant: str, files: Sequence[dict[str, Any]]) -> str:
     for f in files:
         h.update(f"{f['path']}\0{f['rows']}\0{f['sha256']}\n".encode())
     return "r-" + h.hexdigest()[:16]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

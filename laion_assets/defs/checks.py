@@ -68,6 +68,12 @@ def check_result(check: SqlCheck, outcome: CheckOutcome, params: Mapping[str, An
     )
 
 
+def check_specs(asset: str, checks: Sequence[SqlCheck]) -> list[dg.AssetCheckSpec]:
+    """The asset check specs of `checks` on `asset` (blocking as each check says)."""
+    return [dg.AssetCheckSpec(c.name, asset=asset, description=check_description(c), blocking=c.blocking)
+            for c in checks]
+
+
 @dataclass(frozen=True)
 class StageChecks:
     """A stage's SqlChecks, declared on its asset (`check_specs=...specs`) and evaluated in its step
@@ -80,11 +86,7 @@ class StageChecks:
 
     @property
     def specs(self) -> list[dg.AssetCheckSpec]:
-        return [
-            dg.AssetCheckSpec(check.name, asset=self.asset, description=check_description(check),
-                              blocking=check.blocking)
-            for check in self.checks
-        ]
+        return check_specs(self.asset, self.checks)
 
     def evaluate(self, st: Storage, partition_key: str | None = None) -> list[dg.AssetCheckResult]:
         extra = self.params(st, partition_key) if self.params else None

@@ -7,8 +7,9 @@ checkpoint path differ. See docs/tiny-model.md.
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
+
+from laion_assets.core.ids import file_sha256
 
 _HERE = pathlib.Path(__file__).resolve().parent
 
@@ -19,11 +20,7 @@ TINY_CHECKPOINT: pathlib.Path = _HERE / f"{TINY_MODEL_NAME}.pt"
 
 def checkpoint_sha256(path: str | pathlib.Path = TINY_CHECKPOINT) -> str:
     """Hex SHA-256 of a checkpoint file (computed, not hard-coded, so retraining can't go stale)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def register_tiny_model() -> str:

@@ -7,7 +7,6 @@ only the device and autocast dtype differ.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from laion_assets.core.clip.config import ClipConfig
+from laion_assets.core.ids import file_sha256
 
 
 class MemoryBudgetExceeded(RuntimeError):
@@ -57,14 +57,6 @@ def default_batch_size(device: torch.device) -> int:
     if device.type == "mps":
         return 64
     return 32
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_identity(pretrained: str | None, seed: int) -> tuple[str, str]:

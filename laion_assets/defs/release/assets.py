@@ -14,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 from pydantic import Field
 
@@ -31,7 +30,7 @@ from laion_assets.core.release import (
 from laion_assets.core.release_writer import ReleaseRows, release_version
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
-from laion_assets.defs.checks import check_result, stage_checks
+from laion_assets.defs.checks import check_result, check_specs
 from laion_assets.defs.common import table_metadata
 from laion_assets.defs.removal.assets import ENTRIES
 from laion_assets.defs.resources import StorageResource
@@ -81,19 +80,6 @@ def _read_parts(st, release: str) -> pa.Table:
     return st.read_parquet_many(parts)
 
 
-def _latest_views(st, pk):
-    """The default variant's latest release, its hash columns (warehouse) and the removal entries."""
-    release = st.read_bytes(LATEST).decode().strip()
-    with duckdb.connect(str(st.local_file(WAREHOUSE)), read_only=True) as con:
-        st.register_duckdb(con)  # published_pairs is a view over the shard parquet (on S3 too)
-        hashes = con.sql(
-            "SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality "
-            "FROM published_pairs"
-        ).to_arrow_table()
-    return {"release": _read_parts(st, release), "release_hashes": hashes, "removal": st.read_parquet(ENTRIES)}
-
-
-published_dataset_checks = stage_checks("published_dataset", CHECKS, _latest_views)
 CARD_CHECK = dg.AssetCheckSpec(
     "release_files_match_card", asset="published_dataset", blocking=True,
     description="Schema equals the documented one; checksums, row counts and the card's counts equal "
@@ -101,16 +87,8 @@ CARD_CHECK = dg.AssetCheckSpec(
 )
 
 
-def _card_check(st) -> dg.AssetCheckResult:
-    release = st.read_bytes(LATEST).decode().strip()
-    problems = verify_release_dir(st.local_dir(f"releases/{release}"))
-    return dg.AssetCheckResult(check_name=CARD_CHECK.name, passed=not problems,
-                               severity=dg.AssetCheckSeverity.ERROR,
-                               metadata={"problems": dg.MetadataValue.json(problems)})
-
-
 @dg.asset(
-    check_specs=[*published_dataset_checks.specs, CARD_CHECK],
+    check_specs=[*check_specs("published_dataset", CHECKS), CARD_CHECK],
     automation_condition=PUBLISH_CONDITION,
     deps=[dg.AssetKey(k) for k in ("removal_list", "published_pairs", "drop_log", "dedup_stats", "stats_funnel")],
     group_name="publish",
@@ -135,8 +113,8 @@ def published_dataset(
         with ReleaseRows.from_warehouse(st.local_file(WAREHOUSE), register=st.register_duckdb,
                                         temp_dir=scratch / "spill") as rows:
             facts = build_facts(rows.con, entries, published=rows.count())
-            explained_release = rows.con.sql("SELECT DISTINCT sample_id AS id FROM wh.drop_log").to_arrow_table()
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
+            explained_release = reasons_release.column("sample_id").combine_chunks().cast(pa.int64())
             plans, failures, outcomes_by_variant = [], [], {}
             for variant in variants:
                 outcomes = rows.check(variant.punsafe_max, CHECKS, entries)
@@ -147,7 +125,7 @@ def published_dataset(
                 previous = _latest(st, variant.name)
                 prev_table = (_read_parts(st, f"{variant.name}/{previous}").select(["SAMPLE_ID", "URL"])
                               if previous and previous != version else None)
-                explained = pa.concat_arrays([explained_release.column("id").combine_chunks().cast(pa.int64()),
+                explained = pa.concat_arrays([explained_release,
                                               nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
                 verdict = row_count_verdict(
                     None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks(), ids, explained,
@@ -171,6 +149,7 @@ def published_dataset(
         shutil.rmtree(scratch, ignore_errors=True)
 
     first = variants[0]
+    card_problems = {name: meta.pop("card_problems") for name, meta in published_meta.items()}[first.name]
     version = published_meta[first.name]["version"]
     st.write_bytes(f"{first.name}/{version}\n".encode(), LATEST)
     release_uri = st.uri(f"releases/{first.name}/{version}")
@@ -178,7 +157,10 @@ def published_dataset(
         # The checks ran on exactly the rows now published (the card check verifies the files
         # against them: checksums, schema, counts), so their outcomes are the asset's results.
         check_results=[*(check_result(c, o, None) for c, o in zip(CHECKS, outcomes_by_variant[first.name])),
-                       _card_check(st)],
+                       # verify_release_dir ran on the staged directory, before its commit.
+                       dg.AssetCheckResult(check_name=CARD_CHECK.name, passed=not card_problems,
+                                           severity=dg.AssetCheckSeverity.ERROR,
+                                           metadata={"problems": dg.MetadataValue.json(card_problems)})],
         metadata={
             **table_metadata(RELEASE_SCHEMA.empty_table(), release_uri),
             "dagster/row_count": published_meta[first.name]["rows"],
@@ -226,4 +208,4 @@ def _publish_variant(context, st, variant, files, version, ids, nsfw, previous, 
     st.write_bytes(version.encode() + b"\n", f"releases/{variant.name}/LATEST")
     context.log.info(f"published {variant.name} {version}: {len(ids)} rows ({verdict.message})")
     return {"version": version, "rows": len(ids), "previous": previous, "row_check": verdict.message,
-            "diff": diff_meta}
+            "diff": diff_meta, "card_problems": problems}
