@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import io
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +54,16 @@ def provenance_path(uri: str, fallback: str) -> str:
     return uri[i:] if i >= 0 else fallback
 
 
+def _s3_pages(uri: str, s3_client: Any, what: str) -> Iterator[tuple[str, str, dict]]:
+    """(bucket, prefix, page) of a one-level `list_objects_v2` listing under an `s3://` URI."""
+    if s3_client is None:
+        raise ValueError(f"{what} {uri!r} needs an S3 client")
+    bucket, _, prefix = uri[5:].partition("/")
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        yield bucket, prefix, page
+
+
 def list_source(source: str, s3_client: Any = None, *, label: str | None = None) -> list[WarcFile]:
     """The WARC/WAT files of a crawl source, sorted by path (see the module docstring)."""
     if source.endswith(".paths.gz"):
@@ -64,12 +74,8 @@ def list_source(source: str, s3_client: Any = None, *, label: str | None = None)
         base = source[:i] if i >= 0 else source.rsplit("/", 1)[0] + "/"
         files = [WarcFile(line.strip(), base + line.strip()) for line in listing.splitlines() if line.strip()]
     elif source.startswith("s3://"):
-        if s3_client is None:
-            raise ValueError(f"crawl source {source!r} needs an S3 client")
-        bucket, _, prefix = source[5:].partition("/")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         files = []
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for bucket, prefix, page in _s3_pages(source, s3_client, "crawl source"):
             for obj in page.get("Contents", []):
                 name = obj["Key"][len(prefix) :]
                 if name.endswith(WARC_SUFFIXES):
@@ -219,12 +225,8 @@ def list_crawls(root: str, s3_client: Any = None) -> list[str]:
     """Crawl names under a discovery root, sorted: `s3://bucket/crawl-data/` prefixes (those having a
     `warc.paths.gz` are checked by `has_listing`), or the subdirectories of a local directory."""
     if root.startswith("s3://"):
-        if s3_client is None:
-            raise ValueError(f"listing crawls under {root!r} needs an S3 client")
-        bucket, _, prefix = root[5:].partition("/")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         names = []
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for _, prefix, page in _s3_pages(root, s3_client, "listing crawls under"):
             names += [p["Prefix"][len(prefix) :].strip("/") for p in page.get("CommonPrefixes", [])]
         return sorted(names)
     d = Path(root)
