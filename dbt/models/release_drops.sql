@@ -3,7 +3,7 @@
 -- similarity stays, ties broken by provenance), duplicate_image (same image sha256: likewise).
 -- Narrow and small on purpose: only dropped rows; published_pairs is every other kept pair. Copies
 -- are ranked only inside the (URL, TEXT) and sha256 groups that occur more than once.
-with pairs as (
+with pairs as not materialized (
     select crawl, shard, key, sample_id, url, text, sha256, similarity, warc_path, warc_offset
     from {{ ref('stg_filtered_pairs') }}
 ),

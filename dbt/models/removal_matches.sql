@@ -8,11 +8,11 @@
 {% if execute %}
     {% set kinds = run_query("select distinct kind from " ~ ref('stg_removal_entries')).columns[0].values() | list %}
 {% endif %}
-with rows as (select crawl, shard, key, sample_id, url, sha256, md5, sha1, pdq, pdq_quality
+with rows as not materialized (select crawl, shard, key, sample_id, url, sha256, md5, sha1, pdq, pdq_quality
               from {{ ref('stg_filtered_pairs') }}),
 entries as (select * from {{ ref('stg_removal_entries') }})
 {%- if 'domain' in kinds or 'url_prefix' in kinds %},
-hosted as (select crawl, shard, key, sample_id, url, url_host from {{ ref('stg_filtered_pairs') }})
+hosted as not materialized (select crawl, shard, key, sample_id, url, url_host from {{ ref('stg_filtered_pairs') }})
 {%- endif %}
 {%- if 'domain' in kinds %},
 -- Domains match a host and its subdomains: expand each distinct host (far fewer than rows) into its

@@ -181,6 +181,24 @@ def test_release_version_depends_only_on_rows_and_variant(tmp_path: Path):
     assert any("card does not state" in p for p in verify_release_dir(a))
 
 
+def test_release_parts_order_pairs_sharing_a_sample_id_by_url_and_text(tmp_path: Path):
+    # Two different pairs with one 63-bit SAMPLE_ID (a collision: ~never, but the bytes must still be
+    # a function of the rows): whatever order they arrive in, the part holds them by (URL, TEXT).
+    table = _release_table(6)
+    ids = table.column("SAMPLE_ID").to_pylist()
+    tied = table.set_column(0, "SAMPLE_ID", pa.array([ids[0], ids[0], ids[0], *ids[3:]], pa.int64()))
+    reversed_rows = tied.take(pa.array(list(range(tied.num_rows))[::-1]))
+    variant, build = ReleaseVariant("research", 0.95), {}
+    a = write_release(tied, tmp_path / "a", variant=variant, build=build)
+    b = write_release(reversed_rows, tmp_path / "b", variant=variant, build=build)
+    assert a["version"] == b["version"]
+    part = pq.read_table(tmp_path / "a" / "part-00000.parquet")
+    head = list(zip(part.column("SAMPLE_ID").to_pylist(), part.column("URL").to_pylist(),
+                    part.column("TEXT").to_pylist()))
+    assert head == sorted(head) and len(head) == 6
+    assert (tmp_path / "a" / "part-00000.parquet").read_bytes() == (tmp_path / "b" / "part-00000.parquet").read_bytes()
+
+
 def test_release_checks_catch_each_broken_rule():
     table = _release_table(3)
     hashes = pa.table({"SAMPLE_ID": table.column("SAMPLE_ID"), "md5": pa.array([None] * 3, pa.string()),
