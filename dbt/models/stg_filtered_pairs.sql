@@ -6,17 +6,15 @@
 -- means reading every caption in every model that uses sample_id, so a probe (answered from the
 -- parquet statistics, milliseconds) decides when the model runs.
 {{ config(materialized='view') }}
+{% set shards %}
+    select * from {{ source('laion', 'filtered_pairs') }}
+    union all by name
+    select null::bigint as sample_id, null::varchar as url_host where false
+{% endset %}
 {% set complete = false %}
 {% if execute %}
-    {% set probe %}
-        select count(*) from (
-            select sample_id, url_host from (
-                select * from {{ source('laion', 'filtered_pairs') }}
-                union all by name
-                select null::bigint as sample_id, null::varchar as url_host where false)
-            where sample_id is null or url_host is null
-            limit 1)
-    {% endset %}
+    {% set probe = "select count(*) from (select sample_id, url_host from (" ~ shards ~ ") "
+                   ~ "where sample_id is null or url_host is null limit 1)" %}
     {% set complete = run_query(probe).columns[0].values()[0] == 0 %}
 {% endif %}
 select
@@ -29,8 +27,4 @@ select
     coalesce(url_host, {{ url_host('url') }}) as url_host,
 {% endif %}
     {{ crawl_warc_path('warc_path', 'crawl') }} as crawl_warc_path
-from (
-    select * from {{ source('laion', 'filtered_pairs') }}
-    union all by name
-    select null::bigint as sample_id, null::varchar as url_host where false
-)
+from ({{ shards }})
