@@ -27,10 +27,10 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from laion_assets.core.clip import ClipConfig, ClipScorer  # noqa: E402
-from laion_assets.core.clip.fixtures import Sample, write_shard  # noqa: E402
+from laion_assets.testing.clip_fixtures import Sample, write_shard  # noqa: E402
 from laion_assets.core.clip.inputs import Normalizer, decode_cpu, index_tar, normalize, resize_crop  # noqa: E402
 from laion_assets.core.clip.text import encode_text, trim_tokens  # noqa: E402
-from laion_assets.core.cpus import available_cpus  # noqa: E402
+from laion_assets.core.lib.cpus import available_cpus  # noqa: E402
 
 
 # web-like alt texts of mixed length (the text tower's cost depends on it once padding is trimmed)
@@ -41,7 +41,7 @@ CAPTIONS = ("Red {i}", "a photo of thing number {i}", "Handmade ceramic coffee m
 def synthetic_image(i: int, rng: np.random.Generator, size: int = 256) -> Image.Image:
     """Noisy textured 256 px images, so JPEG decode costs what a real pre-resized download costs."""
     try:
-        from laion_assets.core.synthetic import COLORS, SHAPES, render_image
+        from laion_assets.core.sample.synthetic import COLORS, SHAPES, render_image
 
         colors = list(COLORS)
         return render_image(colors[i % len(colors)], SHAPES[i % len(SHAPES)], size=size, seed=i)
@@ -174,7 +174,7 @@ def main() -> None:
 
         open_clip.add_model_config(args.model_config)
     elif args.model == "laion-tiny":
-        from laion_assets.models import register_tiny_model
+        from laion_assets.weights import register_tiny_model
 
         register_tiny_model()
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained

@@ -29,16 +29,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from laion_assets.core.clip import ClipConfig, ClipScorer  # noqa: E402
-from laion_assets.core.clip.fixtures import Sample, jpeg_bytes, write_shard  # noqa: E402
+from laion_assets.testing.clip_fixtures import Sample, jpeg_bytes, write_shard  # noqa: E402
 from laion_assets.core.clip.text import trim_tokens  # noqa: E402
-from laion_assets.core.cpus import available_cpus  # noqa: E402
+from laion_assets.core.lib.cpus import available_cpus  # noqa: E402
 
 ASPECTS = (1.0, 1.0, 4 / 3, 3 / 4, 3 / 2, 16 / 9)
 
 
 def _jpeg(i: int) -> bytes:
     """A 256 px (short side) textured JPEG, like a pre-resized download; deterministic in i."""
-    from laion_assets.core import synthetic
+    from laion_assets.core.sample import synthetic
 
     colors = list(synthetic.COLORS)
     img = synthetic.render_image(colors[i % len(colors)], synthetic.SHAPES[i % len(synthetic.SHAPES)],
@@ -112,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from laion_assets.models import register_tiny_model
+    from laion_assets.weights import register_tiny_model
 
     register_tiny_model()  # `--model laion-tiny` is how the test runs this script quickly
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained

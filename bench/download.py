@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyarrow as pa  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from laion_assets.core.cpus import available_cpus  # noqa: E402
+from laion_assets.core.lib.cpus import available_cpus  # noqa: E402
 from laion_assets.core.download import DownloadConfig, download_shard  # noqa: E402
 from laion_assets.core.download.resizer import process_image, target_size  # noqa: E402
 from laion_assets.testing.http_server import TestServer, make_jpeg, static  # noqa: E402

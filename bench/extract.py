@@ -120,7 +120,7 @@ def timed(fn, paths: list[str], workers: int) -> tuple[float, float, int, int]:
 
 
 def main() -> None:
-    from laion_assets.core.cpus import available_cpus
+    from laion_assets.core.lib.cpus import available_cpus
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=3000)

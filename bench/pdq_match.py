@@ -22,7 +22,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from laion_assets.core.removal import pdq_distance_sql, pdq_matches_sql  # noqa: E402
+from laion_assets.core.removal.entries import pdq_distance_sql, pdq_matches_sql  # noqa: E402
 
 
 def random_hashes(rng: np.random.Generator, n: int) -> np.ndarray:

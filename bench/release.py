@@ -39,10 +39,10 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from laion_assets.core.ids import sample_id_sql  # noqa: E402
-from laion_assets.core.release import CHECKS, DEFAULT_ROWS_PER_PART, ReleaseVariant  # noqa: E402
-from laion_assets.core.release_writer import ReleaseRows, release_version  # noqa: E402
-from laion_assets.core.removal import REMOVAL_SCHEMA, host_sql  # noqa: E402
+from laion_assets.core.lib.ids import sample_id_sql  # noqa: E402
+from laion_assets.core.release.files import CHECKS, DEFAULT_ROWS_PER_PART, ReleaseVariant  # noqa: E402
+from laion_assets.core.release.writer import ReleaseRows, release_version  # noqa: E402
+from laion_assets.core.removal.entries import REMOVAL_SCHEMA, host_sql  # noqa: E402
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA  # noqa: E402
 from laion_assets.defs.dbt.project import DBT_DIR, dbt_executable  # noqa: E402
 

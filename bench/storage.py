@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from laion_assets.core.storage import LocalStorage
+from laion_assets.core.storage.local import LocalStorage
 
 
 def _write_tars(d: Path, tars: int, mb_per_tar: float, seed: int) -> None:
@@ -63,7 +63,7 @@ def baseline(root: Path, tars: int, mb: float, seed: int) -> None:
 
 def s3_figures(tars: int, mb: float, rounds: int) -> None:
     """Commit through moto's S3 server vs plain uploads of the same files and table."""
-    from laion_assets.core.storage_s3 import S3Storage
+    from laion_assets.core.storage.s3 import S3Storage
     from laion_assets.testing.s3 import moto_s3
 
     table = pa.table({"key": [str(i) for i in range(1000)]})

@@ -69,8 +69,8 @@ def readers() -> dict:
 
 def quirk_files() -> dict[str, tuple[bytes, int]]:
     """(file bytes, good records in it) per archive quirk."""
-    from laion_assets_tests.core._extract_warcgen import gz, http_response, page, record
-    from laion_assets_tests.core.test_extract_archives import arc_file
+    from laion_assets_tests.core.extract._extract_warcgen import gz, http_response, page, record
+    from laion_assets_tests.core.extract.test_extract_archives import arc_file
 
     html = '<html><body><img src="/a.jpg" alt="A sleepy orange cat"></body></html>'
     recs = [record("response", f"http://{h}.com/", http_response(html.encode(), "text/html"))[:-4] for h in "abc"]

@@ -9,7 +9,7 @@ from dagster_aws.s3 import S3Resource
 
 from laion_assets.defs.automation.alerts import UI_BASE_URL_ENV, WEBHOOK_ENV, AlertWebhookResource, failure_alerts
 from laion_assets.defs.automation.schedules import build_shard_backfill_schedule, publish_automation
-from laion_assets.defs.checks import ui_text
+from laion_assets.defs.lib.checks import ui_text
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.crawl.assets import build_crawl_manifest
 from laion_assets.defs.crawl.sensors import crawl_discovery_sensor
@@ -25,8 +25,8 @@ from laion_assets.defs.release.assets import (
     published_dataset,
 )
 from laion_assets.defs.removal.assets import removal_list
-from laion_assets.defs.removal.jobs import rederive_releases_job, removal_requests_sensor
-from laion_assets.defs.resources import (
+from laion_assets.defs.removal.sensors import rederive_releases_job, removal_requests_sensor
+from laion_assets.defs.lib.resources import (
     ClipModelResource,
     CrawlSourceResource,
     DownloaderResource,

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from laion_assets.definitions import build_definitions
-    from laion_assets.pipeline import failed_checks, run_pipeline
+    from laion_assets.runner import failed_checks, run_pipeline
     from laion_assets.settings import load_settings
 
     settings = load_settings()
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         bad = failed_checks(instance, run.run_ids)
 
-    from laion_assets.core.storage import LocalStorage
+    from laion_assets.core.storage.local import LocalStorage
 
     expected_file = LocalStorage(root).local_dir("sample-crawl") / "expected.json"
     print(f"release {run.release_version}: {run.release_rows} pairs in {run.release_dir}")

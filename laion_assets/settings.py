@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from laion_assets.core.sample_crawl import SAMPLE_CRAWL
-from laion_assets.core.validation import ConfigError, require_choice, require_int_range
+from laion_assets.core.sample.crawl import SAMPLE_CRAWL
+from laion_assets.core.lib.validation import ConfigError, require_choice, require_int_range
 
 PROFILES = ("embedded", "production")
 # DuckDB (funnel counts, dbt sources) reads stage files through glob patterns under the root: a root
@@ -71,7 +71,7 @@ def check_storage_root(root: str, setting: str = "LAION_ASSETS_ROOT") -> str:
             "DuckDB reads stage files through glob patterns and would match nothing",
         )
     if root.startswith("s3://"):
-        from laion_assets.core.storage_s3 import parse_s3_uri
+        from laion_assets.core.storage.s3 import parse_s3_uri
 
         try:
             parse_s3_uri(root)
@@ -82,7 +82,7 @@ def check_storage_root(root: str, setting: str = "LAION_ASSETS_ROOT") -> str:
 
 def check_crawl_name(crawl: str, setting: str = "LAION_CRAWL") -> str:
     """One path segment of letters, digits, '.', '_', '-' (it names directories and partition keys)."""
-    from laion_assets.core.storage import validate_crawl_name
+    from laion_assets.core.storage.local import validate_crawl_name
 
     try:
         return validate_crawl_name(crawl)
@@ -102,7 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     root = check_storage_root(env.get("LAION_ASSETS_ROOT") or str(Path.cwd() / "data"))
     embedded = profile == "embedded"
     if embedded:
-        from laion_assets.models import TINY_CHECKPOINT, TINY_MODEL_NAME
+        from laion_assets.weights import TINY_CHECKPOINT, TINY_MODEL_NAME
 
         model, pretrained = TINY_MODEL_NAME, str(TINY_CHECKPOINT)
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from laion_assets.pipeline import PipelineRun
+    from laion_assets.runner import PipelineRun
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (as CI clones it), or LAION_REAL_WARC_DIR (worktrees, other layouts).
@@ -74,7 +74,7 @@ def published_sample_base(tmp_path_factory: pytest.TempPathFactory) -> Published
     import dagster as dg
 
     from laion_assets.definitions import build_definitions
-    from laion_assets.pipeline import run_pipeline
+    from laion_assets.runner import run_pipeline
     from laion_assets.settings import load_settings
 
     base = tmp_path_factory.mktemp("published-sample")

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import open_clip  # noqa: E402
 
-from laion_assets.core import synthetic  # noqa: E402
-from laion_assets.models import TINY_CHECKPOINT, TINY_MODEL_NAME, checkpoint_sha256, register_tiny_model  # noqa: E402
+from laion_assets.core.sample import synthetic  # noqa: E402
+from laion_assets.weights import TINY_CHECKPOINT, TINY_MODEL_NAME, checkpoint_sha256, register_tiny_model  # noqa: E402
 
 AUX_WEIGHT = 1.0
 MISMATCH_WEIGHT = 4.0  # extra push on the positive tail of fully mismatched cosines

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from laion_assets.defs.clip.assets import GPU_TAGS
-from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.lib.partitions import shard_partitions
 
 SHARD_STAGES = ["image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs"]
 

@@ -20,7 +20,7 @@ def source_warcs(limit: int = 4) -> list[Path]:
     real = sorted(REAL_WARC_DIR.glob("*.warc.gz")) if REAL_WARC_DIR.is_dir() else []
     if real:
         return real[:limit]
-    from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
+    from laion_assets.core.sample.crawl import SampleSpec, build_sample_crawl
 
     out = Path(tempfile.mkdtemp(prefix="cc-layout-"))
     build_sample_crawl(out, "http://127.0.0.1:9", SampleSpec(warc_files=min(limit, 3)))

@@ -26,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from laion_assets.core.storage import COMMIT_META_KEY, POINTER_NAME, LocalStorage, ShardPaths
+from laion_assets.core.storage.local import COMMIT_META_KEY, POINTER_NAME, LocalStorage, ShardPaths
 from laion_assets_tests.conftest import REPO
 
 # Columns that record the run rather than the data: when the fetch happened, how long it took, and

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from laion_assets.core.validation import ConfigError
+from laion_assets.core.lib.validation import ConfigError
 from laion_assets.definitions import build_definitions
-from laion_assets.defs.resources import (
+from laion_assets.defs.lib.resources import (
     ClipModelResource,
     CrawlSourceResource,
     DownloaderResource,

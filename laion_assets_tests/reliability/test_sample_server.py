@@ -21,7 +21,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from laion_assets.core.sample_server import (
+from laion_assets.core.sample.server import (
     SampleServerError,
     lease_sample_server,
     live_images_dir,
@@ -35,7 +35,7 @@ from laion_assets_tests.conftest import REPO, free_port
 
 _HOLDER = """
 import sys, pathlib
-from laion_assets.core.sample_server import lease_sample_server
+from laion_assets.core.sample.server import lease_sample_server
 d = pathlib.Path(sys.argv[1])
 with lease_sample_server(d, int(sys.argv[2]), d / "lease", idle_exit_s=0.5) as lease:
     print("started" if lease.started_server else "verified", flush=True)

@@ -23,7 +23,7 @@ from laion_assets.core.download.special_addresses import (
     denial_reason,
     is_public,
 )
-from laion_assets.core.validation import ConfigError
+from laion_assets.core.lib.validation import ConfigError
 
 DENIED = [b for b in (*IPV4_SPECIAL, *IPV6_SPECIAL, IPV4_MULTICAST) if b.denied]
 ALLOWED = [b for b in (*IPV4_SPECIAL, *IPV6_SPECIAL) if not b.denied]

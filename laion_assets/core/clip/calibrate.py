@@ -78,8 +78,8 @@ def calibrate(reference: pa.Table, new: pa.Table) -> Calibration:
 
 def synthetic_sample(out_dir: Path, n: int, seed: int = 0):
     """n pairs of the project's synthetic images: half with their caption, half with a mismatched one."""
-    from laion_assets.core import synthetic
-    from laion_assets.core.clip.fixtures import Sample, write_shard
+    from laion_assets.core.sample import synthetic
+    from laion_assets.testing.clip_fixtures import Sample, write_shard
 
     samples = []
     for i, p in enumerate(synthetic.sample_pairs(n, seed=seed)):
@@ -96,7 +96,7 @@ def score_with(model: str, pretrained: str | None, sample, out_dir: Path, device
                reference: bool) -> pa.Table:
     from laion_assets.core.clip import ClipConfig, ClipScorer
     from laion_assets.core.clip.model import weights_identity
-    from laion_assets.models import register_tiny_model
+    from laion_assets.weights import register_tiny_model
 
     register_tiny_model()
     model_id = f"{model}@{weights_identity(pretrained, 0)[0]}"
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> Calibration:
         if args.synthetic:
             sample, name = synthetic_sample(Path(tmp), args.synthetic), f"{args.synthetic} synthetic pairs"
         else:
-            from laion_assets.core.storage import LocalStorage, ShardPaths
+            from laion_assets.core.storage.local import LocalStorage, ShardPaths
 
             st, paths = LocalStorage(args.root), ShardPaths.from_partition_key(args.partition)
             sample = (st.path(paths.images_dir), st.read_parquet(paths.downloads), st.read_parquet(paths.pairs))

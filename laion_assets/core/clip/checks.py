@@ -4,7 +4,7 @@
 Each SQL selects the offending rows.
 """
 
-from laion_assets.core.quality import SqlCheck
+from laion_assets.core.checks import SqlCheck
 
 SIMILARITY_IN_RANGE = SqlCheck(
     name="clip_similarity_in_range",

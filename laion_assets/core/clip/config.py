@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from laion_assets.core.clip.thresholds import ModelThresholds
-from laion_assets.core.validation import require_choice, require_int_range, require_range
+from laion_assets.core.lib.validation import require_choice, require_int_range, require_range
 
 # Crawl-time safety heuristic in the spirit of LAION's: the image embedding is compared with prompts
 # for a few unsafe categories and many ordinary ones. Generic category words only; this is a coarse

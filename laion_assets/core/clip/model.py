@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from laion_assets.core.clip.config import ClipConfig
-from laion_assets.core.ids import file_sha256
+from laion_assets.core.lib.ids import file_sha256
 
 
 class MemoryBudgetExceeded(RuntimeError):

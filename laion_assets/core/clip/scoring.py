@@ -39,7 +39,7 @@ from laion_assets.core.clip.thresholds import (
     threshold_for,
     thresholds_of,
 )
-from laion_assets.core.cpus import available_cpus
+from laion_assets.core.lib.cpus import available_cpus
 from laion_assets.core.download.keys import image_member
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from laion_assets.core.quality import quote_literal
-from laion_assets.core.validation import ConfigError, require_range
+from laion_assets.core.checks import quote_literal
+from laion_assets.core.lib.validation import ConfigError, require_range
 
 ENGLISH = "en"
 OTHER = "other"  # every reliably-labelled language but English

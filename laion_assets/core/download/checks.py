@@ -5,7 +5,7 @@ cannot drift from the code that writes the rows."""
 
 from __future__ import annotations
 
-from laion_assets.core.quality import SqlCheck, quote_literal
+from laion_assets.core.checks import SqlCheck, quote_literal
 
 from .status import REASONS
 

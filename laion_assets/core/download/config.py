@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from laion_assets.core.cpus import available_cpus
-from laion_assets.core.validation import (
+from laion_assets.core.lib.cpus import available_cpus
+from laion_assets.core.lib.validation import (
     ConfigError,
     require_choice,
     require_int_range,

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from laion_assets.core.ids import sample_id
+from laion_assets.core.lib.ids import sample_id
 
 from .config import DownloadConfig
 from .fetcher import Fetcher, FetchFailure, check_url

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpcore
 
-from laion_assets.core.validation import ConfigError
+from laion_assets.core.lib.validation import ConfigError
 
 from .special_addresses import IPAddress, denial_reason, is_public
 from .transport import open_stream

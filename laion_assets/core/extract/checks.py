@@ -6,7 +6,7 @@ ExtractConfig's, so the lead can pass the run's config values.
 
 from __future__ import annotations
 
-from ..quality import SqlCheck
+from laion_assets.core.checks import SqlCheck
 from .config import ExtractConfig
 
 _D = ExtractConfig()

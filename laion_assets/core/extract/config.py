@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..validation import require_choice, require_int_range, require_range
+from laion_assets.core.lib.validation import require_choice, require_int_range, require_range
 
 # Why a WARC/WAT record could not be used. Fixed vocabulary: the errors table's `reason` column.
 BAD_RECORD_REASONS: dict[str, str] = {

@@ -7,7 +7,7 @@ word from the download module's fixed vocabulary. `tar_path` is relative to the 
 the WebDataset key (`laion_assets.core.download.keys.image_member` maps a row to it).
 `sha256`, `md5`, `sha1` are hex digests of the original bytes as fetched (before any decode), null
 when there is no image; `sha1` is newer than the others: status files written before it lack the
-column (readers treat it as optional, see `core/filter.py`), and rows carried over from such a file
+column (readers treat it as optional, see `core/filter/shard.py`), and rows carried over from such a file
 keep it null (the original bytes are not stored, only the re-encoded image).
 `pdq` is the PDQ perceptual hash of the image (64 lowercase hex chars = 256 bits, the reference
 tool's hex order), null when there is no image; `pdq_quality` is PDQ's quality, 0..100.

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from laion_assets.core.validation import ConfigError, require_int_range
+from laion_assets.core.lib.validation import ConfigError, require_int_range
 from laion_assets.defs.jobs import shard_job
-from laion_assets.defs.partitions import shard_partitions
+from laion_assets.defs.lib.partitions import shard_partitions
 
 LAST_STAGE = dg.AssetKey("filtered_pairs")  # a shard is done when its last stage is materialized
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,

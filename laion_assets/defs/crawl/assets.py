@@ -6,7 +6,7 @@ from typing import Any, BinaryIO
 import dagster as dg
 import pyarrow as pa
 
-from laion_assets.core.crawl import (
+from laion_assets.core.crawl.manifest import (
     CHECKS,
     MANIFEST_SCHEMA,
     list_source,
@@ -15,13 +15,13 @@ from laion_assets.core.crawl import (
     manifest_table,
     open_uri,
 )
-from laion_assets.core.storage import Storage
-from laion_assets.core.validation import require_int_range
-from laion_assets.defs.checks import stage_checks
-from laion_assets.defs.common import table_metadata
-from laion_assets.defs.partitions import shard_partitions
-from laion_assets.defs.resources import CrawlSourceResource, StorageResource
-from laion_assets.defs.config_checks import ranged
+from laion_assets.core.storage.local import Storage
+from laion_assets.core.lib.validation import require_int_range
+from laion_assets.defs.lib.checks import stage_checks
+from laion_assets.defs.lib.metadata import table_metadata
+from laion_assets.defs.lib.partitions import shard_partitions
+from laion_assets.defs.lib.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.lib.validators import ranged
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

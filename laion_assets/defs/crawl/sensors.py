@@ -11,7 +11,7 @@ import json
 
 import dagster as dg
 
-from laion_assets.core.crawl import (
+from laion_assets.core.crawl.manifest import (
     crawl_source_uri,
     has_listing,
     list_crawls,
@@ -21,8 +21,8 @@ from laion_assets.core.crawl import (
     manifest_table,
 )
 from laion_assets.defs.crawl.assets import s3_client_for
-from laion_assets.defs.partitions import shard_partitions
-from laion_assets.defs.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.lib.partitions import shard_partitions
+from laion_assets.defs.lib.resources import CrawlSourceResource, StorageResource
 
 
 @dg.sensor(

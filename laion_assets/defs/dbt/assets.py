@@ -13,7 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.dbt.project import dbt_project
-from laion_assets.defs.resources import StorageResource
+from laion_assets.defs.lib.resources import StorageResource
 
 
 class LaionDbtTranslator(DagsterDbtTranslator):

@@ -4,21 +4,21 @@ plus the shard's drop log (every other pair, with its reason)."""
 import dagster as dg
 from pydantic import Field
 
-from laion_assets.core.filter import CHECKS, FilterConfig, filter_shard
-from laion_assets.core.nsfw_head import load_nsfw_head
-from laion_assets.core.storage import ShardPaths
-from laion_assets.defs.checks import stage_checks
+from laion_assets.core.filter.shard import CHECKS, FilterConfig, filter_shard
+from laion_assets.core.clip.nsfw_head import load_nsfw_head
+from laion_assets.core.storage.local import ShardPaths
+from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
-from laion_assets.defs.common import (
+from laion_assets.defs.lib.metadata import (
     TRANSIENT_RETRY,
     drop_reasons,
     require_registered_partition,
     stats_metadata,
     table_metadata,
 )
-from laion_assets.defs.partitions import shard_partitions
-from laion_assets.defs.resources import StorageResource
-from laion_assets.defs.config_checks import ranged
+from laion_assets.defs.lib.partitions import shard_partitions
+from laion_assets.defs.lib.resources import StorageResource
+from laion_assets.defs.lib.validators import ranged
 
 
 def drop_log_path(paths: ShardPaths) -> str:

@@ -17,7 +17,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from laion_assets.core.release import (
+from laion_assets.core.release.files import (
     CHECKS,
     DEFAULT_VARIANTS,
     ReleaseVariant,
@@ -27,14 +27,14 @@ from laion_assets.core.release import (
     verify_release_dir,
     write_release_files,
 )
-from laion_assets.core.release_writer import ReleaseRows, release_version
+from laion_assets.core.release.writer import ReleaseRows, release_version
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
-from laion_assets.defs.checks import check_result, check_specs
-from laion_assets.defs.common import table_metadata
+from laion_assets.defs.lib.checks import check_result, check_specs
+from laion_assets.defs.lib.metadata import table_metadata
 from laion_assets.defs.removal.assets import ENTRIES
-from laion_assets.defs.resources import StorageResource
-from laion_assets.defs.config_checks import ranged
+from laion_assets.defs.lib.resources import StorageResource
+from laion_assets.defs.lib.validators import ranged
 
 LATEST = "releases/LATEST"
 WAREHOUSE = "warehouse.duckdb"

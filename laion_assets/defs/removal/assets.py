@@ -12,8 +12,8 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from laion_assets.core.removal import KINDS, RemovalSource, entry_counts, load_removal_list, request_source
-from laion_assets.defs.resources import StorageResource
+from laion_assets.core.removal.entries import KINDS, RemovalSource, entry_counts, load_removal_list, request_source
+from laion_assets.defs.lib.resources import StorageResource
 
 REQUESTS_DIR = "removal/requests"
 ENTRIES = "removal/entries.parquet"

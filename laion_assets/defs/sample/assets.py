@@ -4,10 +4,10 @@ import json
 
 import dagster as dg
 
-from laion_assets.core.sample_crawl import SampleSpec, build_sample_crawl
-from laion_assets.core.sample_server import write_token
-from laion_assets.defs.resources import SampleImageServerResource, StorageResource
-from laion_assets.defs.config_checks import ranged
+from laion_assets.core.sample.crawl import SampleSpec, build_sample_crawl
+from laion_assets.core.sample.server import write_token
+from laion_assets.defs.lib.resources import SampleImageServerResource, StorageResource
+from laion_assets.defs.lib.validators import ranged
 
 SAMPLE_DIR = "sample-crawl"
 

@@ -1,0 +1,270 @@
+"""Published releases: LAION-compatible parquet parts, a dataset card and a checksummed manifest.
+
+A release is one *variant* (an NSFW policy, e.g. `research` and `research-safe`) of one build. Its
+parts are content-defined and written reproducibly (core.release_writer), and its version hashes
+them: publishing the same rows twice gives the same version and byte-identical files, any change
+(a removal applied, a re-score, a new crawl) gives a new one. The diff against the variant's
+previous version names removed rows only by hashes (sha256 of the URL, SAMPLE_ID).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from laion_assets.core.lib.ids import file_sha256
+from laion_assets.core.checks import SqlCheck
+from laion_assets.core.release.card import dataset_card
+from laion_assets.core.release.writer import PART_WRITER, ReleaseRows, release_version
+from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts, matches_sql
+from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
+from laion_assets.core.lib.validation import ConfigError, require_range
+
+DEFAULT_ROWS_PER_PART = 1_000_000
+
+
+@dataclass(frozen=True)
+class ReleaseVariant:
+    """Rows with punsafe over `punsafe_max` (or without a punsafe) are dropped as `nsfw_policy`."""
+
+    name: str
+    punsafe_max: float
+
+    def __post_init__(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
+            raise ConfigError("variant name", self.name, "letters, digits, '-' and '_'")
+        require_range(f"variant {self.name} punsafe_max", self.punsafe_max, 0.0, 1.0)
+
+
+DEFAULT_VARIANTS = (ReleaseVariant("research", 0.95), ReleaseVariant("research-safe", 0.45))
+
+
+def size_category(n: int) -> str:
+    """Hugging Face `size_categories` bucket."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    return next((label for bound, label in bounds if n < bound), "1B<n<10B")
+
+
+PLACEHOLDER_MIN_URLS = 5  # dbt var placeholder_min_urls default (dbt/models/placeholder_images.sql)
+
+
+def build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table, *, published: int, warehouse: str = "wh") -> dict:
+    """What the build knows beyond the rows, from the warehouse's dbt models (schema `warehouse`):
+    the funnel before any variant's NSFW policy, removal sources with counts, link rot, filters."""
+    drops = dict(con.sql(f"SELECT reason, count(*) FROM {warehouse}.drop_log GROUP BY 1 ORDER BY 1").fetchall())
+    total = sum(drops.values()) + published
+    dates: dict[str, str] = {}
+    for s, d in zip(entries.column("source").to_pylist(), entries.column("listed_on").to_pylist()):
+        if d:
+            dates[s] = max(d, dates.get(s, d))
+    sources = {
+        s: {"entries": sum(k.values()), "kinds": k, "rows_removed": drops.get(f"removal:{s}", 0),
+            "listed_on": dates.get(s)}
+        for s, k in entry_counts(entries).items()
+    }
+    funnel_row = con.sql(f"SELECT * FROM {warehouse}.stats_funnel").to_arrow_table().to_pylist()[0]
+    rot = {r.removeprefix("not_downloaded:"): n for r, n in drops.items() if r.startswith("not_downloaded:")}
+    return {
+        "drops": drops,
+        "pairs_extracted": total,
+        "pipeline_stats": funnel_row,
+        "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())},
+        "link_rot": {"pairs": total, "failed": sum(rot.values()), "share": sum(rot.values()) / max(total, 1),
+                     "by_reason": {r: n / max(total, 1) for r, n in sorted(rot.items())}},
+        "filters": {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,
+                    "pdq_min_quality": PDQ_MIN_QUALITY,
+                    "dedup": ["url_text", "image_sha256"], "threshold": "per model and language (column threshold)"},
+        "license": {"metadata": "CC-BY-4.0 (this table of URLs and captions)",
+                    "images": "not included; each image belongs to its owner (LICENSE column: page-declared)"},
+    }
+
+
+def write_release_files(
+    out_dir: Path,
+    *,
+    files: list[dict[str, Any]],
+    version: str,
+    variant: ReleaseVariant,
+    described: dict[str, Any],
+    build: dict[str, Any],
+) -> dict[str, Any]:
+    """manifest.json and README.md next to the parts already in `out_dir`.
+
+    `build`: what the release pipeline knows beyond the rows (funnel, removal sources, filters,
+    link rot); it must hold no time or local path, so a rebuild gives byte-identical files.
+    """
+    rows = sum(f["rows"] for f in files)
+    manifest = {
+        "version": version,
+        "variant": {"name": variant.name, "punsafe_max": variant.punsafe_max},
+        "rows": rows,
+        "columns": [{"name": name, "type": str(typ), "nullable": nullable, "description": desc}
+                    for name, (typ, nullable, desc) in RELEASE_COLUMNS.items()],
+        "files": files,
+        "parts": {"split": "content-defined: part i of n holds SAMPLE_ID in [i*2^63/n, (i+1)*2^63/n), sorted",
+                  **PART_WRITER},
+        "size_category": size_category(rows),
+        **described,
+        **build,
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out_dir / "README.md").write_text(dataset_card(manifest))
+    return manifest
+
+
+def write_release(
+    table: pa.Table,
+    out_dir: Path,
+    *,
+    variant: ReleaseVariant,
+    build: dict[str, Any],
+    rows_per_part: int = DEFAULT_ROWS_PER_PART,
+) -> dict[str, Any]:
+    """A whole release of `table` (release columns, NSFW policy applied here) into `out_dir`:
+    parts, manifest.json, README.md. Returns the manifest (its `version` included)."""
+    with ReleaseRows.from_table(table) as rows:
+        files = rows.write_parts(variant.punsafe_max, out_dir, rows_per_part)
+        version = release_version(variant.name, files)
+        return write_release_files(out_dir, files=files, version=version, variant=variant,
+                                   described=rows.describe(variant.punsafe_max), build=build)
+
+
+def verify_release_dir(release_dir: Path) -> list[str]:
+    """Problems with a written release (empty when sound): schema equals the documented one, file
+    checksums and row counts match the manifest, the card's counts equal the table's, the funnel
+    adds up row for row."""
+    problems: list[str] = []
+    manifest = json.loads((release_dir / "manifest.json").read_text())
+    card = (release_dir / "README.md").read_text()
+    rows = 0
+    for f in manifest["files"]:
+        path = release_dir / f["path"]
+        if file_sha256(path) != f["sha256"]:
+            problems.append(f"{f['path']}: checksum differs from manifest")
+        pf = pq.ParquetFile(path)
+        if not pf.schema_arrow.equals(RELEASE_SCHEMA):
+            problems.append(f"{f['path']}: schema differs from RELEASE_SCHEMA")
+        rows += pf.metadata.num_rows
+    if rows != manifest["rows"]:
+        problems.append(f"parquet holds {rows} rows, manifest says {manifest['rows']}")
+    if f"- rows: **{rows}**" not in card:
+        problems.append(f"card does not state the table's {rows} rows")
+    funnel = manifest.get("funnel")
+    if funnel is not None:
+        if sum(funnel["dropped"].values()) + rows != funnel["pairs_extracted"]:
+            problems.append(f"funnel does not add up: {sum(funnel['dropped'].values())} dropped + {rows} "
+                            f"published != {funnel['pairs_extracted']} extracted")
+        for reason, n in funnel["dropped"].items():
+            if f"| `{reason}` | {n} |" not in card:
+                problems.append(f"card does not state {n} rows dropped as {reason}")
+    for name, src in manifest.get("removal", {}).get("sources", {}).items():
+        if f"| {name} | {src['entries']} | {src['rows_removed']} |" not in card:
+            problems.append(f"card's counts for removal source {name} differ from the manifest")
+    return problems
+
+
+@dataclass(frozen=True)
+class RowCountVerdict:
+    passed: bool
+    previous_rows: int
+    rows: int
+    lost: int
+    unexplained: int
+    message: str
+
+
+def row_count_verdict(
+    previous_ids: pa.Array | None, current_ids: pa.Array, explained_ids: pa.Array, *,
+    max_unexplained_drop_fraction: float,
+) -> RowCountVerdict:
+    """A release never empties or collapses silently: rows of the previous version missing now must
+    be explained by the drop log (removal, NSFW policy, ...), up to `max_unexplained_drop_fraction`."""
+    require_range("max_unexplained_drop_fraction", max_unexplained_drop_fraction, 0.0, 1.0)
+    n = len(current_ids)
+    if n == 0:
+        return RowCountVerdict(False, 0 if previous_ids is None else len(previous_ids), 0, 0, 0, "release would be empty")
+    if previous_ids is None:
+        return RowCountVerdict(True, 0, n, 0, 0, "first release of this variant")
+    with duckdb.connect(":memory:") as con:
+        con.register("prev", pa.table({"id": previous_ids}))
+        con.register("cur", pa.table({"id": current_ids}))
+        con.register("expl", pa.table({"id": explained_ids}))
+        lost, unexplained = con.sql(
+            "SELECT count(*), count(*) FILTER (WHERE id NOT IN (SELECT id FROM expl)) "
+            "FROM prev WHERE id NOT IN (SELECT id FROM cur)"
+        ).fetchall()[0]
+    share = unexplained / max(len(previous_ids), 1)
+    ok = share <= max_unexplained_drop_fraction
+    msg = (f"{lost} of {len(previous_ids)} previous rows gone, {unexplained} not explained by the drop log "
+           f"({share:.2%}; allowed {max_unexplained_drop_fraction:.2%})")
+    return RowCountVerdict(ok, len(previous_ids), n, lost, unexplained, msg)
+
+
+def release_diff(previous: pa.Table, current_ids: pa.Array, reasons: pa.Table) -> pa.Table:
+    """Rows of the previous version not in this one, as hashes: (url_sha256, SAMPLE_ID, reason).
+
+    `previous` has SAMPLE_ID and URL; `reasons` has sample_id and reason (drop log + NSFW drops);
+    a row gone without a drop-log entry gets `not_in_build` (e.g. its shard is gone).
+    """
+    with duckdb.connect(":memory:") as con:
+        con.register("prev", previous.select(["SAMPLE_ID", "URL"]))
+        con.register("cur", pa.table({"id": current_ids}))
+        con.register("why", reasons)
+        return con.sql("""
+            SELECT sha256(p.URL) AS url_sha256, p.SAMPLE_ID,
+                   coalesce((SELECT min(w.reason) FROM why w WHERE w.sample_id = p.SAMPLE_ID), 'not_in_build') AS reason
+            FROM prev p WHERE p.SAMPLE_ID NOT IN (SELECT id FROM cur)
+            ORDER BY reason, url_sha256
+        """).to_arrow_table()
+
+
+_WITH_HASHES = "(SELECT r.*, h.md5, h.sha1, h.pdq, h.pdq_quality FROM release r LEFT JOIN release_hashes h USING (SAMPLE_ID))"
+
+CHECKS = [
+    SqlCheck(
+        name="release_no_removal_match",
+        description="Zero rows match any removal entry (URL/image hashes, URL, domain, prefix, PDQ).",
+        sql=matches_sql(_WITH_HASHES, "removal"),
+        blocking=True,
+    ),
+    SqlCheck(
+        name="release_unique_pairs",
+        description="No (URL, TEXT) pair appears twice in the release.",
+        sql="SELECT URL, TEXT, count(*) AS n FROM release GROUP BY URL, TEXT HAVING count(*) > 1",
+        blocking=True,
+    ),
+    SqlCheck(
+        name="release_unique_images",
+        description="No image sha256 appears twice in the release.",
+        sql="SELECT sha256, count(*) AS n FROM release GROUP BY sha256 HAVING count(*) > 1 OR sha256 IS NULL",
+        blocking=True,
+    ),
+    SqlCheck(
+        name="release_similarity_over_threshold",
+        description="similarity is a number in [-1, 1] at or over the row's threshold.",
+        sql="SELECT SAMPLE_ID, similarity, threshold FROM release WHERE similarity IS NULL "
+        "OR isnan(similarity) OR similarity < -1 OR similarity > 1 OR threshold IS NULL OR similarity < threshold",
+        blocking=True,
+    ),
+    SqlCheck(
+        name="release_urls_http",
+        description="Every URL is an absolute http(s) URL with a host.",
+        sql="SELECT SAMPLE_ID, URL FROM release WHERE NOT regexp_matches(URL, '^https?://[^/\\s?#]+')",
+        blocking=True,
+    ),
+    SqlCheck(
+        name="release_provenance",
+        description="Every row names its crawl, the crawl's own WARC path (no local path), offset and page.",
+        sql="SELECT SAMPLE_ID, warc_path FROM release WHERE crawl IS NULL OR warc_path IS NULL "
+        "OR warc_offset IS NULL OR page_url IS NULL OR starts_with(warc_path, '/') "
+        "OR starts_with(warc_path, 'file:') OR regexp_matches(warc_path, '^[A-Za-z]:[\\\\/]')",
+        blocking=True,
+    ),
+]
