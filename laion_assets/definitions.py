@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from laion_assets.defs.automation.alerts import UI_BASE_URL_ENV, WEBHOOK_ENV, AlertWebhookResource, failure_alerts
+from laion_assets.defs.automation.alerts import AlertWebhookResource, failure_alerts
 from laion_assets.defs.automation.schedules import build_shard_backfill_schedule, publish_automation
 from laion_assets.defs.lib.checks import ui_text
 from laion_assets.defs.clip.assets import clip_scores
@@ -25,26 +23,20 @@ from laion_assets.defs.release.assets import (
     published_dataset,
 )
 from laion_assets.defs.removal.assets import removal_list
-from laion_assets.defs.removal.sensors import rederive_releases_job, removal_requests_sensor
-from laion_assets.defs.lib.resources import (
-    ClipModelResource,
-    CrawlSourceResource,
-    DownloaderResource,
-    SampleImageServerResource,
-    StorageResource,
-)
+from laion_assets.defs.removal.sensors import removal_requests_sensor
+from laion_assets.defs.clip.resources import ClipModelResource
+from laion_assets.defs.crawl.resources import CrawlSourceResource
+from laion_assets.defs.download.resources import DownloaderResource
+from laion_assets.defs.sample.resources import SampleImageServerResource
+from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.sample.assets import sample_crawl
-from laion_assets.settings import Settings, load_settings
+from laion_assets.settings import ALERT_WEBHOOK_ENV, AWS_KEY_VARS, Settings, load_settings
 
 
 def _s3_resource(settings: Settings, *, anonymous: bool = False, endpoint_url: str | None = None) -> S3Resource:
     """dagster-aws's S3Resource; keys come from EnvVars (resolved at run time, never stored or shown)."""
-    keys = {
-        field: dg.EnvVar(var)
-        for field, var in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"), ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-                           ("aws_session_token", "AWS_SESSION_TOKEN"))
-        if os.environ.get(var) and not anonymous
-    }
+    fields = dict(zip(AWS_KEY_VARS, ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")))
+    keys = {} if anonymous else {fields[var]: dg.EnvVar(var) for var in settings.aws_key_vars}
     return S3Resource(endpoint_url=endpoint_url, region_name=settings.s3_region,
                       use_unsigned_session=anonymous, **keys)
 
@@ -72,18 +64,18 @@ def build_resources(settings: Settings) -> dict[str, object]:
             storage=storage,
         ),
         "dbt": dbt_cli(),
-        "alert_webhook": alert_webhook(),
+        "alert_webhook": alert_webhook(settings),
         "release_policy": ReleasePolicyResource(variants=EMBEDDED_VARIANTS)
         if settings.profile == "embedded"
         else ReleasePolicyResource(),
     }
 
 
-def alert_webhook() -> AlertWebhookResource:
+def alert_webhook(settings: Settings) -> AlertWebhookResource:
     """The webhook URL stays an `EnvVar` (resolved at run time, shown by name only in the UI)."""
     return AlertWebhookResource(
-        url=dg.EnvVar(WEBHOOK_ENV) if os.environ.get(WEBHOOK_ENV) else "",
-        ui_base_url=os.environ.get(UI_BASE_URL_ENV) or "http://localhost:3000",
+        url=dg.EnvVar(ALERT_WEBHOOK_ENV) if settings.alert_webhook_set else "",
+        ui_base_url=settings.ui_base_url,
     )
 
 
@@ -123,7 +115,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
         asset_checks=manifest_checks,
-        jobs=[*JOBS, rederive_releases_job],
+        jobs=JOBS,
         sensors=[crawl_discovery_sensor, failure_alerts, publish_automation, removal_requests_sensor],
         schedules=[build_shard_backfill_schedule()],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a

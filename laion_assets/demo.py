@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from laion_assets.settings import load_settings
+
 # The demo's instance is the shipped one-machine config: queued runs, and the `gpu` pool (clip_scores
 # steps) limited to one step at a time through `concurrency: pools: default_limit`.
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
@@ -31,7 +33,7 @@ def prepare_dagster_home(path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=os.environ.get("LAION_ASSETS_ROOT", "data"))
+    parser.add_argument("--root", default=load_settings().root)
     parser.add_argument("--dagster-home", default=os.environ.get("DAGSTER_HOME", ".dagster_home"))
     parser.add_argument(
         "--log-level", default="WARNING", help="console log level of the runs (the instance keeps all)"
@@ -47,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from laion_assets.definitions import build_definitions
     from laion_assets.runner import failed_checks, run_pipeline
-    from laion_assets.settings import load_settings
 
     settings = load_settings()
     print(f"laion-assets demo: profile={settings.profile} root={root} model={settings.clip_model}")

@@ -21,6 +21,9 @@ PROFILES = ("embedded", "production")
 # DuckDB (funnel counts, dbt sources) reads stage files through glob patterns under the root: a root
 # containing one of these silently matches nothing, so it is refused where it is read.
 GLOB_CHARACTERS = "*?[]{}"
+ALERT_WEBHOOK_ENV = "LAION_ALERT_WEBHOOK_URL"
+# The storage bucket's keys: passed to dagster-aws's S3Resource as EnvVars (by name) when set.
+AWS_KEY_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _CLIP_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -46,6 +49,13 @@ class Settings:
     crawl_discovery_root: str = ""
     crawl_discover_only: tuple[str, ...] = ()
     crawl_discover_newer_than: str = ""
+    dbt_project_dir: str = ""
+    alert_webhook_set: bool = False
+    ui_base_url: str = "http://localhost:3000"
+    aws_key_vars: tuple[str, ...] = ()
+    backfill_max_runs: int = 8
+    backfill_max_failed_runs: int = 3
+    backfill_cron: str = "*/10 * * * *"
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -82,7 +92,7 @@ def check_storage_root(root: str, setting: str = "LAION_ASSETS_ROOT") -> str:
 
 def check_crawl_name(crawl: str, setting: str = "LAION_CRAWL") -> str:
     """One path segment of letters, digits, '.', '_', '-' (it names directories and partition keys)."""
-    from laion_assets.core.storage.local import validate_crawl_name
+    from laion_assets.core.storage.keys import validate_crawl_name
 
     try:
         return validate_crawl_name(crawl)
@@ -144,4 +154,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             for c in env.get("LAION_CRAWL_DISCOVER_ONLY", "").split(",") if c.strip()
         ),
         crawl_discover_newer_than=env.get("LAION_CRAWL_DISCOVER_NEWER_THAN", ""),
+        dbt_project_dir=env.get("LAION_DBT_PROJECT_DIR", ""),
+        # The webhook URL is a secret: only whether it is set is read here; the resource resolves
+        # it as an EnvVar at run time, so it is never stored in the instance or shown.
+        alert_webhook_set=bool(env.get(ALERT_WEBHOOK_ENV)),
+        ui_base_url=env.get("LAION_DAGSTER_UI_URL") or "http://localhost:3000",
+        aws_key_vars=tuple(v for v in AWS_KEY_VARS if env.get(v)),
+        backfill_max_runs=_env_int(env, "LAION_BACKFILL_MAX_RUNS", 8, 1, 10_000),
+        backfill_max_failed_runs=_env_int(env, "LAION_BACKFILL_MAX_FAILED_RUNS", 3, 1, 100),
+        backfill_cron=env.get("LAION_BACKFILL_CRON") or "*/10 * * * *",
     )

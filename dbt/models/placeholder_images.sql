@@ -7,11 +7,11 @@ with often as (
     from {{ source('laion', 'downloads') }}
     where status = 'ok' and sha256 is not null
     group by h
-    having count(*) >= {{ var('placeholder_min_urls', 5) }}
+    having count(*) >= {{ var('placeholder_min_urls') }}
 )
 select d.sha256, count(distinct d.url) as distinct_urls
 from {{ source('laion', 'downloads') }} d
 semi join often o on hash(d.sha256) = o.h
 where d.status = 'ok' and d.sha256 is not null
 group by d.sha256
-having count(distinct d.url) >= {{ var('placeholder_min_urls', 5) }}
+having count(distinct d.url) >= {{ var('placeholder_min_urls') }}

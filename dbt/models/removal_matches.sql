@@ -45,11 +45,11 @@ from hosted r join entries e on e.kind = 'url_prefix' and e.prefix_host = r.url_
 union all
 {% endif %}
 {% if 'pdq' in kinds %}
-{% set d = var('pdq_max_distance', 31) %}
+{% set d = var('pdq_max_distance') %}
 {% if d // 16 > 1 %}
 select r.crawl, r.shard, r.key, r.sample_id, e.kind, e.source
 from rows r join entries e on e.kind = 'pdq'
-    and r.pdq is not null and r.pdq_quality >= {{ var('pdq_min_quality', 50) }}
+    and r.pdq is not null and r.pdq_quality >= {{ var('pdq_min_quality') }}
     and {{ pdq_distance('r.pdq', 'e.value') }} <= {{ d }}
 {% else %}
 -- PDQ within d bits, without comparing every row with every entry (core.removal.pdq_matches_sql):
@@ -60,7 +60,7 @@ select crawl, shard, key, sample_id, kind, source from (
     select distinct r.crawl, r.shard, r.key, r.sample_id, r.pdq, e.value, e.kind, e.source
     from (select r.*, band, ('0x' || substr(r.pdq, 1 + 4 * band, 4))::integer as v
           from rows r, range(16) b(band)
-          where r.pdq is not null and r.pdq_quality >= {{ var('pdq_min_quality', 50) }}) r
+          where r.pdq is not null and r.pdq_quality >= {{ var('pdq_min_quality') }}) r
     join (select e.*, band, xor(('0x' || substr(e.value, 1 + 4 * band, 4))::integer, f) as v
           from entries e, range(16) b(band),
                (select 0 as f{% if d >= 16 %} union all select (1 << b) as f from range(16) t(b){% endif %}) x

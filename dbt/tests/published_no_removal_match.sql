@@ -12,5 +12,5 @@ join {{ ref('stg_removal_entries') }} e on
     or (e.kind = 'image_sha1' and e.value = p.sha1)
     or (e.kind = 'domain' and (p.url_host = e.value or ends_with(p.url_host, '.' || e.value)))
     or (e.kind = 'url_prefix' and starts_with(p.url, e.value))
-    or (e.kind = 'pdq' and p.pdq is not null and p.pdq_quality >= {{ var('pdq_min_quality', 50) }}
-        and {{ pdq_distance('p.pdq', 'e.value') }} <= {{ var('pdq_max_distance', 31) }})
+    or (e.kind = 'pdq' and p.pdq is not null and p.pdq_quality >= {{ var('pdq_min_quality') }}
+        and {{ pdq_distance('p.pdq', 'e.value') }} <= {{ var('pdq_max_distance') }})

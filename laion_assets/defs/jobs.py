@@ -28,7 +28,8 @@ publish_job = dg.define_asset_job(
     "publish_job",
     selection=dg.AssetSelection.groups("removal", "publish"),
     description="Removal sources, dbt over every shard (removal anti-join, placeholders, dedup, drop "
-    "log, stats), then every release variant.",
+    "log, stats), then every release variant. After a removal request it re-derives every release "
+    "from the stored shards (nothing is re-downloaded or re-scored): `removal_requests_sensor` launches it.",
 )
 
 clip_job = dg.define_asset_job(

@@ -18,7 +18,7 @@ from laion_assets.core.lib.ids import sample_id
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA, pdq_hex
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
 from laion_assets.core.sample.synthetic import render_image
-from laion_assets.defs.dbt.project import DBT_DIR, dbt_cli
+from laion_assets.defs.dbt.project import DBT_DIR, dbt_cli, vars_args
 
 
 def _filtered(rows):
@@ -54,7 +54,7 @@ def _write(root: Path, crawl: str, shards: dict[str, list[dict]], drops=(), entr
 def _build(root: Path, tmp_path: Path, monkeypatch, *select: str) -> bool:
     monkeypatch.setenv("LAION_ASSETS_ROOT", str(root))
     monkeypatch.setenv("LAION_WAREHOUSE_PATH", str(root / "warehouse.duckdb"))  # another test's may linger
-    args = ["build", *(["--select", *select, "--indirect-selection", "cautious"] if select else [])]
+    args = ["build", *vars_args(str(root)), *(["--select", *select, "--indirect-selection", "cautious"] if select else [])]
     invocation = dbt_cli().cli(args, target_path=tmp_path / "target", raise_on_error=False)
     invocation.wait()
     return invocation.is_successful()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from laion_assets.definitions import build_definitions
-from laion_assets.defs.lib.resources import known_clip_models
+from laion_assets.defs.clip.resources import known_clip_models
 from laion_assets.settings import load_settings
 from laion_assets_tests.conftest import REPO
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from laion_assets import weights as models
-from laion_assets.defs.lib.resources import ClipModelResource
+from laion_assets.defs.clip.resources import ClipModelResource
 
 
 def test_resource_instances_share_one_loaded_scorer():

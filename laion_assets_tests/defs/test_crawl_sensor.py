@@ -10,7 +10,8 @@ from laion_assets.core.crawl.manifest import select_crawls
 from laion_assets.core.storage.local import LocalStorage
 from laion_assets.defs.crawl.sensors import crawl_discovery_sensor
 from laion_assets.defs.lib.partitions import shard_partitions
-from laion_assets.defs.lib.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.crawl.resources import CrawlSourceResource
+from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.testing.commoncrawl import put_cc_layout, source_warcs
 from laion_assets.testing.s3 import moto_s3
 

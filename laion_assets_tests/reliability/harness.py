@@ -26,7 +26,9 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from laion_assets.core.storage.local import COMMIT_META_KEY, POINTER_NAME, LocalStorage, ShardPaths
+from laion_assets.core.storage.base import COMMIT_META_KEY, POINTER_NAME
+from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets_tests.conftest import REPO
 
 # Columns that record the run rather than the data: when the fetch happened, how long it took, and

@@ -12,13 +12,11 @@ import pytest
 
 from laion_assets.core.lib.validation import ConfigError
 from laion_assets.definitions import build_definitions
-from laion_assets.defs.lib.resources import (
-    ClipModelResource,
-    CrawlSourceResource,
-    DownloaderResource,
-    SampleImageServerResource,
-    StorageResource,
-)
+from laion_assets.defs.clip.resources import ClipModelResource
+from laion_assets.defs.crawl.resources import CrawlSourceResource
+from laion_assets.defs.download.resources import DownloaderResource
+from laion_assets.defs.sample.resources import SampleImageServerResource
+from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.settings import load_settings
 
 # ------------------------------------------------------------------ environment -> load_settings

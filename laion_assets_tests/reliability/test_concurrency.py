@@ -20,7 +20,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from laion_assets.core.storage.local import LocalStorage, ShardPaths
+from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.definitions import build_definitions
 from laion_assets.settings import load_settings
 from laion_assets_tests.reliability.harness import Lab, visible_problems

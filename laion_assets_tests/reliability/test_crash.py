@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from laion_assets.core.storage.local import ShardPaths
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.definitions import build_definitions
 from laion_assets.settings import load_settings
 from laion_assets_tests.reliability._shard_worker import light_run

@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> Calibration:
         if args.synthetic:
             sample, name = synthetic_sample(Path(tmp), args.synthetic), f"{args.synthetic} synthetic pairs"
         else:
-            from laion_assets.core.storage.local import LocalStorage, ShardPaths
+            from laion_assets.core.storage.local import LocalStorage
+            from laion_assets.core.storage.layout import ShardPaths
 
             st, paths = LocalStorage(args.root), ShardPaths.from_partition_key(args.partition)
             sample = (st.path(paths.images_dir), st.read_parquet(paths.downloads), st.read_parquet(paths.pairs))

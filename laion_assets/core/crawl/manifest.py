@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import io
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,7 +24,8 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from laion_assets.core.checks import SqlCheck
-from laion_assets.core.storage.local import LocalStorage, make_partition_key, validate_crawl_name
+from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.storage.keys import make_partition_key, validate_crawl_name
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wat", ".wat.gz", ".warc.wat.gz")
 
@@ -112,6 +113,27 @@ def open_uri(uri: str, s3_client: Any = None, offset: int = 0, length: int | Non
     # resolves relative paths), so a path relative to the working directory is made absolute first.
     path = Path(uri).absolute()
     return LocalStorage(path.parent).open_read(str(path), offset, length)
+
+
+def crawl_client(uri: str, own_client: Callable[[str], Any], other_client: Callable[[], Any]) -> Any:
+    """The S3 client a crawl URI needs (None for local and https URIs): `own_client(uri)` (the
+    storage's, for its own bucket) when it has one, else `other_client()` (e.g. anonymous)."""
+    if not uri.startswith("s3://"):
+        return None
+    return own_client(uri) or other_client()
+
+
+def crawl_opener(own_client: Callable[[str], Any], other_client: Callable[[], Any]) -> Callable[[str], BinaryIO]:
+    """`uri -> stream` over local files, `s3://` objects and `https://` URLs, one client per bucket."""
+    clients: dict[str, Any] = {}
+
+    def open_fn(uri: str) -> BinaryIO:
+        bucket = uri.split("/", 3)[2] if uri.startswith("s3://") else ""
+        if bucket not in clients:
+            clients[bucket] = crawl_client(uri, own_client, other_client)
+        return open_uri(uri, clients[bucket])
+
+    return open_fn
 
 
 @dataclass(frozen=True)

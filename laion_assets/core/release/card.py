@@ -151,7 +151,7 @@ To have a URL, a domain, a URL prefix or an image removed from every future rele
 request (on the dataset's issue tracker or with its publisher) giving the URL (or its sha256), the
 image's sha256, sha1 or md5, or the domain; hash lists (MD5/SHA/PDQ) are accepted as files. The operator
 files it under `removal/requests/` of the build (one source per list: a name and a date) and runs
-`rederive_releases_job`, or lets `removal_requests_sensor` run it. Every release is re-derived from the
+`publish_job`, or lets `removal_requests_sensor` run it. Every release is re-derived from the
 stored shards with all sources applied (no re-download, no re-scoring), published as a **new
 version**, and a diff next to it (`../diffs/<old>__<new>.parquet`) lists the removed rows by
 `url_sha256` and `SAMPLE_ID` with the reason, so holders of an older copy can remove them too.

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from laion_assets.core.lib.ids import file_sha256
 from laion_assets.core.checks import SqlCheck
 from laion_assets.core.release.card import dataset_card
+from laion_assets.core.release.rules import PLACEHOLDER_MIN_URLS
 from laion_assets.core.release.writer import PART_WRITER, ReleaseRows, release_version
 from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts, matches_sql
 from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
@@ -50,9 +51,6 @@ def size_category(n: int) -> str:
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
               (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
     return next((label for bound, label in bounds if n < bound), "1B<n<10B")
-
-
-PLACEHOLDER_MIN_URLS = 5  # dbt var placeholder_min_urls default (dbt/models/placeholder_images.sql)
 
 
 def build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table, *, published: int, warehouse: str = "wh") -> dict:

@@ -27,13 +27,14 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from laion_assets.core.release.rules import PLACEHOLDER_MIN_URLS
 from laion_assets.core.sample.synthetic import COLORS, SHAPES, caption, mismatched, render_image
 
 SAMPLE_CRAWL = "SAMPLE-CRAWL"
 WARC_DATE = "2024-05-20T12:00:00Z"
 _NS = uuid.UUID("6f1c1b4e-2f0a-4c55-9d1e-6a1c3f1f8e11")
 PAGE_LICENSE = "https://creativecommons.org/licenses/by/4.0/"
-PLACEHOLDER_URLS = 6  # over the release's placeholder_min_urls (5)
+PLACEHOLDER_URLS = PLACEHOLDER_MIN_URLS + 1  # one over the release's cut-off: always dropped
 
 
 @dataclass(frozen=True)

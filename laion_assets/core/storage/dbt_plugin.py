@@ -9,23 +9,19 @@ resolve to a usable version here; pyarrow's S3 filesystem does the same job.)
 
 from __future__ import annotations
 
-import os
-
 from dbt.adapters.duckdb.plugins import BasePlugin
 
 from laion_assets.core.storage.s3 import S3Credentials
+from laion_assets.settings import load_settings
 
 
 def credentials_from_env(env: dict[str, str] | None = None) -> S3Credentials:
-    """Endpoint and region from the environment; keys are left to the AWS default chain."""
-    env = dict(os.environ if env is None else env)
-    return S3Credentials(
-        endpoint_url=env.get("LAION_S3_ENDPOINT_URL") or None,
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-    )
+    """Endpoint and region from the settings; keys are left to the AWS default chain."""
+    s = load_settings(env)
+    return S3Credentials(endpoint_url=s.s3_endpoint_url, region=s.s3_region)
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn) -> None:
-        if os.environ.get("LAION_ASSETS_ROOT", "").startswith("s3://"):
+        if load_settings().root.startswith("s3://"):
             conn.register_filesystem(credentials_from_env().fsspec_filesystem())

@@ -27,14 +27,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from laion_assets.core.storage.local import (
-    POINTER_NAME,
-    VERSION_PREFIX,
-    _CommitMixin,
-    commit_metadata,
-    table_bytes,
-    tree_version,
-)
+from laion_assets.core.storage.base import POINTER_NAME, VERSION_PREFIX, _CommitMixin, commit_metadata, table_bytes, tree_version
 
 COMPLETE_NAME = "_COMPLETE"
 
@@ -249,6 +242,14 @@ class S3Storage(_CommitMixin):
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def live_dir(self, relpath: str) -> Path:
+        """A local cache copy of the live version (S3 objects cannot be followed in place)."""
+        return self.local_dir(relpath)
+
+    def client_for(self, uri: str) -> Any | None:
+        """This storage's boto3 client for an `s3://` URI in its own bucket (its credentials), else None."""
+        return self.client if uri.startswith(f"s3://{self.bucket}/") else None
 
     def local_dir(self, relpath: str) -> Path:
         """The live version as a local directory: versions are immutable, so a cached copy stays valid."""

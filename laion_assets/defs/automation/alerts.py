@@ -22,8 +22,7 @@ from typing import Any
 
 import dagster as dg
 
-WEBHOOK_ENV = "LAION_ALERT_WEBHOOK_URL"
-UI_BASE_URL_ENV = "LAION_DAGSTER_UI_URL"
+from laion_assets.settings import ALERT_WEBHOOK_ENV as WEBHOOK_ENV  # noqa: E402
 MAX_RUNS_PER_TICK = 50
 RECENT_RUNS_KEPT = 2000  # finished runs remembered, so a run updated again is not alerted twice
 CLOCK_SLACK_S = 5.0  # runs updated this close to the cursor are re-read (and skipped if done)

@@ -11,14 +11,14 @@ drains at a steady rate that the run queue and the `gpu` pool absorb.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
 
-from laion_assets.core.lib.validation import ConfigError, require_int_range
+from laion_assets.core.lib.validation import require_int_range
 from laion_assets.defs.jobs import shard_job
+from laion_assets.settings import load_settings
 from laion_assets.defs.lib.partitions import shard_partitions
 
 LAST_STAGE = dg.AssetKey("filtered_pairs")  # a shard is done when its last stage is materialized
@@ -46,20 +46,10 @@ class BackfillSettings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> BackfillSettings:
-        env = dict(os.environ if env is None else env)
-
-        def as_int(name: str, default: int) -> int:
-            raw = env.get(name, "")
-            try:
-                return int(raw) if raw else default
-            except ValueError:
-                raise ConfigError(name, raw, "must be an integer") from None
-
-        return cls(
-            max_concurrent_runs=as_int("LAION_BACKFILL_MAX_RUNS", cls.max_concurrent_runs),
-            max_failed_runs_per_shard=as_int("LAION_BACKFILL_MAX_FAILED_RUNS", cls.max_failed_runs_per_shard),
-            cron=env.get("LAION_BACKFILL_CRON") or cls.cron,
-        )
+        """From the `LAION_BACKFILL_*` settings (`laion_assets/settings.py`)."""
+        s = load_settings(env)
+        return cls(max_concurrent_runs=s.backfill_max_runs, max_failed_runs_per_shard=s.backfill_max_failed_runs,
+                   cron=s.backfill_cron)
 
 
 def crawl_of(partition_key: str) -> str:

@@ -5,13 +5,14 @@ import json
 import dagster as dg
 
 from laion_assets.core.clip.checks import CHECKS
-from laion_assets.core.storage.local import ShardPaths
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import TRANSIENT_RETRY, progress_logger, require_registered_partition, similarity_histogram, stats_metadata, table_metadata
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.lib.partitions import shard_partitions
-from laion_assets.defs.lib.resources import ClipModelResource, StorageResource
+from laion_assets.defs.clip.resources import ClipModelResource
+from laion_assets.defs.lib.resources import StorageResource
 
 # Tags a container launcher reads to put this step on a GPU node: the K8s executor/run launcher
 # (`dagster-k8s/config`) and dagster-aws's ECS executor (`ecs/container_overrides`). The same tags go

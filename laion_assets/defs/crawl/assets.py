@@ -13,14 +13,16 @@ from laion_assets.core.crawl.manifest import (
     make_shards,
     manifest_path,
     manifest_table,
-    open_uri,
+    crawl_client,
+    crawl_opener,
 )
-from laion_assets.core.storage.local import Storage
+from laion_assets.core.storage.base import Storage
 from laion_assets.core.lib.validation import require_int_range
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import table_metadata
 from laion_assets.defs.lib.partitions import shard_partitions
-from laion_assets.defs.lib.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.crawl.resources import CrawlSourceResource
+from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.lib.validators import ranged
 
 
@@ -29,25 +31,14 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 
 def s3_client_for(st: Storage, crawl_source: CrawlSourceResource, uri: str) -> Any:
-    """The storage's own client for its bucket, the crawl source's (anonymous for Common Crawl) else."""
-    if not uri.startswith("s3://"):
-        return None
-    if st.root_uri.startswith("s3://") and uri.split("/", 3)[2] == st.root_uri.split("/", 3)[2]:
-        return st.client  # type: ignore[attr-defined]  # S3Storage
-    return crawl_source.s3_client()
+    """The client a crawl URI needs: the storage's own for its bucket, else the crawl source's
+    (anonymous for Common Crawl); None for URIs that need none."""
+    return crawl_client(uri, st.client_for, crawl_source.s3_client)
 
 
 def crawl_file_opener(st: Storage, crawl_source: CrawlSourceResource) -> Callable[[str], BinaryIO]:
     """`uri -> stream` for extraction: local files, s3:// objects and https:// URLs, read as streams."""
-    clients: dict[str, Any] = {}
-
-    def open_fn(uri: str) -> BinaryIO:
-        bucket = uri.split("/", 3)[2] if uri.startswith("s3://") else ""
-        if bucket not in clients:
-            clients[bucket] = s3_client_for(st, crawl_source, uri)
-        return open_uri(uri, clients[bucket])
-
-    return open_fn
+    return crawl_opener(st.client_for, crawl_source.s3_client)
 
 
 def resolve_source(st: Storage, source: str) -> tuple[str, str | None]:

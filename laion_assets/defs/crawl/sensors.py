@@ -22,7 +22,8 @@ from laion_assets.core.crawl.manifest import (
 )
 from laion_assets.defs.crawl.assets import s3_client_for
 from laion_assets.defs.lib.partitions import shard_partitions
-from laion_assets.defs.lib.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.crawl.resources import CrawlSourceResource
+from laion_assets.defs.lib.resources import StorageResource
 
 
 @dg.sensor(

@@ -12,7 +12,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
-from laion_assets.defs.dbt.project import dbt_project
+from laion_assets.defs.dbt.project import dbt_project, vars_args
+from laion_assets.core.storage.layout import WAREHOUSE
 from laion_assets.defs.lib.resources import StorageResource
 
 
@@ -35,8 +36,8 @@ def laion_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, sto
     st = storage.get()
     warehouse = st.local_warehouse_path()
     with dbt_environment(LAION_ASSETS_ROOT=st.root_uri, LAION_WAREHOUSE_PATH=str(warehouse)):
-        yield from dbt.cli(["build"], context=context).stream()
-    st.upload_file(warehouse, "warehouse.duckdb")  # a no-op on a local root: the file is already there
+        yield from dbt.cli(["build", *vars_args(st.root_uri)], context=context).stream()
+    st.upload_file(warehouse, WAREHOUSE)  # a no-op on a local root: the file is already there
 
 
 @contextlib.contextmanager

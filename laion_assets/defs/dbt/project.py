@@ -7,6 +7,7 @@ when the manifest is missing or older than a file of the dbt project, under a fi
 processes parse once.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,10 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from filelock import FileLock
 
-DBT_DIR = Path(os.environ.get("LAION_DBT_PROJECT_DIR", Path(__file__).resolve().parents[3] / "dbt"))
+from laion_assets.core.release.rules import dbt_vars
+from laion_assets.settings import load_settings
+
+DBT_DIR = Path(load_settings().dbt_project_dir or Path(__file__).resolve().parents[3] / "dbt")
 # What `dbt parse` reads: a change to any of these makes the manifest stale.
 SOURCE_DIRS = ("models", "tests", "macros", "seeds", "snapshots", "analyses")
 SOURCE_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
@@ -60,7 +64,8 @@ def prepare_manifest(project: DbtProject) -> bool:
         env = {**os.environ, "DBT_PROFILES_DIR": str(project.profiles_dir)}
         out = subprocess.run(
             [dbt_executable(), "parse", "--quiet", "--project-dir", str(project.project_dir),
-             "--profiles-dir", str(project.profiles_dir), "--target-path", str(project.target_path)],
+             "--profiles-dir", str(project.profiles_dir), "--target-path", str(project.target_path),
+             *vars_args(load_settings().root)],
             cwd=project.project_dir, env=env, capture_output=True, text=True, timeout=PARSE_TIMEOUT_S,
         )
         if out.returncode != 0 or not project.manifest_path.exists():
@@ -68,6 +73,12 @@ def prepare_manifest(project: DbtProject) -> bool:
                 f"`dbt parse` of {project.project_dir} failed (exit {out.returncode}):\n{out.stdout}{out.stderr}"
             )
         return True
+
+
+def vars_args(root_uri: str) -> list[str]:
+    """`--vars` with every value the dbt project reads (source globs, release rules): declared once
+    in Python (core/release/rules.py, core/storage/layout.py), never as defaults in the SQL."""
+    return ["--vars", json.dumps(dbt_vars(root_uri), sort_keys=True)]
 
 
 @cache

@@ -4,12 +4,14 @@ import dagster as dg
 
 from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
-from laion_assets.core.storage.local import ShardPaths
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import TRANSIENT_RETRY, progress_logger, require_registered_partition, stats_metadata, table_metadata, value_counts
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.lib.partitions import shard_partitions
-from laion_assets.defs.lib.resources import DownloaderResource, SampleImageServerResource, StorageResource
+from laion_assets.defs.download.resources import DownloaderResource
+from laion_assets.defs.sample.resources import SampleImageServerResource
+from laion_assets.defs.lib.resources import StorageResource
 
 
 class ImageDownloadConfig(dg.Config):

@@ -5,13 +5,14 @@ import dagster as dg
 from laion_assets.core.crawl.manifest import manifest_path, shard_files
 from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
-from laion_assets.core.storage.local import ShardPaths
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import TRANSIENT_RETRY, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.lib.partitions import shard_partitions
 from laion_assets.defs.lib.validators import ranged
 from laion_assets.defs.crawl.assets import crawl_file_opener
-from laion_assets.defs.lib.resources import CrawlSourceResource, StorageResource
+from laion_assets.defs.crawl.resources import CrawlSourceResource
+from laion_assets.defs.lib.resources import StorageResource
 
 
 class ExtractionConfig(dg.Config):

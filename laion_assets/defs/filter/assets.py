@@ -6,7 +6,7 @@ from pydantic import Field
 
 from laion_assets.core.filter.shard import CHECKS, FilterConfig, filter_shard
 from laion_assets.core.clip.nsfw_head import load_nsfw_head
-from laion_assets.core.storage.local import ShardPaths
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.lib.metadata import (

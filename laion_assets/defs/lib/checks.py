@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from laion_assets.core.checks import CheckOutcome, SqlCheck, ViewSource, run_checks
-from laion_assets.core.storage.local import Storage
+from laion_assets.core.storage.base import Storage
 from laion_assets.defs.lib.resources import StorageResource
 
 # Partitioned asset checks are "preview" in Dagster 1.13; we rely on them deliberately (one check

@@ -54,3 +54,15 @@ def one_of(field: str, choices: Iterable[Any]) -> Any:
             return _raise_for(cls, err)
 
     return field_validator(field)(check)
+
+
+def build_checked(setting: str, build: Any) -> Any:
+    """Call `build`; an unknown option name or a core ValueError becomes one ConfigError naming it."""
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except TypeError as exc:  # an option the core config has no field for
+        raise ValueError(f"{setting}: {str(exc).split('got ')[-1]} (not a setting of this stage)") from None
+    except ValueError as exc:
+        raise ValueError(f"{setting}: {exc}") from None

@@ -15,9 +15,9 @@ from pydantic import Field
 from laion_assets.core.removal.entries import KINDS, RemovalSource, entry_counts, load_removal_list, request_source
 from laion_assets.defs.lib.resources import StorageResource
 
-REQUESTS_DIR = "removal/requests"
-ENTRIES = "removal/entries.parquet"
-REJECTED = "removal/rejected.parquet"
+from laion_assets.core.storage.layout import REMOVAL_ENTRIES as ENTRIES
+from laion_assets.core.storage.layout import REMOVAL_REJECTED as REJECTED
+from laion_assets.core.storage.layout import REMOVAL_REQUESTS_DIR as REQUESTS_DIR
 
 
 class RemovalSourceConfig(dg.Config):

@@ -5,15 +5,9 @@ import hashlib
 
 import dagster as dg
 
+from laion_assets.defs.jobs import publish_job
 from laion_assets.defs.removal.assets import REQUESTS_DIR
 from laion_assets.defs.lib.resources import StorageResource
-
-rederive_releases_job = dg.define_asset_job(
-    "rederive_releases_job",
-    selection=dg.AssetSelection.groups("removal", "publish"),
-    description="After a removal request or list change: reload removal sources, rebuild the dbt "
-    "models from stored shards and publish every release variant as a new version with a diff.",
-)
 
 
 def requests_fingerprint(st) -> str:
@@ -24,10 +18,10 @@ def requests_fingerprint(st) -> str:
 
 
 @dg.sensor(
-    job=rederive_releases_job,
+    job=publish_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Launches `rederive_releases_job` when a file under `removal/requests/` is filed or changed.",
+    description="Launches `publish_job` when a file under `removal/requests/` is filed or changed.",
 )
 def removal_requests_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     """Launch a re-derive when the files under removal/requests/ change."""

@@ -6,7 +6,8 @@ import dagster as dg
 
 from laion_assets.core.sample.crawl import SampleSpec, build_sample_crawl
 from laion_assets.core.sample.server import write_token
-from laion_assets.defs.lib.resources import SampleImageServerResource, StorageResource
+from laion_assets.defs.sample.resources import SampleImageServerResource
+from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.lib.validators import ranged
 
 SAMPLE_DIR = "sample-crawl"

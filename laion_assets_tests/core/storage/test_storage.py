@@ -10,14 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from laion_assets.core.crawl.manifest import make_shards
-from laion_assets.core.storage.local import (
-    POINTER_NAME,
-    LocalStorage,
-    ShardPaths,
-    Storage,
-    make_partition_key,
-    split_partition_key,
-)
+from laion_assets.core.storage.base import POINTER_NAME, Storage
+from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.storage.layout import ShardPaths
+from laion_assets.core.storage.keys import make_partition_key, split_partition_key
 
 COMMIT_STEPS = ["in_block", "staged", "version_written", "record_written", "superseded_removed"]
 

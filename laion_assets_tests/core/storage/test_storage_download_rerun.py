@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from laion_assets.core.download import DownloadConfig, download_shard
-from laion_assets.core.storage.local import LocalStorage, ShardPaths
+from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.testing.http_server import TestServer, make_jpeg, static
 
 PATHS = ShardPaths("CC-TEST", "00000")
@@ -18,7 +19,8 @@ _RERUN = r"""
 import os, signal, sys
 import pyarrow.parquet as pq
 from laion_assets.core.download import DownloadConfig, download_shard
-from laion_assets.core.storage.local import LocalStorage, ShardPaths
+from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.storage.layout import ShardPaths
 root, pairs_file, kill_at = sys.argv[1], sys.argv[2], sys.argv[3]
 FAST = %r
 def hook(step):

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from laion_assets.core.storage.local import POINTER_NAME, Storage
+from laion_assets.core.storage.base import POINTER_NAME, Storage
 from laion_assets.core.storage.s3 import S3Credentials, S3Storage
 from laion_assets.testing.s3 import TEST_CREDENTIALS, moto_s3
 

@@ -1,0 +1,193 @@
+"""Publish a release: plan every variant (rows, checks, parts, version, row-count verdict), then
+commit them, or nothing when any variant fails a check.
+
+`publish_release` is what the `published_dataset` asset runs. Layout (core/storage/layout.py):
+`releases/<variant>/<version>/` (parts, README.md, manifest.json; write-once), the variant's `LATEST`,
+its `diffs/<old>__<new>.parquet` (+ .json), and `releases/LATEST` naming `<variant>/<version>` of the
+first (default) variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from laion_assets.core.checks import CheckOutcome, SqlCheck
+from laion_assets.core.release.files import (
+    CHECKS,
+    ReleaseVariant,
+    RowCountVerdict,
+    build_facts,
+    release_diff,
+    row_count_verdict,
+    verify_release_dir,
+    write_release_files,
+)
+from laion_assets.core.release.writer import ReleaseRows, release_version
+from laion_assets.core.storage.base import Storage
+from laion_assets.core.storage.layout import (
+    RELEASES_LATEST,
+    REMOVAL_ENTRIES,
+    WAREHOUSE,
+    diff_path,
+    release_dir,
+    variant_latest,
+)
+
+_REASONS = pa.schema([("sample_id", pa.int64()), ("reason", pa.string())])
+
+
+class ReleaseBlocked(Exception):
+    """A check failed: nothing was published. `failures` names each variant and check."""
+
+    def __init__(self, failures: Sequence[str]):
+        self.failures = list(failures)
+        super().__init__("release not published: " + "; ".join(self.failures))
+
+
+@dataclass
+class VariantPlan:
+    """One variant, built and checked in a scratch directory, not yet published."""
+
+    variant: ReleaseVariant
+    files: list[dict[str, Any]]
+    version: str
+    ids: pa.Array
+    nsfw: pa.Table  # (sample_id, reason) the variant's NSFW policy drops
+    previous: str | None
+    prev_table: pa.Table | None  # the previous version's SAMPLE_ID, URL (None: first or same version)
+    verdict: RowCountVerdict
+    described: dict[str, Any]
+    outcomes: list[CheckOutcome]
+
+    @property
+    def failures(self) -> list[str]:
+        out = [f"{self.variant.name}: {o.name} ({o.failing_rows} rows)" for o in self.outcomes if not o.passed]
+        if not self.verdict.passed:
+            out.append(f"{self.variant.name}: row count: {self.verdict.message}")
+        return out
+
+
+@dataclass
+class PublishResult:
+    variants: dict[str, dict[str, Any]]  # per variant: version, rows, previous, row_check, diff
+    default_variant: str
+    outcomes: list[CheckOutcome]  # the default variant's release checks (on exactly the published rows)
+    card_problems: list[str]  # verify_release_dir of the default variant's staged files
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return self.variants[self.default_variant]["version"]
+
+
+def latest_version(st: Storage, variant: str) -> str | None:
+    relpath = variant_latest(variant)
+    return st.read_bytes(relpath).decode().strip() if st.exists(relpath) else None
+
+
+def read_release(st: Storage, variant: str, version: str, columns: list[str] | None = None) -> pa.Table:
+    """Every part of `releases/<variant>/<version>` as one table (local or S3)."""
+    parts = [p for p in st.list(release_dir(variant, version), ".parquet")
+             if p.rsplit("/", 1)[-1].startswith("part-")]
+    table = st.read_parquet_many(parts)
+    return table.select(columns) if columns else table
+
+
+def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entries: pa.Table,
+                 explained_release: pa.Array, out_dir: Path, *, rows_per_part: int,
+                 max_unexplained_drop_fraction: float, checks: Sequence[SqlCheck] = CHECKS) -> VariantPlan:
+    outcomes = rows.check(variant.punsafe_max, checks, entries)
+    files = rows.write_parts(variant.punsafe_max, out_dir, rows_per_part)
+    version = release_version(variant.name, files)
+    ids, nsfw = rows.sample_ids(variant.punsafe_max), rows.policy_drops(variant.punsafe_max)
+    previous = latest_version(st, variant.name)
+    prev_table = (read_release(st, variant.name, previous, ["SAMPLE_ID", "URL"])
+                  if previous and previous != version else None)
+    explained = pa.concat_arrays([explained_release, nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
+    verdict = row_count_verdict(
+        None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks(), ids, explained,
+        max_unexplained_drop_fraction=max_unexplained_drop_fraction,
+    )
+    if previous == version:
+        verdict = dataclasses.replace(verdict, previous_rows=len(ids), message="same version rebuilt")
+    return VariantPlan(variant, files, version, ids, nsfw, previous, prev_table, verdict,
+                       rows.describe(variant.punsafe_max), outcomes)
+
+
+def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reasons_release: pa.Table,
+                   staged: Path) -> dict[str, Any]:
+    """Commit one checked variant: its content-addressed directory, its diff, then its LATEST."""
+    variant, version = plan.variant, plan.version
+    dropped = dict(facts["drops"])
+    if plan.nsfw.num_rows:
+        dropped["nsfw_policy"] = plan.nsfw.num_rows
+    build = {k: v for k, v in facts.items() if k != "drops"}
+    build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
+    build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": len(plan.ids)}
+    # Content-addressed: written once, never replaced; the variant's LATEST is the commit.
+    with st.write_once_dir(release_dir(variant.name, version)) as tmp:
+        for f in plan.files:
+            shutil.move(staged / f["path"], tmp / f["path"])
+        write_release_files(tmp, files=plan.files, version=version, variant=variant, described=plan.described,
+                            build=build)
+        problems = verify_release_dir(tmp)
+        if problems:
+            raise ReleaseBlocked([f"{variant.name} {version}: {p}" for p in problems])
+    diff_meta = None
+    if plan.prev_table is not None:
+        why = pa.concat_tables([reasons_release.cast(_REASONS),
+                                plan.nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
+        diff = release_diff(plan.prev_table, plan.ids, why)
+        name = diff_path(variant.name, plan.previous, version)
+        verdict = plan.verdict
+        diff_meta = {"from": plan.previous, "to": version, "rows_removed": diff.num_rows,
+                     "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
+                     "removed_by_reason": dict(sorted(Counter(diff.column("reason").to_pylist()).items()))}
+        st.write_parquet(diff, f"{name}.parquet")
+        st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
+    st.write_bytes(version.encode() + b"\n", variant_latest(variant.name))
+    return {"version": version, "rows": len(plan.ids), "previous": plan.previous,
+            "row_check": plan.verdict.message, "diff": diff_meta, "card_problems": problems}
+
+
+def publish_release(st: Storage, variants: Sequence[ReleaseVariant], *, rows_per_part: int,
+                    max_unexplained_drop_fraction: float, log: Callable[[str], None] = lambda _: None
+                    ) -> PublishResult:
+    """Build every variant from the warehouse's `published_pairs`, check each, and publish all of
+    them (then `releases/LATEST`), or raise `ReleaseBlocked` having published nothing."""
+    if not variants:
+        raise ValueError("variants: at least one release variant is needed")
+    entries = st.read_parquet(REMOVAL_ENTRIES)
+    scratch = Path(tempfile.mkdtemp(prefix="laion-release-"))
+    try:
+        with ReleaseRows.from_warehouse(st.local_file(WAREHOUSE), register=st.register_duckdb,
+                                        temp_dir=scratch / "spill") as rows:
+            facts = build_facts(rows.con, entries, published=rows.count())
+            reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
+            explained = reasons_release.column("sample_id").combine_chunks().cast(pa.int64())
+            plans = [plan_variant(st, rows, v, entries, explained, scratch / v.name, rows_per_part=rows_per_part,
+                                  max_unexplained_drop_fraction=max_unexplained_drop_fraction)
+                     for v in variants]
+        failures = [f for p in plans for f in p.failures]
+        if failures:
+            raise ReleaseBlocked(failures)
+        published = {}
+        for plan in plans:
+            published[plan.variant.name] = commit_variant(st, plan, facts, reasons_release, scratch / plan.variant.name)
+            log(f"published {plan.variant.name} {plan.version}: {len(plan.ids)} rows ({plan.verdict.message})")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    first = variants[0].name
+    card_problems = {name: meta.pop("card_problems") for name, meta in published.items()}[first]
+    st.write_bytes(f"{first}/{published[first]['version']}\n".encode(), RELEASES_LATEST)
+    return PublishResult(published, first, plans[0].outcomes, card_problems, facts)
