@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from laion_assets.defs.automation.alerts import AlertWebhookResource, failure_alerts
-from laion_assets.defs.automation.schedules import build_shard_backfill_schedule, publish_automation
+from laion_assets.defs.automation.sensors import AlertWebhookResource, failure_alerts
+from laion_assets.defs.automation.schedules import build_shard_backfill_schedule
+from laion_assets.defs.automation.sensors import publish_automation
 from laion_assets.defs.lib.checks import ui_text
 from laion_assets.defs.clip.assets import clip_scores
 from laion_assets.defs.crawl.assets import build_crawl_manifest
@@ -111,10 +112,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The embedded profile adds `sample_crawl` upstream of `crawl_manifest`; production has none."""
     settings = settings or load_settings()
     sample = [sample_crawl] if settings.profile == "embedded" else []
-    manifest, manifest_checks = build_crawl_manifest(sample)
+    manifest = build_crawl_manifest(sample)
     return dg.Definitions(
         assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
-        asset_checks=manifest_checks,
         jobs=JOBS,
         sensors=[crawl_discovery_sensor, failure_alerts, publish_automation, removal_requests_sensor],
         schedules=[build_shard_backfill_schedule()],

@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         bad = failed_checks(instance, run.run_ids)
 
+    from laion_assets.core.storage.layout import SAMPLE_CRAWL_DIR
     from laion_assets.core.storage.local import LocalStorage
 
-    expected_file = LocalStorage(root).local_dir("sample-crawl") / "expected.json"
+    expected_file = LocalStorage(root).local_dir(SAMPLE_CRAWL_DIR) / "expected.json"
     print(f"release {run.release_version}: {run.release_rows} pairs in {run.release_dir}")
     print(f"  dataset card: {run.release_dir / 'README.md'}")
     print(f"  shards: {len(run.partition_keys)}; failed asset checks: {bad or 'none'}")

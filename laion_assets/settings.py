@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laion_assets.core.sample.crawl import SAMPLE_CRAWL
+from laion_assets.core.storage.layout import SAMPLE_CRAWL_DIR
 from laion_assets.core.lib.validation import ConfigError, require_choice, require_int_range
 
 PROFILES = ("embedded", "production")
@@ -133,7 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         root=root,
         crawl=crawl,
         crawl_source=env.get(
-            "LAION_CRAWL_SOURCE", f"{root.rstrip('/')}/sample-crawl/warc" if embedded else ""
+            "LAION_CRAWL_SOURCE", f"{root.rstrip('/')}/{SAMPLE_CRAWL_DIR}/warc" if embedded else ""
         ),
         files_per_shard=_env_int(env, "LAION_FILES_PER_SHARD", 2 if embedded else 10, 1, 100_000),
         clip_model=env.get("LAION_CLIP_MODEL", model),

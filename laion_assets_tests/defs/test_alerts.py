@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from laion_assets.defs.automation.alerts import WEBHOOK_ENV, AlertWebhookResource, failure_alerts
+from laion_assets.defs.automation.sensors import WEBHOOK_ENV, AlertWebhookResource, failure_alerts
 from laion_assets.defs.lib.partitions import shard_partitions
 
 

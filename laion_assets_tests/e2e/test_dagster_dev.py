@@ -14,7 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from laion_assets.core.crawl.manifest import list_source, make_shards, manifest_path, manifest_table
+from laion_assets.core.crawl.manifest import list_source, make_shards, manifest_table
+from laion_assets.core.storage.layout import manifest_path
 from laion_assets.core.sample.crawl import SAMPLE_CRAWL, build_sample_crawl
 from laion_assets.core.storage.local import LocalStorage
 from laion_assets.definitions import build_definitions

@@ -208,9 +208,6 @@ def shard_uris(manifest: pa.Table, shard: str) -> list[str]:
     return [f.uri for f in shard_files(manifest, shard)]
 
 
-def manifest_path(crawl: str) -> str:
-    return f"manifests/{crawl}.parquet"
-
 
 CHECKS = [
     SqlCheck(

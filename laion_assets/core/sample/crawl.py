@@ -12,16 +12,11 @@ a placeholder image: the same bytes behind PLACEHOLDER_URLS different URLs with 
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import io
 import json
 import random
-import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 from warcio.statusandheaders import StatusAndHeaders
@@ -168,27 +163,3 @@ def build_sample_crawl(out_dir: Path, image_base_url: str, spec: SampleSpec = Sa
         json.dumps({**asdict(spec), "image_base_url": base}, sort_keys=True)
     )
     return SampleCrawl(warc_dir, images_dir, sorted(expected), spec)
-
-
-def load_expected(out_dir: Path) -> list[tuple[str, str]]:
-    return [tuple(x) for x in json.loads((out_dir / "expected.json").read_text())]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-@contextlib.contextmanager
-def serve_directory(directory: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `directory` over HTTP on a loopback port; yields the base URL."""
-    handler = partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="sample-image-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -34,10 +34,6 @@ def manifest_path(crawl: str) -> str:
     return f"{MANIFESTS_DIR}/{validate_crawl_name(crawl)}.parquet"
 
 
-def variant_dir(variant: str) -> str:
-    return f"{RELEASES_DIR}/{variant}"
-
-
 def release_dir(variant: str, version: str) -> str:
     """`releases/<variant>/<version>/`: parts, README.md, manifest.json (write-once)."""
     return f"{RELEASES_DIR}/{variant}/{version}"

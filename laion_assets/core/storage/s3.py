@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from laion_assets.core.storage.layout import WAREHOUSE
 from laion_assets.core.storage.base import POINTER_NAME, VERSION_PREFIX, _CommitMixin, commit_metadata, table_bytes, tree_version
 
 COMPLETE_NAME = "_COMPLETE"
@@ -291,7 +292,7 @@ class S3Storage(_CommitMixin):
         """dbt builds the warehouse here, then it is uploaded to `<root>/warehouse.duckdb`."""
         d = self.cache_dir / "warehouse"
         d.mkdir(parents=True, exist_ok=True)
-        return d / "warehouse.duckdb"
+        return d / WAREHOUSE
 
     def register_duckdb(self, con: Any) -> None:
         """Let a DuckDB connection read `s3://` paths with this storage's credentials and endpoint."""

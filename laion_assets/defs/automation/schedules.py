@@ -124,13 +124,3 @@ def build_shard_backfill_schedule(settings: BackfillSettings | None = None) -> d
         ]
 
     return shard_backfill
-
-
-publish_automation = dg.AutomationConditionSensorDefinition(
-    "publish_automation",
-    target=dg.AssetSelection.groups("publish"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-    description="Evaluates the publish group's automation condition: dbt models and the release run "
-    "once every registered shard is materialized, none is in progress, and every blocking check passed.",
-)

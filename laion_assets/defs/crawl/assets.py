@@ -6,17 +6,10 @@ from typing import Any, BinaryIO
 import dagster as dg
 import pyarrow as pa
 
-from laion_assets.core.crawl.manifest import (
-    CHECKS,
-    MANIFEST_SCHEMA,
-    list_source,
-    make_shards,
-    manifest_path,
-    manifest_table,
-    crawl_client,
-    crawl_opener,
-)
+from laion_assets.core.crawl.manifest import CHECKS, MANIFEST_SCHEMA, list_source, make_shards, manifest_table, crawl_client, crawl_opener
+from laion_assets.core.storage.layout import manifest_path
 from laion_assets.core.storage.base import Storage
+from laion_assets.core.storage.layout import MANIFESTS_DIR
 from laion_assets.core.lib.validation import require_int_range
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import table_metadata
@@ -65,13 +58,11 @@ class CrawlManifestConfig(dg.Config):
 crawl_manifest_checks = stage_checks(
     "crawl_manifest",
     CHECKS,
-    lambda st, pk: {"manifest": _concat([st.read_parquet(p) for p in st.list("manifests", ".parquet")])},
+    lambda st, pk: {"manifest": _concat([st.read_parquet(p) for p in st.list(MANIFESTS_DIR, ".parquet")])},
 )
 
 
-def build_crawl_manifest(
-    upstream: list[dg.AssetsDefinition],
-) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
+def build_crawl_manifest(upstream: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
     """The manifest asset; in the embedded default it lists the sample crawl, so it follows it."""
 
     @dg.asset(
@@ -127,4 +118,4 @@ def build_crawl_manifest(
             }
         )
 
-    return crawl_manifest, []
+    return crawl_manifest

@@ -11,15 +11,8 @@ import json
 
 import dagster as dg
 
-from laion_assets.core.crawl.manifest import (
-    crawl_source_uri,
-    has_listing,
-    list_crawls,
-    list_source,
-    make_shards,
-    manifest_path,
-    manifest_table,
-)
+from laion_assets.core.crawl.manifest import crawl_source_uri, has_listing, list_crawls, list_source, make_shards, manifest_table
+from laion_assets.core.storage.layout import manifest_path
 from laion_assets.defs.crawl.assets import s3_client_for
 from laion_assets.defs.lib.partitions import shard_partitions
 from laion_assets.defs.crawl.resources import CrawlSourceResource

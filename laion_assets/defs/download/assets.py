@@ -14,7 +14,7 @@ from laion_assets.defs.sample.resources import SampleImageServerResource
 from laion_assets.defs.lib.resources import StorageResource
 
 
-class ImageDownloadConfig(dg.Config):
+class ImageDownloadsRunConfig(dg.Config):
     retry_failed_only: bool = True
 
 
@@ -42,7 +42,7 @@ image_downloads_checks = stage_checks("image_downloads", CHECKS, _views)
 )
 def image_downloads(
     context: dg.AssetExecutionContext,
-    config: ImageDownloadConfig,
+    config: ImageDownloadsRunConfig,
     storage: StorageResource,
     downloader: DownloaderResource,
     sample_image_server: SampleImageServerResource,

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from laion_assets.core.crawl.manifest import manifest_path, shard_files
+from laion_assets.core.storage.layout import manifest_path
+from laion_assets.core.crawl.manifest import shard_files
 from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_shard, stats_table
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage.layout import ShardPaths
@@ -15,7 +16,7 @@ from laion_assets.defs.crawl.resources import CrawlSourceResource
 from laion_assets.defs.lib.resources import StorageResource
 
 
-class ExtractionConfig(dg.Config):
+class ImageTextPairsRunConfig(dg.Config):
     """`input_format`: "warc", "wat" (Common Crawl's link metadata, no HTML parsing), or "auto"
     (WAT when every file of the shard is a .wat/.wat.gz, WARC otherwise)."""
 
@@ -50,7 +51,7 @@ image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
 )
 def image_text_pairs(
     context: dg.AssetExecutionContext,
-    config: ExtractionConfig,
+    config: ImageTextPairsRunConfig,
     storage: StorageResource,
     crawl_source: CrawlSourceResource,
 ) -> dg.MaterializeResult:

@@ -21,12 +21,7 @@ from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.lib.validators import ranged
 
 
-def drop_log_path(paths: ShardPaths) -> str:
-    """`<crawl>/drops/<shard>.parquet`: outside `filtered/` so the kept-pairs glob never reads it."""
-    return f"{paths.crawl}/drops/{paths.shard}.parquet"
-
-
-class FilteredPairsConfig(dg.Config):
+class FilteredPairsRunConfig(dg.Config):
     min_similarity: float | None = Field(
         default=None, description="Overrides every row's model/language threshold."
     )
@@ -47,7 +42,7 @@ def _views(st, pk):
     paths = ShardPaths.from_partition_key(pk)
     return {
         "filtered": st.read_parquet(paths.filtered),
-        "drops": st.read_parquet(drop_log_path(paths)),
+        "drops": st.read_parquet(paths.drops),
         "pairs": st.read_parquet(paths.pairs),
     }
 
@@ -67,7 +62,7 @@ filtered_pairs_checks = stage_checks("filtered_pairs", CHECKS, _views)
     "to the shard's drop log (`<crawl>/drops/<shard>.parquet`) with its reason.",
 )
 def filtered_pairs(
-    context: dg.AssetExecutionContext, config: FilteredPairsConfig, storage: StorageResource
+    context: dg.AssetExecutionContext, config: FilteredPairsRunConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     require_registered_partition(context)
     st = storage.get()
@@ -85,7 +80,7 @@ def filtered_pairs(
     )
     # Drop log first: a crash between the two writes leaves the old kept table, never kept rows
     # without their drop log.
-    st.write_parquet(result.drops, drop_log_path(paths))
+    st.write_parquet(result.drops, paths.drops)
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
     return dg.MaterializeResult(

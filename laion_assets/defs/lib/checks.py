@@ -16,7 +16,6 @@ import dagster as dg
 
 from laion_assets.core.checks import CheckOutcome, SqlCheck, ViewSource, run_checks
 from laion_assets.core.storage.base import Storage
-from laion_assets.defs.lib.resources import StorageResource
 
 # Partitioned asset checks are "preview" in Dagster 1.13; we rely on them deliberately (one check
 # evaluation per shard), so the warning is noise in every run log.
@@ -98,35 +97,3 @@ def stage_checks(
     asset: str, checks: Sequence[SqlCheck], views: ViewsFn, *, params: ParamsFn | None = None
 ) -> StageChecks:
     return StageChecks(asset, tuple(checks), views, params)
-
-
-def build_sql_checks(
-    asset: Any,
-    checks: Sequence[SqlCheck],
-    views: ViewsFn,
-    *,
-    partitions_def: dg.PartitionsDefinition | None = None,
-    params: ParamsFn | None = None,
-) -> list[dg.AssetChecksDefinition]:
-    """Stand-alone asset checks (one step each), for checks that must run apart from their asset.
-    Blocking checks fail at ERROR severity, others WARN. Prefer `stage_checks` for stage outputs."""
-
-    def make(check: SqlCheck) -> dg.AssetChecksDefinition:
-        @dg.asset_check(
-            asset=asset,
-            name=check.name,
-            description=check_description(check),
-            blocking=check.blocking,
-            partitions_def=partitions_def,
-        )
-        def _check(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
-            st = storage.get()
-            pk = context.partition_key if partitions_def is not None else None
-            extra = params(st, pk) if params else None
-            outcome = run_checks(views(st, pk), [check], extra)[0]
-            return check_result(check, outcome, extra)
-
-        return _check
-
-    return [make(c) for c in checks]
-

@@ -9,13 +9,12 @@ starts (run config) or when definitions load (resources built in code) with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
 from pydantic import field_validator
 
-from laion_assets.core.lib.validation import ConfigError, require_choice, require_int_range, require_range
+from laion_assets.core.lib.validation import ConfigError, require_int_range, require_range
 
 
 def _raise_for(cls: type, err: ConfigError) -> Any:
@@ -38,18 +37,6 @@ def ranged(field: str, lo: float | None = None, hi: float | None = None, *, inte
             if integer:
                 return require_int_range(field, value, None if lo is None else int(lo), None if hi is None else int(hi))
             return require_range(field, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
-        except ConfigError as err:
-            return _raise_for(cls, err)
-
-    return field_validator(field)(check)
-
-
-def one_of(field: str, choices: Iterable[Any]) -> Any:
-    allowed = tuple(choices)
-
-    def check(cls: type, value: Any) -> Any:
-        try:
-            return value if value is None else require_choice(field, value, allowed)
         except ConfigError as err:
             return _raise_for(cls, err)
 

@@ -30,7 +30,7 @@ class ReleasePolicyResource(dg.ConfigurableResource):
 EMBEDDED_VARIANTS = {"sample": 1.0, "sample-safe": 0.45}
 
 
-class ReleaseConfig(dg.Config):
+class PublishedDatasetRunConfig(dg.Config):
     rows_per_part: int = 1_000_000
     variants: dict[str, float] = Field(
         default={},
@@ -65,7 +65,7 @@ CARD_CHECK = dg.AssetCheckSpec(
 )
 def published_dataset(
     context: dg.AssetExecutionContext,
-    config: ReleaseConfig,
+    config: PublishedDatasetRunConfig,
     storage: StorageResource,
     release_policy: ReleasePolicyResource,
 ) -> dg.MaterializeResult:

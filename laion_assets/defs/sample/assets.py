@@ -4,13 +4,13 @@ import json
 
 import dagster as dg
 
+from laion_assets.core.storage.layout import SAMPLE_CRAWL_DIR
 from laion_assets.core.sample.crawl import SampleSpec, build_sample_crawl
 from laion_assets.core.sample.server import write_token
 from laion_assets.defs.sample.resources import SampleImageServerResource
 from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.lib.validators import ranged
 
-SAMPLE_DIR = "sample-crawl"
 
 
 class SampleCrawlConfig(dg.Config):
@@ -46,13 +46,13 @@ def sample_crawl(
     )
     base_url = f"http://127.0.0.1:{sample_image_server.build_port()}"
     wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
-    live = st.live_relpath(SAMPLE_DIR)
+    live = st.live_relpath(SAMPLE_CRAWL_DIR)
     reused = st.exists(f"{live}/spec.json") and st.read_bytes(f"{live}/spec.json").decode() == wanted
     if not reused:
-        with st.staging_dir(SAMPLE_DIR) as tmp:
+        with st.staging_dir(SAMPLE_CRAWL_DIR) as tmp:
             build_sample_crawl(tmp, base_url, spec)
             write_token(tmp / "images")  # what the image server is recognised by
-        live = st.live_relpath(SAMPLE_DIR)
+        live = st.live_relpath(SAMPLE_CRAWL_DIR)
     with sample_image_server.lease() as lease:  # fails now, not at download, if the port is not ours
         context.log.info(f"sample images served on {lease.base_url}")
     expected = json.loads(st.read_bytes(f"{live}/expected.json"))

@@ -3,14 +3,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from laion_assets.core.crawl.manifest import (
-    CHECKS,
-    list_local_warcs,
-    make_shards,
-    manifest_table,
-    shard_uris,
-    validate_crawl_name,
-)
+from laion_assets.core.crawl.manifest import CHECKS, list_local_warcs, make_shards, manifest_table, shard_uris, validate_crawl_name
 from laion_assets.core.checks import run_checks
 
 

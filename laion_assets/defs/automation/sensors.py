@@ -190,3 +190,13 @@ def failure_alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebh
         context.log.warning(f"{exc}; {sent} alerts sent this tick, the rest retried on the next")
     cursor.update(done=done[-RECENT_RUNS_KEPT:], sent=sorted(sent_ids))
     return dg.SensorResult(cursor=json.dumps(cursor), skip_reason=None if sent else "no new failures")
+
+
+publish_automation = dg.AutomationConditionSensorDefinition(
+    "publish_automation",
+    target=dg.AssetSelection.groups("publish"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Evaluates the publish group's automation condition: dbt models and the release run "
+    "once every registered shard is materialized, none is in progress, and every blocking check passed.",
+)
