@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from laion_assets.core.lib.ids import sample_id_sql  # noqa: E402
-from laion_assets.core.release.files import CHECKS, DEFAULT_ROWS_PER_PART, ReleaseVariant  # noqa: E402
+from laion_assets.core.release.checks import CHECKS
+from laion_assets.core.release.files import DEFAULT_ROWS_PER_PART, ReleaseVariant
 from laion_assets.core.release.writer import ReleaseRows, release_version  # noqa: E402
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA, host_sql  # noqa: E402
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA  # noqa: E402

@@ -5,7 +5,7 @@ import uuid
 import dagster as dg
 import pytest
 
-from laion_assets.core.filter.shard import CHECKS as FILTER_CHECKS
+from laion_assets.core.filter.checks import CHECKS as FILTER_CHECKS
 from laion_assets.core.lib.validation import ConfigError
 from laion_assets.definitions import build_definitions
 from laion_assets.defs.lib.partitions import shard_partitions

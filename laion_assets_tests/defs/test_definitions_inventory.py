@@ -51,6 +51,7 @@ def test_inventory_of_the_code_location(embedded_env):
     graph = defs.resolve_asset_graph()
     assets = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert assets == ASSETS
+    assert dg.AssetKey("filtered_pairs_drop_log") in graph.get_all_asset_keys()  # the drop logs, a spec
     checks: dict[str, set[str]] = {}
     for key in graph.asset_check_keys:
         checks.setdefault(key.asset_key.to_user_string(), set()).add(key.name)

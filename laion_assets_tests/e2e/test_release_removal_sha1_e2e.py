@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from laion_assets.core.checks import run_checks
-from laion_assets.core.release.files import CHECKS as RELEASE_CHECKS
+from laion_assets.core.release.checks import CHECKS as RELEASE_CHECKS
 from laion_assets.core.release.files import verify_release_dir
 from laion_assets.core.sample.server import lease_sample_server, recorded_port
 from laion_assets.definitions import build_definitions

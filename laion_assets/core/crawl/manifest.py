@@ -23,22 +23,12 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from laion_assets.core.checks import SqlCheck
 from laion_assets.core.storage.local import LocalStorage
+from laion_assets.core.schemas.manifest import MANIFEST_SCHEMA
 from laion_assets.core.storage.keys import make_partition_key, validate_crawl_name
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wat", ".wat.gz", ".warc.wat.gz")
 
-MANIFEST_SCHEMA = pa.schema(
-    [
-        pa.field("crawl", pa.string(), nullable=False),
-        pa.field("shard", pa.string(), nullable=False),
-        pa.field("partition_key", pa.string(), nullable=False),
-        pa.field("warc_uri", pa.string(), nullable=False),
-        pa.field("position", pa.int32(), nullable=False),
-        pa.field("warc_path", pa.string(), nullable=False),
-    ]
-)
 CC_HTTPS_BASE = "https://data.commoncrawl.org/"
 CC_S3_BASE = "s3://commoncrawl/"
 
@@ -206,28 +196,6 @@ def shard_files(manifest: pa.Table, shard: str) -> list[WarcFile]:
 def shard_uris(manifest: pa.Table, shard: str) -> list[str]:
     """The WARC URIs of one shard, in manifest order."""
     return [f.uri for f in shard_files(manifest, shard)]
-
-
-
-CHECKS = [
-    SqlCheck(
-        name="manifest_unique_files",
-        description="Each WARC file is listed once, in exactly one shard.",
-        sql="SELECT warc_uri, count(*) AS n FROM manifest GROUP BY warc_uri HAVING count(*) > 1",
-        blocking=True,
-    ),
-    SqlCheck(
-        name="manifest_shard_sizes",
-        description="Every shard of a crawl but its last holds the same number of files (K), and "
-        "the last holds at most K.",
-        sql="""
-        WITH s AS (SELECT crawl, shard, count(*) AS n FROM manifest GROUP BY crawl, shard),
-             m AS (SELECT crawl, max(n) AS k, max(shard) AS last_shard FROM s GROUP BY crawl)
-        SELECT s.crawl, s.shard, s.n, m.k FROM s JOIN m USING (crawl)
-        WHERE s.shard <> m.last_shard AND s.n <> m.k
-        """,
-    ),
-]
 
 
 def crawl_source_uri(root: str, crawl: str, listing_name: str = "warc.paths.gz") -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from laion_assets.core.schemas.downloads import TAR_MEMBERS_SCHEMA
+
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     info = tarfile.TarInfo(name)
@@ -80,7 +82,6 @@ def read_samples(tar_path: Path, keys: set[str]) -> dict[str, dict[str, bytes]]:
     return out
 
 
-TAR_MEMBERS_SCHEMA = pa.schema([pa.field("tar_path", pa.string()), pa.field("member", pa.string())])
 
 
 def list_tar_members(out_dir: Path) -> pa.Table:

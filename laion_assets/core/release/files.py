@@ -19,11 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from laion_assets.core.lib.ids import file_sha256
-from laion_assets.core.checks import SqlCheck
 from laion_assets.core.release.card import dataset_card
 from laion_assets.core.release.rules import PLACEHOLDER_MIN_URLS
 from laion_assets.core.release.writer import PART_WRITER, ReleaseRows, release_version
-from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts, matches_sql
+from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts
 from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
 from laion_assets.core.lib.validation import ConfigError, require_range
 
@@ -166,103 +165,3 @@ def verify_release_dir(release_dir: Path) -> list[str]:
         if f"| {name} | {src['entries']} | {src['rows_removed']} |" not in card:
             problems.append(f"card's counts for removal source {name} differ from the manifest")
     return problems
-
-
-@dataclass(frozen=True)
-class RowCountVerdict:
-    passed: bool
-    previous_rows: int
-    rows: int
-    lost: int
-    unexplained: int
-    message: str
-
-
-def row_count_verdict(
-    previous_ids: pa.Array | None, current_ids: pa.Array, explained_ids: pa.Array, *,
-    max_unexplained_drop_fraction: float,
-) -> RowCountVerdict:
-    """A release never empties or collapses silently: rows of the previous version missing now must
-    be explained by the drop log (removal, NSFW policy, ...), up to `max_unexplained_drop_fraction`."""
-    require_range("max_unexplained_drop_fraction", max_unexplained_drop_fraction, 0.0, 1.0)
-    n = len(current_ids)
-    if n == 0:
-        return RowCountVerdict(False, 0 if previous_ids is None else len(previous_ids), 0, 0, 0, "release would be empty")
-    if previous_ids is None:
-        return RowCountVerdict(True, 0, n, 0, 0, "first release of this variant")
-    with duckdb.connect(":memory:") as con:
-        con.register("prev", pa.table({"id": previous_ids}))
-        con.register("cur", pa.table({"id": current_ids}))
-        con.register("expl", pa.table({"id": explained_ids}))
-        lost, unexplained = con.sql(
-            "SELECT count(*), count(*) FILTER (WHERE id NOT IN (SELECT id FROM expl)) "
-            "FROM prev WHERE id NOT IN (SELECT id FROM cur)"
-        ).fetchall()[0]
-    share = unexplained / max(len(previous_ids), 1)
-    ok = share <= max_unexplained_drop_fraction
-    msg = (f"{lost} of {len(previous_ids)} previous rows gone, {unexplained} not explained by the drop log "
-           f"({share:.2%}; allowed {max_unexplained_drop_fraction:.2%})")
-    return RowCountVerdict(ok, len(previous_ids), n, lost, unexplained, msg)
-
-
-def release_diff(previous: pa.Table, current_ids: pa.Array, reasons: pa.Table) -> pa.Table:
-    """Rows of the previous version not in this one, as hashes: (url_sha256, SAMPLE_ID, reason).
-
-    `previous` has SAMPLE_ID and URL; `reasons` has sample_id and reason (drop log + NSFW drops);
-    a row gone without a drop-log entry gets `not_in_build` (e.g. its shard is gone).
-    """
-    with duckdb.connect(":memory:") as con:
-        con.register("prev", previous.select(["SAMPLE_ID", "URL"]))
-        con.register("cur", pa.table({"id": current_ids}))
-        con.register("why", reasons)
-        return con.sql("""
-            SELECT sha256(p.URL) AS url_sha256, p.SAMPLE_ID,
-                   coalesce((SELECT min(w.reason) FROM why w WHERE w.sample_id = p.SAMPLE_ID), 'not_in_build') AS reason
-            FROM prev p WHERE p.SAMPLE_ID NOT IN (SELECT id FROM cur)
-            ORDER BY reason, url_sha256
-        """).to_arrow_table()
-
-
-_WITH_HASHES = "(SELECT r.*, h.md5, h.sha1, h.pdq, h.pdq_quality FROM release r LEFT JOIN release_hashes h USING (SAMPLE_ID))"
-
-CHECKS = [
-    SqlCheck(
-        name="release_no_removal_match",
-        description="Zero rows match any removal entry (URL/image hashes, URL, domain, prefix, PDQ).",
-        sql=matches_sql(_WITH_HASHES, "removal"),
-        blocking=True,
-    ),
-    SqlCheck(
-        name="release_unique_pairs",
-        description="No (URL, TEXT) pair appears twice in the release.",
-        sql="SELECT URL, TEXT, count(*) AS n FROM release GROUP BY URL, TEXT HAVING count(*) > 1",
-        blocking=True,
-    ),
-    SqlCheck(
-        name="release_unique_images",
-        description="No image sha256 appears twice in the release.",
-        sql="SELECT sha256, count(*) AS n FROM release GROUP BY sha256 HAVING count(*) > 1 OR sha256 IS NULL",
-        blocking=True,
-    ),
-    SqlCheck(
-        name="release_similarity_over_threshold",
-        description="similarity is a number in [-1, 1] at or over the row's threshold.",
-        sql="SELECT SAMPLE_ID, similarity, threshold FROM release WHERE similarity IS NULL "
-        "OR isnan(similarity) OR similarity < -1 OR similarity > 1 OR threshold IS NULL OR similarity < threshold",
-        blocking=True,
-    ),
-    SqlCheck(
-        name="release_urls_http",
-        description="Every URL is an absolute http(s) URL with a host.",
-        sql="SELECT SAMPLE_ID, URL FROM release WHERE NOT regexp_matches(URL, '^https?://[^/\\s?#]+')",
-        blocking=True,
-    ),
-    SqlCheck(
-        name="release_provenance",
-        description="Every row names its crawl, the crawl's own WARC path (no local path), offset and page.",
-        sql="SELECT SAMPLE_ID, warc_path FROM release WHERE crawl IS NULL OR warc_path IS NULL "
-        "OR warc_offset IS NULL OR page_url IS NULL OR starts_with(warc_path, '/') "
-        "OR starts_with(warc_path, 'file:') OR regexp_matches(warc_path, '^[A-Za-z]:[\\\\/]')",
-        blocking=True,
-    ),
-]

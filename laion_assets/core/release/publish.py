@@ -22,16 +22,10 @@ from typing import Any
 import pyarrow as pa
 
 from laion_assets.core.checks import CheckOutcome, SqlCheck
-from laion_assets.core.release.files import (
-    CHECKS,
-    ReleaseVariant,
-    RowCountVerdict,
-    build_facts,
-    release_diff,
-    row_count_verdict,
-    verify_release_dir,
-    write_release_files,
-)
+from laion_assets.core.release.checks import CHECKS
+from laion_assets.core.release.files import ReleaseVariant, build_facts, verify_release_dir, write_release_files
+from laion_assets.core.release.diff import release_diff
+from laion_assets.core.release.checks import RowCountVerdict, row_count_verdict
 from laion_assets.core.release.writer import ReleaseRows, release_version
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import (

@@ -43,3 +43,6 @@ DOWNLOAD_SCHEMA = pa.schema(
         pa.field("fetched_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
+
+# The `tar_members` check view: every member of a shard's tars (core/download/writer.list_tar_members).
+TAR_MEMBERS_SCHEMA = pa.schema([pa.field("tar_path", pa.string()), pa.field("member", pa.string())])

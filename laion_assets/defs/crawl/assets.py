@@ -6,7 +6,8 @@ from typing import Any, BinaryIO
 import dagster as dg
 import pyarrow as pa
 
-from laion_assets.core.crawl.manifest import CHECKS, MANIFEST_SCHEMA, list_source, make_shards, manifest_table, crawl_client, crawl_opener
+from laion_assets.core.crawl.checks import CHECKS
+from laion_assets.core.crawl.manifest import MANIFEST_SCHEMA, list_source, make_shards, manifest_table, crawl_client, crawl_opener
 from laion_assets.core.storage.layout import manifest_path
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import MANIFESTS_DIR

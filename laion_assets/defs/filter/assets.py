@@ -4,7 +4,8 @@ plus the shard's drop log (every other pair, with its reason)."""
 import dagster as dg
 from pydantic import Field
 
-from laion_assets.core.filter.shard import CHECKS, FilterConfig, filter_shard
+from laion_assets.core.filter.checks import CHECKS
+from laion_assets.core.filter.shard import FilterConfig, filter_shard
 from laion_assets.core.clip.nsfw_head import load_nsfw_head
 from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks

@@ -7,7 +7,8 @@ nothing); this asset passes its config and turns the result into check results a
 import dagster as dg
 from pydantic import Field
 
-from laion_assets.core.release.files import CHECKS, DEFAULT_VARIANTS, ReleaseVariant
+from laion_assets.core.release.checks import CHECKS
+from laion_assets.core.release.files import DEFAULT_VARIANTS, ReleaseVariant
 from laion_assets.core.release.publish import ReleaseBlocked, publish_release
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.core.storage.layout import release_dir

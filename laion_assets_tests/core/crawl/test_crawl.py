@@ -3,7 +3,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from laion_assets.core.crawl.manifest import CHECKS, list_local_warcs, make_shards, manifest_table, shard_uris, validate_crawl_name
+from laion_assets.core.crawl.checks import CHECKS
+from laion_assets.core.crawl.manifest import list_local_warcs, make_shards, manifest_table, shard_uris, validate_crawl_name
 from laion_assets.core.checks import run_checks
 
 

@@ -8,19 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from laion_assets.core.filter.shard import CHECKS as FILTER_CHECKS
+from laion_assets.core.filter.checks import CHECKS as FILTER_CHECKS
 from laion_assets.core.filter.shard import FilterConfig, filter_shard
 from laion_assets.core.lib.ids import sample_id
 from laion_assets.core.clip.nsfw_head import load_nsfw_head
 from laion_assets.core.checks import run_checks
-from laion_assets.core.release.files import (
-    CHECKS as RELEASE_CHECKS,
-    ReleaseVariant,
-    release_diff,
-    row_count_verdict,
-    verify_release_dir,
-    write_release,
-)
+from laion_assets.core.release.checks import CHECKS as RELEASE_CHECKS
+from laion_assets.core.release.files import ReleaseVariant, verify_release_dir, write_release
+from laion_assets.core.release.diff import release_diff
+from laion_assets.core.release.checks import row_count_verdict
 from laion_assets.core.schemas import DOWNLOAD_SCHEMA, PAIR_SCHEMA, RELEASE_SCHEMA, SCORE_SCHEMA
 from laion_assets.core.lib.validation import ConfigError
 
