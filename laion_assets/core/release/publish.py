@@ -20,12 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from laion_assets.core.checks import CheckOutcome, SqlCheck
-from laion_assets.core.release.checks import CHECKS
+from laion_assets.core.release.checks import (
+    CHECKS,
+    LossLimits,
+    RowCountVerdict,
+    loss_holds,
+    lost_by_reason,
+    row_count_verdict,
+)
+from laion_assets.core.release.diff import default_diff_modes, protect_diff, release_diff
 from laion_assets.core.release.files import ReleaseVariant, build_facts, verify_release_dir, write_release_files
-from laion_assets.core.release.diff import release_diff
-from laion_assets.core.release.checks import RowCountVerdict, row_count_verdict
+from laion_assets.core.release.withdraw import withdraw_versions
 from laion_assets.core.release.writer import ReleaseRows, release_version
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import (
@@ -62,13 +70,29 @@ class VariantPlan:
     verdict: RowCountVerdict
     described: dict[str, Any]
     outcomes: list[CheckOutcome]
+    lost: dict[str, int] = field(default_factory=dict)  # previous rows gone, by reason
+    holds: list[str] = field(default_factory=list)  # loss guards that hold this publish
+    unchanged: pa.Table | None = None  # (SAMPLE_ID, URL) in both versions: padding for protective diffs
 
     @property
     def failures(self) -> list[str]:
         out = [f"{self.variant.name}: {o.name} ({o.failing_rows} rows)" for o in self.outcomes if not o.passed]
         if not self.verdict.passed:
             out.append(f"{self.variant.name}: row count: {self.verdict.message}")
+        out += [f"{self.variant.name}: held: {h}" for h in self.holds]
         return out
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """What a publish may do: part size, the row-count gate and loss guards, diff protection."""
+
+    rows_per_part: int = 1_000_000
+    max_unexplained_drop_fraction: float = 0.05
+    limits: LossLimits = LossLimits()
+    diff_modes: dict[str, str] = field(default_factory=dict)  # per removal source; default: default_diff_modes
+    diff_pad: int = 9  # unchanged rows listed beside each removed row of a `padded` source
+    withdraw: bool = True
 
 
 @dataclass
@@ -97,29 +121,39 @@ def read_release(st: Storage, variant: str, version: str, columns: list[str] | N
     return table.select(columns) if columns else table
 
 
+def previous_part_count(st: Storage, variant: str, version: str | None) -> int | None:
+    manifest = f"{release_dir(variant, version)}/manifest.json" if version else None
+    return len(json.loads(st.read_bytes(manifest))["files"]) if manifest and st.exists(manifest) else None
+
+
 def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entries: pa.Table,
-                 explained_release: pa.Array, out_dir: Path, *, rows_per_part: int,
-                 max_unexplained_drop_fraction: float, checks: Sequence[SqlCheck] = CHECKS) -> VariantPlan:
+                 reasons_release: pa.Table, out_dir: Path, options: PublishOptions,
+                 checks: Sequence[SqlCheck] = CHECKS) -> VariantPlan:
     outcomes = rows.check(variant.punsafe_max, checks, entries)
-    files = rows.write_parts(variant.punsafe_max, out_dir, rows_per_part)
+    previous = latest_version(st, variant.name)
+    files = rows.write_parts(variant.punsafe_max, out_dir, options.rows_per_part,
+                             previous_part_count(st, variant.name, previous))
     version = release_version(variant.name, files)
     ids, nsfw = rows.sample_ids(variant.punsafe_max), rows.policy_drops(variant.punsafe_max)
-    previous = latest_version(st, variant.name)
     prev_table = (read_release(st, variant.name, previous, ["SAMPLE_ID", "URL"])
                   if previous and previous != version else None)
-    explained = pa.concat_arrays([explained_release, nsfw.column("sample_id").combine_chunks().cast(pa.int64())])
-    verdict = row_count_verdict(
-        None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks(), ids, explained,
-        max_unexplained_drop_fraction=max_unexplained_drop_fraction,
-    )
+    reasons = pa.concat_tables([reasons_release.cast(_REASONS), nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
+    prev_ids = None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks()
+    verdict = row_count_verdict(prev_ids, ids, reasons.column("sample_id").combine_chunks(),
+                                max_unexplained_drop_fraction=options.max_unexplained_drop_fraction)
+    lost, holds, unchanged = {}, [], None
     if previous == version:
         verdict = dataclasses.replace(verdict, previous_rows=len(ids), message="same version rebuilt")
+    elif prev_ids is not None:
+        lost = lost_by_reason(prev_ids, ids, reasons)
+        holds = loss_holds(lost, len(prev_ids), options.limits)
+        unchanged = prev_table.filter(pc.is_in(prev_table.column("SAMPLE_ID"), value_set=ids))
     return VariantPlan(variant, files, version, ids, nsfw, previous, prev_table, verdict,
-                       rows.describe(variant.punsafe_max), outcomes)
+                       rows.describe(variant.punsafe_max), outcomes, lost, holds, unchanged)
 
 
 def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reasons_release: pa.Table,
-                   staged: Path) -> dict[str, Any]:
+                   staged: Path, options: PublishOptions = PublishOptions()) -> dict[str, Any]:
     """Commit one checked variant: its content-addressed directory, its diff, then its LATEST."""
     variant, version = plan.variant, plan.version
     dropped = dict(facts["drops"])
@@ -141,12 +175,20 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
     if plan.prev_table is not None:
         why = pa.concat_tables([reasons_release.cast(_REASONS),
                                 plan.nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
-        diff = release_diff(plan.prev_table, plan.ids, why)
+        full = release_diff(plan.prev_table, plan.ids, why)
+        sources = facts["removal"]["sources"]
+        modes = {**default_diff_modes({s: v["kinds"] for s, v in sources.items()}), **options.diff_modes}
+        diff = protect_diff(full, modes, plan.unchanged if plan.unchanged is not None else plan.prev_table.slice(0, 0),
+                            pad=options.diff_pad, salt=version)
         name = diff_path(variant.name, plan.previous, version)
         verdict = plan.verdict
-        diff_meta = {"from": plan.previous, "to": version, "rows_removed": diff.num_rows,
+        # The summary counts what was really removed (the padded rows are listed, not removed).
+        diff_meta = {"from": plan.previous, "to": version, "rows_removed": full.num_rows, "rows_listed": diff.num_rows,
                      "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
-                     "removed_by_reason": dict(sorted(Counter(diff.column("reason").to_pylist()).items()))}
+                     "modes": dict(sorted((s, m) for s, m in modes.items() if m != "by_source")),
+                     "removed_by_reason": dict(sorted(Counter(
+                         protect_diff(full, modes, plan.prev_table.slice(0, 0), pad=0, salt=version).column("reason").to_pylist()
+                     ).items()))}
         st.write_parquet(diff, f"{name}.parquet")
         st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
     st.write_bytes(version.encode() + b"\n", variant_latest(variant.name))
@@ -154,9 +196,8 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
             "row_check": plan.verdict.message, "diff": diff_meta, "card_problems": problems}
 
 
-def publish_release(st: Storage, variants: Sequence[ReleaseVariant], *, rows_per_part: int,
-                    max_unexplained_drop_fraction: float, log: Callable[[str], None] = lambda _: None
-                    ) -> PublishResult:
+def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: PublishOptions = PublishOptions(),
+                    log: Callable[[str], None] = lambda _: None) -> PublishResult:
     """Build every variant from the warehouse's `published_pairs`, check each, and publish all of
     them (then `releases/LATEST`), or raise `ReleaseBlocked` having published nothing."""
     if not variants:
@@ -168,17 +209,21 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], *, rows_per
                                         temp_dir=scratch / "spill") as rows:
             facts = build_facts(rows.con, entries, published=rows.count())
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
-            explained = reasons_release.column("sample_id").combine_chunks().cast(pa.int64())
-            plans = [plan_variant(st, rows, v, entries, explained, scratch / v.name, rows_per_part=rows_per_part,
-                                  max_unexplained_drop_fraction=max_unexplained_drop_fraction)
-                     for v in variants]
+            plans = [plan_variant(st, rows, v, entries, reasons_release, scratch / v.name, options) for v in variants]
         failures = [f for p in plans for f in p.failures]
         if failures:
             raise ReleaseBlocked(failures)
         published = {}
         for plan in plans:
-            published[plan.variant.name] = commit_variant(st, plan, facts, reasons_release, scratch / plan.variant.name)
+            published[plan.variant.name] = commit_variant(st, plan, facts, reasons_release,
+                                                          scratch / plan.variant.name, options)
             log(f"published {plan.variant.name} {plan.version}: {len(plan.ids)} rows ({plan.verdict.message})")
+        removed = reasons_release.filter(pc.starts_with(reasons_release.column("reason"), "removal:"))
+        for plan in plans:
+            withdrawn = withdraw_versions(st, plan.variant.name, plan.version, removed) if options.withdraw else []
+            published[plan.variant.name]["withdrawn"] = [w["version"] for w in withdrawn]
+            for w in withdrawn:
+                log(f"withdrew {plan.variant.name} {w['version']}: {w['rows_removed_by_reason']}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     first = variants[0].name

@@ -160,10 +160,15 @@ class ReleaseRows:
         return {"rows_by_crawl": by("crawl"), "rows_by_language": by("LANGUAGE"), "thresholds": models,
                 "punsafe_sources": by("punsafe_source"), "rows_with_license": licensed}
 
-    def write_parts(self, punsafe_max: float, out_dir: Path, rows_per_part: int) -> list[dict[str, Any]]:
-        """Write the variant's content-defined parts into `out_dir`; their names, rows, sizes, sha256."""
+    def write_parts(self, punsafe_max: float, out_dir: Path, rows_per_part: int,
+                    previous_parts: int | None = None) -> list[dict[str, Any]]:
+        """Write the variant's content-defined parts into `out_dir`; their names, rows, sizes, sha256.
+
+        `previous_parts`: the part count of the variant's previous version, kept while it still
+        gives parts of rows_per_part/2 .. 2*rows_per_part rows (`part_count`), so a re-derive
+        leaves every part it does not touch with the same name and bytes."""
         rows = self.count(punsafe_max)
-        parts = max(1, math.ceil(rows / rows_per_part))
+        parts = part_count(rows, rows_per_part, previous_parts)
         bounds = [i * SAMPLE_ID_END // parts for i in range(parts)] + [SAMPLE_ID_END]
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -191,6 +196,17 @@ class ReleaseRows:
             raise ValueError(f"release parts hold {written} rows, the variant has {rows} "
                              "(rows with a NULL or out-of-range SAMPLE_ID?)")
         return files
+
+
+def part_count(rows: int, rows_per_part: int, previous_parts: int | None = None) -> int:
+    """ceil(rows / rows_per_part), or the previous version's count while its parts stay within a
+    factor of two of `rows_per_part`: the ranges (and so the untouched parts) stay the same."""
+    fresh = max(1, math.ceil(rows / rows_per_part))
+    if previous_parts and previous_parts > 0 and rows_per_part / 2 <= rows / previous_parts <= 2 * rows_per_part:
+        return previous_parts
+    if previous_parts and rows <= rows_per_part and previous_parts == 1:
+        return 1
+    return fresh
 
 
 def _canonical_order(table: pa.Table) -> pa.Table:

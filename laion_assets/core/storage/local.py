@@ -101,6 +101,16 @@ class LocalStorage(_CommitMixin):
     def dir_uri(self, relpath: str) -> str:
         return str(self.path(self.live_relpath(relpath)))
 
+    def delete(self, relpaths: list[str]) -> int:
+        """Delete these files (missing ones are ignored); the number deleted."""
+        n = 0
+        for r in relpaths:
+            path = self.path(r)
+            if path.is_file():
+                path.unlink()
+                n += 1
+        return n
+
     def live_dir(self, relpath: str) -> Path:
         """The committed directory itself: a reader that follows its `_CURRENT` sees every new version."""
         return self.path(relpath)

@@ -349,6 +349,12 @@ class S3Storage(_CommitMixin):
     def _put_bytes(self, data: bytes, relpath: str) -> None:
         self.write_bytes(data, relpath)
 
+    def delete(self, relpaths: list[str]) -> int:
+        """Delete these files (missing ones are ignored); the number of objects deleted."""
+        keys = [self.key(r) for r in relpaths]
+        self._delete_keys(keys)
+        return len(keys)
+
     def _delete_keys(self, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i : i + 1000]]

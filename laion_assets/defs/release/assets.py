@@ -9,7 +9,8 @@ from pydantic import Field
 
 from laion_assets.core.release.checks import CHECKS
 from laion_assets.core.release.files import DEFAULT_VARIANTS, ReleaseVariant
-from laion_assets.core.release.publish import ReleaseBlocked, publish_release
+from laion_assets.core.release.checks import LossLimits
+from laion_assets.core.release.publish import PublishOptions, ReleaseBlocked, publish_release
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.core.storage.layout import release_dir
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
@@ -43,8 +44,40 @@ class PublishedDatasetRunConfig(dg.Config):
         description="Blocking: share of the previous version's rows that may vanish without a drop-log reason.",
     )
 
+    max_removal_fraction: float = Field(
+        default=0.01,
+        description="Held (blocking): removal lists taking out more than this share of a variant's previous "
+        "version (and more than removal_hold_min_rows rows), until each source is confirmed.",
+    )
+    max_lost_fraction: float = Field(
+        default=0.2,
+        description="Held (blocking): more than this share of the previous version lost for any reason "
+        "(removals, failed downloads, dedup), until confirm_row_loss.",
+    )
+    removal_hold_min_rows: int = Field(default=10, description="Losses of at most this many rows are never held.")
+    confirm_removal_sources: list[str] = Field(
+        default=[], description="Removal sources whose (large) removals were checked and are intended.")
+    confirm_row_loss: bool = Field(default=False, description="The large loss was checked and is intended.")
+    diff_modes: dict[str, str] = Field(
+        default={}, description="Removal source -> by_source | no_source | padded (default: padded for hash "
+        "lists, by_source for URL/domain/prefix requests).")
+    diff_pad: int = Field(default=9, description="Unchanged rows listed beside each removed row of a padded source.")
+
     _check_rows_per_part = ranged("rows_per_part", 1, 100_000_000, integer=True)
     _check_drop_fraction = ranged("max_unexplained_drop_fraction", 0.0, 1.0)
+    _check_removal_fraction = ranged("max_removal_fraction", 0.0, 1.0)
+    _check_lost_fraction = ranged("max_lost_fraction", 0.0, 1.0)
+    _check_hold_rows = ranged("removal_hold_min_rows", 0, 1 << 40, integer=True)
+    _check_pad = ranged("diff_pad", 0, 1000, integer=True)
+
+    def options(self) -> PublishOptions:
+        return PublishOptions(
+            rows_per_part=self.rows_per_part, max_unexplained_drop_fraction=self.max_unexplained_drop_fraction,
+            limits=LossLimits(max_removal_fraction=self.max_removal_fraction, max_lost_fraction=self.max_lost_fraction,
+                              min_rows_held=self.removal_hold_min_rows,
+                              confirmed_sources=tuple(self.confirm_removal_sources),
+                              confirm_row_loss=self.confirm_row_loss),
+            diff_modes=dict(self.diff_modes), diff_pad=self.diff_pad)
 
 
 CARD_CHECK = dg.AssetCheckSpec(
@@ -75,9 +108,7 @@ def published_dataset(
     if not variants:
         raise dg.Failure("variants: at least one release variant is needed")
     try:
-        result = publish_release(st, variants, rows_per_part=config.rows_per_part,
-                                 max_unexplained_drop_fraction=config.max_unexplained_drop_fraction,
-                                 log=context.log.info)
+        result = publish_release(st, variants, config.options(), log=context.log.info)
     except ReleaseBlocked as blocked:
         raise dg.Failure(str(blocked)) from None
     first, version, facts = result.default_variant, result.version, result.facts

@@ -1,13 +1,15 @@
 """The core publish path on a real warehouse (real `dbt build` over shard parquet): plan, check,
 commit every variant or none, a same-rows rebuild, a removal re-derived into a new version + diff."""
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from laion_assets.core.release.files import ReleaseVariant, verify_release_dir
-from laion_assets.core.release.publish import ReleaseBlocked, latest_version, publish_release, read_release
+from laion_assets.core.release.publish import PublishOptions, ReleaseBlocked, latest_version, publish_release, read_release
+from laion_assets.core.release.withdraw import tombstone_path
 from laion_assets.core.storage.layout import RELEASES_LATEST, diff_path, release_dir
 from laion_assets.core.storage.local import LocalStorage
 from laion_assets_tests.dbt.test_dbt import _build, _row, _write
@@ -17,8 +19,8 @@ ROWS = [_row("000000000", "http://a.example/1.jpg", "a red circle", 0.5, 10),
         _row("000000002", "http://b.example/3.jpg", "a green cross", 0.6, 30)]
 
 
-def _publish(st: LocalStorage, *variants: ReleaseVariant):
-    return publish_release(st, list(variants), rows_per_part=2, max_unexplained_drop_fraction=0.05)
+def _publish(st: LocalStorage, *variants: ReleaseVariant, **options):
+    return publish_release(st, list(variants), PublishOptions(rows_per_part=2, **options))
 
 
 def test_publish_commits_checked_variants_rebuilds_same_version_and_rederives_a_removal(tmp_path: Path, monkeypatch):
@@ -50,7 +52,11 @@ def test_publish_commits_checked_variants_rebuilds_same_version_and_rederives_a_
     diff = pq.read_table(root / f"{diff_path('all', first.version, after.version)}.parquet").to_pylist()
     assert [d["reason"] for d in diff] == ["removal:req"]
     assert after.facts["removal"]["rows_removed"] == 1
-    assert (root / release_dir("all", first.version)).is_dir()  # the old version is still offered (issue 18)
+    # the old version held the removed row: withdrawn, its parts gone, a tombstone names the new one
+    tomb = json.loads((root / tombstone_path("all", first.version)).read_text())
+    assert tomb["replaced_by"] == after.version and tomb["rows_removed_by_reason"] == {"removal:req": 1}
+    assert not list((root / release_dir("all", first.version)).glob("part-*.parquet"))
+    assert after.variants["all"]["withdrawn"] == [first.version]
 
 
 def test_a_failing_variant_publishes_nothing(tmp_path: Path, monkeypatch):
