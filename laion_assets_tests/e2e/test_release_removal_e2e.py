@@ -92,11 +92,16 @@ def test_removal_request_rederives_a_new_version_with_a_diff(published_sample):
         variant = new_manifest["variant"]["name"]
         diff_path = root / "releases" / variant / "diffs" / f"{first.release_version}__{new_version}.parquet"
         diff = pq.read_table(diff_path).to_pylist()
-        assert sorted((d["url_sha256"], d["reason"]) for d in diff) == sorted([
-            (hashlib.sha256(by_url["URL"].encode()).hexdigest(), "removal:photographer-2026"),
-            (hashlib.sha256(by_image["URL"].encode()).hexdigest(), "removal:hashlist"),
-            (hashlib.sha256(by_pdq["URL"].encode()).hexdigest(), "removal:hashlist"),
-        ])
+        # Both sources are hash lists: their rows are listed without the source, each among 9 rows
+        # still published (padding), so the diff does not tell a holder which URLs a list flagged.
+        flagged = {hashlib.sha256(r["URL"].encode()).hexdigest() for r in (by_url, by_image, by_pdq)}
+        assert {d["reason"] for d in diff} == {"removal"} and len(diff) == 3 + 3 * 9
+        assert flagged <= {d["url_sha256"] for d in diff}
+        padding = {d["SAMPLE_ID"] for d in diff} - set(before.keys() - after.keys())
+        assert len(padding) == 27 and padding <= set(after)
+        summary = json.loads(diff_path.with_suffix(".json").read_text())
+        assert summary["rows_removed"] == 3 and summary["removed_by_reason"] == {"removal": 3}
+        assert b"hashlist" not in diff_path.read_bytes()  # the rows never name the list (the summary says it was padded)
         published_text = diff_path.read_bytes() + diff_path.with_suffix(".json").read_bytes()
         assert by_url["URL"].encode() not in published_text and by_image["URL"].encode() not in published_text
         with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:

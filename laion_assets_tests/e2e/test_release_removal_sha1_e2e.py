@@ -2,7 +2,7 @@
 
 The sha1 is computed here from the bytes the sample's image server serves (not from anything the
 pipeline wrote), filed as a removal request, and the next release (re-derived, no shard re-run)
-lacks the row, its diff names it by hash with `removal:<source>`, and every check passes. Real
+lacks the row, its diff lists it by hash (padded: a hash list's rows are hidden among unchanged ones), and every check passes. Real
 Dagster instance, real dbt, real DuckDB and parquet, the real sample image server. The pipeline
 runs once per session (`published_sample` in conftest.py); this test starts from its first publish."""
 
@@ -43,7 +43,8 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(publishe
     with dg.instance_for_test(temp_dir=str(published_sample.home)) as instance:
         assert failed_checks(instance, first.run_ids) == []
         first_parts = sorted(first.release_dir.glob("part-*.parquet"))
-        before = {r["SAMPLE_ID"]: r for r in pq.read_table(first_parts).to_pylist()}
+        first_table = pq.read_table(first_parts)  # kept: the re-derive withdraws this version (its parts go)
+        before = {r["SAMPLE_ID"]: r for r in first_table.to_pylist()}
         target = sorted(before.values(), key=lambda r: r["SAMPLE_ID"])[len(before) // 2]
         body = _served_bytes(root, target["URL"])
         assert hashlib.sha256(body).hexdigest() == target["sha256"]  # the bytes the downloader hashed
@@ -77,13 +78,18 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(publishe
 
         diffs = root / "releases" / manifest["variant"]["name"] / "diffs"
         diff_path = diffs / f"{first.release_version}__{new_version}.parquet"
-        assert [(d["url_sha256"], d["SAMPLE_ID"], d["reason"]) for d in pq.read_table(diff_path).to_pylist()] == [
-            (hashlib.sha256(target["URL"].encode()).hexdigest(), target["SAMPLE_ID"], f"removal:{SOURCE}")]
+        # An image-hash list is padded: the row is listed as plain `removal` among 9 rows still published.
+        diff = pq.read_table(diff_path).to_pylist()
+        assert (hashlib.sha256(target["URL"].encode()).hexdigest(), target["SAMPLE_ID"], "removal") in [
+            (d["url_sha256"], d["SAMPLE_ID"], d["reason"]) for d in diff]
+        assert len(diff) == 10 and {d["reason"] for d in diff} == {"removal"}
+        assert {d["SAMPLE_ID"] for d in diff} - {target["SAMPLE_ID"]} <= after
         assert target["URL"].encode() not in diff_path.read_bytes() + diff_path.with_suffix(".json").read_bytes()
 
         # The release's blocking removal check has teeth on sha1: over the old release it finds the row.
         no_match = [c for c in RELEASE_CHECKS if c.name == "release_no_removal_match"]
         views = {"release_hashes": hashes, "removal": root / "removal" / "entries.parquet"}
-        old = run_checks({**views, "release": first_parts}, no_match)[0]
+        old = run_checks({**views, "release": first_table}, no_match)[0]
+        assert not list(first.release_dir.glob("part-*.parquet"))  # the old version held the row: withdrawn
         new = run_checks({**views, "release": sorted(new_dir.glob("part-*.parquet"))}, no_match)[0]
         assert (old.passed, old.failing_rows, new.passed) == (False, 1, True)

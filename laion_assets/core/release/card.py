@@ -80,7 +80,7 @@ model scores the image and its caption as similar. Columns follow LAION's (`URL`
 
 ```bash
 img2dataset --url_list . --input_format parquet --url_col URL --caption_col TEXT \\
-  --save_additional_columns '["SAMPLE_ID","similarity","LICENSE","sha256"]' \\
+  --save_additional_columns '["SAMPLE_ID","similarity","LICENSE"]' \\
   --verify_hash '["sha256","sha256"]' --output_format webdataset --output_folder images \\
   --image_size 256 --resize_mode keep_ratio --processes_count 16 --thread_count 64
 ```
@@ -154,7 +154,10 @@ files it under `removal/requests/` of the build (one source per list: a name and
 `publish_job`, or lets `removal_requests_sensor` run it. Every release is re-derived from the
 stored shards with all sources applied (no re-download, no re-scoring), published as a **new
 version**, and a diff next to it (`../diffs/<old>__<new>.parquet`) lists the removed rows by
-`url_sha256` and `SAMPLE_ID` with the reason, so holders of an older copy can remove them too.
+`url_sha256` and `SAMPLE_ID` with the reason, so holders of an older copy can remove them too
+(rows removed by hash lists are listed among unchanged rows, without the list's name). Every
+earlier version that held a removed row is withdrawn: its parts are deleted and its
+`WITHDRAWN.json` names the version that replaces it.
 
 ## Versions
 `{m['version']}` hashes the variant name, the schema and every row's published columns (rows sorted by
