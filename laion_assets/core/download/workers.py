@@ -107,7 +107,7 @@ def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs
     for rows in groups:
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=_worker, args=(send, rows, config, threads, deadline),
-                        name="laion-downloader", daemon=True)
+                        name="laion-downloader", daemon=False)  # it starts decoder processes
         p.start()
         send.close()  # only the child holds the write end: EOF when it exits
         procs.append(p)
