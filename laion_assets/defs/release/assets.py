@@ -27,6 +27,7 @@ from laion_assets.core.release import (
     verify_release_dir,
     write_release_files,
 )
+from laion_assets.core.download.health import release_download_failures
 from laion_assets.core.release_writer import ReleaseRows, release_version
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
@@ -138,6 +139,7 @@ def published_dataset(
                 plans.append((variant, files, version, ids, nsfw, previous, prev_table, verdict,
                               rows.describe(variant.punsafe_max)))
                 outcomes_by_variant[variant.name] = outcomes
+        failures += release_download_failures(st, context.instance.get_dynamic_partitions("shards"))  # an outage is named, never published
         if failures:
             raise dg.Failure("release not published: " + "; ".join(failures))
         published_meta = {}
