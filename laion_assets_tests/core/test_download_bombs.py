@@ -185,3 +185,37 @@ def test_an_over_long_url_is_never_requested():
     assert (rows[0]["status"], rows[0]["reason"]) == ("skipped", "url_too_long")
     assert rows[1]["status"] == "ok" and result.stats["reason_url_too_long"] == 1
     assert requested and not any(len(p) > 4096 for p in requested)  # the long one never went out
+
+
+# ------------------------------------------------------------------------- unguarded scripts
+UNGUARDED = '''
+import io, tempfile
+import pyarrow as pa
+from PIL import Image
+from laion_assets.core.download import DownloadConfig, download_shard
+from laion_assets.testing.http_server import TestServer, static
+b = io.BytesIO(); Image.new("RGB", (300, 300)).save(b, "JPEG")
+with TestServer({"/a.jpg": static(b.getvalue())}) as srv:
+    urls = [srv.url("/a.jpg") + f"?{i}" for i in range(40)]
+    pairs = pa.table({"key": [str(i) for i in range(40)], "url": urls, "text": ["x"] * 40})
+    r = download_shard(pairs, tempfile.mkdtemp(), config=DownloadConfig(
+        allow_private_hosts=("127.0.0.1",), processes=PROCESSES, min_rows_per_process=1, min_bytes=10))
+    print("RESULT", r.stats["status_ok"], r.status.column("error").to_pylist()[0])
+'''
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_script_without_a_main_guard_fails_at_once_with_the_reason(tmp_path, processes):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED.replace("PROCESSES", str(processes)))
+    root = str(Path(__file__).resolve().parents[2])
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert time.monotonic() - started < 60  # not the shard watchdog (an hour by default)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    assert line.startswith("RESULT 0 ") and "__main__" in line, line

@@ -20,6 +20,7 @@ import time
 
 from .resizer import ImageRejected, Processed, process_image
 
+_start_error: RuntimeError | None = None  # a decoder that died at start-up fails every later decode
 START_TIMEOUT_S = 60.0  # interpreter start + imports (numpy, Pillow, pdqhash) on a loaded machine
 MAX_IDLE = 32  # idle decoders kept per process
 
@@ -85,9 +86,11 @@ class DecoderProcess:
         except (EOFError, OSError):
             code = self.proc.exitcode
             self.kill()
-            raise RuntimeError(f"decoder process exited at start-up (exit code {code}); a script "
+            global _start_error
+            _start_error = RuntimeError(f"decoder process exited at start-up (exit code {code}); a script "
                                "that downloads must guard its entry point with "
-                               "`if __name__ == '__main__':`") from None
+                               "`if __name__ == '__main__':`")
+            raise _start_error from None
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -98,6 +101,8 @@ class DecoderProcess:
         self.proc = self.conn = None
 
     def run(self, body: bytes, kwargs: dict, timeout_s: float) -> Processed:
+        if _start_error is not None:  # deterministic (an unguarded script): every row fails at once
+            raise _start_error
         if self.proc is None or not self.proc.is_alive():
             self.kill()
             self._start()
