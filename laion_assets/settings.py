@@ -57,6 +57,7 @@ class Settings:
     backfill_max_runs: int = 8
     backfill_max_failed_runs: int = 3
     backfill_cron: str = "*/10 * * * *"
+    download_health: tuple[tuple[str, float], ...] = ()  # LAION_DOWNLOAD_* thresholds (core/download/health.py)
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -106,6 +107,7 @@ def check_crawl_name(crawl: str, setting: str = "LAION_CRAWL") -> str:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Every value read from `env` (os.environ when None) and checked: one ConfigError names the
     variable and what is allowed."""
+    from laion_assets.core.download.health import health_thresholds
     from laion_assets.core.download.netguard import parse_allow_list
 
     env = dict(os.environ if env is None else env)
@@ -164,4 +166,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         backfill_max_runs=_env_int(env, "LAION_BACKFILL_MAX_RUNS", 8, 1, 10_000),
         backfill_max_failed_runs=_env_int(env, "LAION_BACKFILL_MAX_FAILED_RUNS", 3, 1, 100),
         backfill_cron=env.get("LAION_BACKFILL_CRON") or "*/10 * * * *",
+        download_health=tuple(sorted(health_thresholds(env).items())),
     )

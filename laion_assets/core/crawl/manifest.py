@@ -27,7 +27,7 @@ from laion_assets.core.storage.local import LocalStorage
 from laion_assets.core.schemas.manifest import MANIFEST_SCHEMA
 from laion_assets.core.storage.keys import make_partition_key, validate_crawl_name
 
-WARC_SUFFIXES = (".warc", ".warc.gz", ".wat", ".wat.gz", ".warc.wat.gz")
+WARC_SUFFIXES = (".warc", ".warc.gz", ".wat", ".wat.gz", ".warc.wat.gz", ".arc", ".arc.gz")
 
 CC_HTTPS_BASE = "https://data.commoncrawl.org/"
 CC_S3_BASE = "s3://commoncrawl/"
@@ -55,6 +55,37 @@ def _s3_pages(uri: str, s3_client: Any, what: str) -> Iterator[tuple[str, str, d
         yield bucket, prefix, page
 
 
+def listing_line_file(line: str, lineno: int, source: str, base: str) -> WarcFile:
+    """One line of a `*.paths.gz` listing (docs/architecture.md, "Crawl listings"): a relative path
+    (Common Crawl's form) is joined to `base`; a full `s3://`/`https://`/`http://` URI is used as is;
+    in a local listing an absolute path or a `file://` URI names a local file. Anything else, or a
+    name that is not a WARC/WAT/ARC file, is refused here, naming the line."""
+    local = "://" not in source
+    where = f"crawl listing {source!r} line {lineno}"
+    if any(ord(c) < 0x20 for c in line) or " " in line:
+        raise ValueError(f"{where}: spaces or control characters in {line[:200]!r}")
+    if line.startswith(("s3://", "https://", "http://")):
+        path, uri = line, line
+    elif line.startswith("file://"):
+        if not local or not line.startswith("file:///"):
+            raise ValueError(f"{where}: {line[:200]!r}: file:// lines need a local listing and an absolute path")
+        path = uri = line[len("file://"):]
+    elif line.startswith("/"):
+        if not local:
+            raise ValueError(f"{where}: absolute path {line[:200]!r} in a remote listing")
+        path = uri = line
+    elif ":" in line.split("/", 1)[0]:
+        raise ValueError(f"{where}: unsupported form {line[:200]!r} (relative path, absolute path, "
+                         "file://, s3://, https:// or http://)")
+    else:
+        if ".." in line.split("/"):
+            raise ValueError(f"{where}: '..' in {line[:200]!r}")
+        path, uri = line, base + line
+    if not path.endswith(WARC_SUFFIXES):
+        raise ValueError(f"{where}: {line[:200]!r} is not a {'/'.join(WARC_SUFFIXES)} file")
+    return WarcFile(path, uri)
+
+
 def list_source(source: str, s3_client: Any = None, *, label: str | None = None) -> list[WarcFile]:
     """The WARC/WAT files of a crawl source, sorted by path (see the module docstring)."""
     if source.endswith(".paths.gz"):
@@ -63,7 +94,8 @@ def list_source(source: str, s3_client: Any = None, *, label: str | None = None)
         # listed paths are relative to what precedes `crawl-data/` (the bucket or host root)
         i = source.find("crawl-data/")
         base = source[:i] if i >= 0 else source.rsplit("/", 1)[0] + "/"
-        files = [WarcFile(line.strip(), base + line.strip()) for line in listing.splitlines() if line.strip()]
+        files = [listing_line_file(line.strip(), n, source, base)
+                 for n, line in enumerate(listing.splitlines(), 1) if line.strip()]
     elif source.startswith("s3://"):
         files = []
         for bucket, prefix, page in _s3_pages(source, s3_client, "crawl source"):

@@ -12,6 +12,7 @@ from laion_assets.core.lib.validation import (
     require_range,
 )
 
+DEFAULT_MAX_URL_CHARS = 4096  # browsers take ~2 MB; sitemaps cap at 2048; LAION URLs are < 1000
 RESIZE_MODES = ("keep_ratio", "center_crop", "border", "no")
 DOWNSCALE_FILTER_NAMES = ("area", "bilinear", "bicubic", "lanczos")
 
@@ -24,6 +25,7 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "max_retry_after_s": (0.0, 86400.0, False),
     "dns_cache_ttl_s": (0.0, 86400.0, False),
     "shard_timeout_s": (0.0, 7 * 86400.0, True),
+    "decode_timeout_s": (0.0, 86400.0, True),
 }
 # setting -> (lo, hi) for integers
 _INT_RANGES: dict[str, tuple[int, int]] = {
@@ -36,6 +38,9 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "host_failure_threshold": (1, 1_000_000),
     "robots_max_bytes": (1, 2**30),
     "max_pixels": (1, 2**40),
+    "max_output_pixels": (1, 2**40),
+    "max_decode_bytes": (1, 2**40),
+    "max_url_chars": (16, 2**31),
     "image_size": (1, 65_535),
     "encode_quality": (1, 100),
     "decode_workers": (0, 4096),
@@ -61,6 +66,7 @@ class DownloadConfig:
     max_retry_after_s: float = 60.0  # a Retry-After longer than this is not waited for -> rate_limited
     host_failure_threshold: int = 8  # consecutive transient failures before a host is given up
     dns_cache_ttl_s: float = 300.0
+    max_url_chars: int = DEFAULT_MAX_URL_CHARS  # longer URLs (or redirect targets) -> url_too_long, never requested
     user_agent: str = (
         "laion-assets/0.1 (image-text dataset builder; honours robots.txt, X-Robots-Tag noai, TDMRep)"
     )
@@ -79,6 +85,15 @@ class DownloadConfig:
     allow_private_hosts: tuple[str, ...] = ()
     # --- image ----------------------------------------------------------------------------------
     max_pixels: int = 64_000_000  # header width*height above this -> decompression_bomb, never decoded
+    # Output bound: the resized image's width*height (a 100000x2 PNG at keep_ratio 256 asks for
+    # 12.8M x 256) -> output_too_large, checked before any pixel is decoded.
+    max_output_pixels: int = 16_777_216
+    # Peak-memory bound of one decode: header width*height*bytes per pixel of the decoded mode
+    # (RGBA 4, 16-bit gray 2) -> decompression_bomb. 8000x8000 RGBA = 256 MB: just allowed.
+    max_decode_bytes: int = 256 * 1024 * 1024
+    # Time bound of one decode/resize/encode (a progressive JPEG of thousands of scans): it runs in a
+    # killable decoder process; past this the process is killed -> skipped/decode_timeout.
+    decode_timeout_s: float = 20.0
     image_size: int = 256
     resize_mode: str = "keep_ratio"  # keep_ratio | center_crop | border | no
     resize_only_if_bigger: bool = False

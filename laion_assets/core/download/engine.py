@@ -21,7 +21,8 @@ from laion_assets.core.lib.ids import sample_id
 from .config import DownloadConfig
 from .fetcher import Fetcher, FetchFailure, check_url
 from .keys import member_key
-from .resizer import ImageRejected, content_type_format, process_image
+from .decoder import decode, release_thread_decoder
+from .resizer import ImageRejected, content_type_format
 from .status import RowResult
 from .writer import TarWriter
 
@@ -74,6 +75,12 @@ class _DecodePool:
         return fut
 
     def _work(self) -> None:
+        try:
+            self._work_jobs()
+        finally:
+            release_thread_decoder()
+
+    def _work_jobs(self) -> None:
         while True:
             job = self.jobs.get()
             if job is None or self.closed:
@@ -188,7 +195,7 @@ class Engine:
         try:
             if cfg.respect_page_optout and rows.optout[i]:
                 raise FetchFailure("page_optout", rows.optout_reasons[i] or "optout_page")
-            check_url(row.url)
+            check_url(row.url, cfg.max_url_chars)
 
             def count() -> None:
                 row.attempts += 1
@@ -218,10 +225,11 @@ class Engine:
         """Runs in a decode thread: decode/resize/encode/hash, then the tar (or hand-over)."""
         cfg, rows = self.cfg, self.rows
         declared = content_type_format(row.content_type)
-        p = process_image(
-            body, image_size=cfg.image_size, resize_mode=cfg.resize_mode, max_pixels=cfg.max_pixels,
+        p = decode(
+            body, cfg.decode_timeout_s, image_size=cfg.image_size, resize_mode=cfg.resize_mode, max_pixels=cfg.max_pixels,
             encode_quality=cfg.encode_quality, resize_only_if_bigger=cfg.resize_only_if_bigger,
             border_color=cfg.border_color, downscale_filter=cfg.downscale_filter,
+            max_output_pixels=cfg.max_output_pixels, max_decode_bytes=cfg.max_decode_bytes,
         )
         if declared is not None and declared != p.format:
             raise ImageRejected("unsupported_content_type", f"{row.content_type} but bytes are {p.format}")

@@ -21,7 +21,7 @@ try:  # httpcore calls `import sniffio` inside every lock operation; when the op
 except ImportError:  # in the bench). Caching the miss gives the same answer without the scan.
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
-from .config import DownloadConfig
+from .config import DEFAULT_MAX_URL_CHARS, DownloadConfig
 from .netguard import AddressPolicy, BlockedAddress, DNSError, GuardedBackend, Resolver
 from .policy import PolicyCache, tdm_header_reserved, x_robots_optout
 from .resizer import content_type_format
@@ -81,8 +81,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def check_url(url: str) -> str:
-    """Host of an absolute http(s) URL, else FetchFailure(invalid_url)."""
+def check_url(url: str, max_chars: int = DEFAULT_MAX_URL_CHARS) -> str:
+    """Host of an absolute http(s) URL of at most `max_chars` characters, else FetchFailure
+    (url_too_long: never requested, nor parsed further; invalid_url)."""
+    if len(url) > max_chars:
+        raise FetchFailure("url_too_long", f"{len(url)} chars > max_url_chars={max_chars}")
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -133,7 +136,7 @@ class Fetcher:
         try:
             async with asyncio.timeout(cfg.total_timeout_s):
                 for _ in range(6):
-                    check_url(url)
+                    check_url(url, self.config.max_url_chars)
                     await self.resolver.resolve(urlsplit(url).hostname or "")
                     async with self.pool.stream(url) as resp:
                         if resp.status_code in REDIRECT_CODES and "location" in resp.headers:
@@ -163,7 +166,7 @@ class Fetcher:
     async def fetch(self, url: str, on_attempt) -> Fetched:
         """Fetch with retries. `on_attempt()` is called once per attempt (for the row's count)."""
         cfg = self.config
-        host_name = check_url(url).lower()
+        host_name = check_url(url, self.config.max_url_chars).lower()
         attempt = 0
         while True:
             state = self.host(host_name)
@@ -205,7 +208,7 @@ class Fetcher:
         cfg = self.config
         budget = cfg.total_timeout_s
         for hop in range(cfg.max_redirects + 1):
-            host_name = check_url(url).lower()
+            host_name = check_url(url, self.config.max_url_chars).lower()
             try:
                 await self.resolver.resolve(host_name)  # refuse before any packet is sent
             except BlockedAddress as e:

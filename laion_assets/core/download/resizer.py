@@ -105,6 +105,13 @@ def target_size(w: int, h: int, size: int, mode: str, only_if_bigger: bool) -> t
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def _bytes_per_pixel(mode: str) -> int:
+    """Bytes Pillow holds per decoded pixel: 1 for 1/L/P, 2 for 16-bit gray, else 4 (RGB is padded)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
 def process_image(
     data: bytes,
     *,
@@ -115,6 +122,8 @@ def process_image(
     resize_only_if_bigger: bool = False,
     border_color: tuple[int, int, int] = (255, 255, 255),
     downscale_filter: str = "area",
+    max_output_pixels: int = 16_777_216,
+    max_decode_bytes: int = 256 * 1024 * 1024,
 ) -> Processed:
     fmt = sniff(data)
     if fmt is None:
@@ -133,10 +142,21 @@ def process_image(
     if w * h > max_pixels:
         raise ImageRejected("decompression_bomb", f"{w}x{h} > {max_pixels} pixels")
     tw, th = target_size(w, h, image_size, resize_mode, resize_only_if_bigger)
+    if tw * th > max_output_pixels:  # 100000x2 at keep_ratio 256 would be 12.8M x 256: ~12 GiB
+        raise ImageRejected("output_too_large", f"{w}x{h} -> {tw}x{th} > {max_output_pixels} pixels")
+    decoded = w * h * _bytes_per_pixel(img.mode)
+    if fmt != "JPEG" and decoded > max_decode_bytes:  # JPEG decodes at the draft() scale, below
+        raise ImageRejected("decompression_bomb", f"{w}x{h} {img.mode}: {decoded} bytes > max_decode_bytes")
     try:
         if fmt == "JPEG" and (tw, th) != (w, h):
             img.draft("RGB", (tw, th))  # decode at the smallest DCT scale still >= target
+        if fmt == "JPEG" and img.size[0] * img.size[1] * _bytes_per_pixel(img.mode) > max_decode_bytes:
+            raise ImageRejected("decompression_bomb", f"{img.size} {img.mode} after draft > max_decode_bytes")
         img.load()
+        if img.size != (tw, th) and tw * th < img.width * img.height and img.mode in ("RGBA", "LA", "RGB", "L"):
+            # Downscale first, in the decoded mode (Pillow premultiplies alpha): the full-size
+            # convert/composite copies below then never exist (an 8000x8000 RGBA PNG peaked ~1 GB).
+            img = img.resize((tw, th), DOWNSCALE_FILTERS[downscale_filter], reducing_gap=3.0)
         if img.mode in SIXTEEN_BIT_GRAY:  # 16-bit grayscale PNG: scale to 8 bits (convert() clips)
             img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
         if img.mode not in ("RGB", "L"):

@@ -168,6 +168,9 @@ def download_shard(
     run of the same shard), ok rows are carried over with their tar members copied, skipped rows
     are kept, and only failed/new rows are fetched.
     """
+    if getattr(mp.current_process(), "_inheriting", False):  # re-run by a child importing __main__
+        raise RuntimeError("download_shard called while a worker process starts: the calling script "
+                           "has no `if __name__ == '__main__':` guard; add it")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

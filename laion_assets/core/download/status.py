@@ -23,6 +23,7 @@ REASON_INFO: dict[str, tuple[str, str]] = {
     "tdm_reservation": ("skipped", "TDMRep: tdm-reservation: 1 header or /.well-known/tdmrep.json"),
     # security / URL
     "invalid_url": ("skipped", "not an absolute http(s) URL with a host"),
+    "url_too_long": ("skipped", "URL (or a redirect target) over max_url_chars; never requested"),
     "blocked_address": ("skipped", "host resolves to a non-public address (also after redirects)"),
     # content rules
     "too_small": ("skipped", "body under min_bytes"),
@@ -31,6 +32,8 @@ REASON_INFO: dict[str, tuple[str, str]] = {
     "not_an_image": ("skipped", "magic bytes are not JPEG, PNG or WEBP (e.g. an HTML page)"),
     "decompression_bomb": ("skipped", "header width*height over max_pixels; never decoded"),
     "decode_error": ("skipped", "Pillow could not decode the image (truncated or corrupt)"),
+    "output_too_large": ("skipped", "the resized image would exceed max_output_pixels (e.g. 100000x2); never resized"),
+    "decode_timeout": ("skipped", "decode/resize/encode ran past decode_timeout_s; its process was killed"),
     # fetch failures (retried on a re-run)
     "timeout": ("failed", "connect, read or total timeout"),
     "dns_error": ("failed", "host name did not resolve"),

@@ -107,13 +107,14 @@ def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs
     for rows in groups:
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=_worker, args=(send, rows, config, threads, deadline),
-                        name="laion-downloader", daemon=True)
+                        name="laion-downloader", daemon=False)  # it starts decoder processes
         p.start()
         send.close()  # only the child holds the write end: EOF when it exits
         procs.append(p)
         conns.append(recv)
     errors: list[BaseException] = []
     open_conns = set(conns)
+    sent: set = set()  # processes that sent anything (a process that sent nothing failed at start)
     hard_deadline = deadline + 3 * WATCHDOG_GRACE_S
     while open_conns and time.monotonic() < hard_deadline:
         for conn in wait(list(open_conns), timeout=min(1.0, max(0.0, hard_deadline - time.monotonic()))):
@@ -124,8 +125,11 @@ def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs
                 p = procs[conns.index(conn)]
                 p.join(1.0)
                 if p.exitcode not in (0, None):
-                    errors.append(RuntimeError(f"downloader process exited with code {p.exitcode}"))
+                    hint = ("; if the calling script has no `if __name__ == '__main__':` guard, each spawned "
+                            "process re-runs it and fails at start: add the guard") if conn not in sent else ""
+                    errors.append(RuntimeError(f"downloader process exited with code {p.exitcode}{hint}"))
                 continue
+            sent.add(conn)
             if msg[0] == "rows":
                 for i, row, sample in msg[1]:
                     if sample is not None:

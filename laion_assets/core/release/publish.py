@@ -197,9 +197,10 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
 
 
 def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: PublishOptions = PublishOptions(),
-                    log: Callable[[str], None] = lambda _: None) -> PublishResult:
+                    log: Callable[[str], None] = lambda _: None, extra_failures: Sequence[str] = ()) -> PublishResult:
     """Build every variant from the warehouse's `published_pairs`, check each, and publish all of
-    them (then `releases/LATEST`), or raise `ReleaseBlocked` having published nothing."""
+    them (then `releases/LATEST`), or raise `ReleaseBlocked` having published nothing.
+    `extra_failures`: what else blocks this publish (e.g. a download outage), reported with the rest."""
     if not variants:
         raise ValueError("variants: at least one release variant is needed")
     entries = st.read_parquet(REMOVAL_ENTRIES)
@@ -210,7 +211,7 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
             facts = build_facts(rows.con, entries, published=rows.count())
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
             plans = [plan_variant(st, rows, v, entries, reasons_release, scratch / v.name, options) for v in variants]
-        failures = [f for p in plans for f in p.failures]
+        failures = [f for p in plans for f in p.failures] + list(extra_failures)
         if failures:
             raise ReleaseBlocked(failures)
         published = {}

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
 
-from laion_assets.settings import ALERT_WEBHOOK_ENV as WEBHOOK_ENV  # noqa: E402
+from laion_assets.core.alerts.webhook import AlertDeliveryError, post_json
+from laion_assets.settings import ALERT_WEBHOOK_ENV as WEBHOOK_ENV
 MAX_RUNS_PER_TICK = 50
 RECENT_RUNS_KEPT = 2000  # finished runs remembered, so a run updated again is not alerted twice
 CLOCK_SLACK_S = 5.0  # runs updated this close to the cursor are re-read (and skipped if done)
@@ -37,23 +37,18 @@ class AlertWebhookResource(dg.ConfigurableResource):
     timeout_s: float = 10.0
 
     def post(self, payload: dict[str, Any]) -> None:
-        req = urllib.request.Request(
-            self.url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
-        )
+        """One deadline (`timeout_s`) for the whole POST; any failure is an AlertDeliveryError
+        whose text never holds the URL (see `core/alerts.py`)."""
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
-                r.read()
-        except (OSError, ValueError) as exc:
-            # Never echo the URL (a secret): name the setting and the kind of failure only.
-            reason = getattr(exc, "code", None) or type(exc).__name__
-            raise AlertDeliveryError(f"alert webhook ({WEBHOOK_ENV}) did not accept the alert: {reason}") from None
+            post_json(self.url, payload, timeout_s=self.timeout_s, setting=WEBHOOK_ENV)
+        except AlertDeliveryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever else fails, the sensor must save its cursor
+            raise AlertDeliveryError(f"alert webhook ({WEBHOOK_ENV}) did not accept the alert: "
+                                     f"{type(exc).__name__}") from None
 
     def run_link(self, run_id: str) -> str:
         return f"{self.ui_base_url.rstrip('/')}/runs/{run_id}"
-
-
-class AlertDeliveryError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ import dagster as dg
 
 from laion_assets.core.download import download_shard, list_tar_members
 from laion_assets.core.download.checks import CHECKS
+from laion_assets.core.download.health import HEALTH_CHECKS
+from laion_assets.settings import load_settings
 from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import TRANSIENT_RETRY, progress_logger, require_registered_partition, stats_metadata, table_metadata, value_counts
@@ -27,7 +29,8 @@ def _views(st, pk):
     }
 
 
-image_downloads_checks = stage_checks("image_downloads", CHECKS, _views)
+image_downloads_checks = stage_checks("image_downloads", CHECKS + HEALTH_CHECKS, _views,
+                                      params=lambda st, pk: dict(load_settings().download_health))
 
 
 @dg.asset(

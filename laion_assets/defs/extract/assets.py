@@ -8,7 +8,7 @@ from laion_assets.core.extract import ExtractConfig, TooManyBadRecords, extract_
 from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
-from laion_assets.defs.lib.metadata import TRANSIENT_RETRY, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
+from laion_assets.defs.lib.metadata import DETERMINISTIC_ERRORS, TRANSIENT_RETRY, deterministic_failure, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
 from laion_assets.defs.lib.partitions import shard_partitions
 from laion_assets.defs.lib.validators import ranged
 from laion_assets.defs.crawl.assets import crawl_file_opener
@@ -74,6 +74,8 @@ def image_text_pairs(
             open_fn=lambda path: open_crawl_file(uri_of[path]),
             progress=progress_logger(context, "pages extracted"),
         )
+    except DETERMINISTIC_ERRORS as exc:  # a missing WARC file: fail now, naming it, no 3 retries
+        raise deterministic_failure(context.partition_key, exc) from exc
     except TooManyBadRecords as exc:
         # Record what was wrong for inspection; publish no pairs for a shard this damaged.
         if exc.result is not None:

@@ -12,6 +12,19 @@ import pyarrow as pa
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
+# Errors that the same inputs raise again on every try: retrying them costs 5-6.5 min of backoff per
+# shard and hides the cause. `deterministic_failure` turns one into an immediate, named failure.
+DETERMINISTIC_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def deterministic_failure(partition_key: str, exc: BaseException) -> dg.Failure:
+    """`raise deterministic_failure(key, exc) from exc`: fails at once (no retry), naming the file."""
+    name = getattr(exc, "filename", None)
+    what = f"{type(exc).__name__}: {name}" if name else f"{type(exc).__name__}: {exc}"
+    return dg.Failure(description=f"{partition_key}: {what} (not retried: the same input fails the same way)",
+                      allow_retries=False)
+
+
 def require_registered_partition(context: dg.AssetExecutionContext) -> str:
     """The run's shard key, refused before any work when it is not a registered partition: runs
     launched from the UI or GraphQL with a typed key get this far (Dagster checks only in-process)."""
@@ -21,9 +34,9 @@ def require_registered_partition(context: dg.AssetExecutionContext) -> str:
         partitions_def.name, key
     ):
         raise dg.Failure(
-            description=f"partition {key!r} is not a registered `{partitions_def.name}` partition: materialize "
-            "`crawl_manifest` for its crawl (or let the crawl discovery sensor register it), then pick a "
-            "listed partition",
+            description=f"partition {key!r} is not a registered `{partitions_def.name}` partition (a key "
+            "typed in the launchpad or sent over GraphQL must be one of the keys listed for the asset; "
+            "shard keys are `<crawl>/<5-digit shard>`); nothing was run and it is not retried",
             allow_retries=False,
         )
     return key

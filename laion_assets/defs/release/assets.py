@@ -11,11 +11,14 @@ from laion_assets.core.release.checks import CHECKS
 from laion_assets.core.release.files import DEFAULT_VARIANTS, ReleaseVariant
 from laion_assets.core.release.checks import LossLimits
 from laion_assets.core.release.publish import PublishOptions, ReleaseBlocked, publish_release
+from laion_assets.core.download.health import release_download_failures
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.core.storage.layout import release_dir
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.lib.checks import check_result, check_specs
 from laion_assets.defs.lib.metadata import table_metadata
+from laion_assets.defs.lib.partitions import shard_partitions
+from laion_assets.settings import load_settings
 from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.lib.validators import ranged
 
@@ -108,7 +111,10 @@ def published_dataset(
     if not variants:
         raise dg.Failure("variants: at least one release variant is needed")
     try:
-        result = publish_release(st, variants, config.options(), log=context.log.info)
+        # An outage is named, never published: shards whose downloads failed at the ERROR level.
+        outage = release_download_failures(st, context.instance.get_dynamic_partitions(shard_partitions.name),
+                                          dict(load_settings().download_health))
+        result = publish_release(st, variants, config.options(), log=context.log.info, extra_failures=outage)
     except ReleaseBlocked as blocked:
         raise dg.Failure(str(blocked)) from None
     first, version, facts = result.default_variant, result.version, result.facts
