@@ -99,12 +99,16 @@ class _Shard:
         cols, seen = self.cols, self.seen
         url_append, text_append = cols["url"].append, cols["text"].append
         max_chars, min_chars, max_host = cfg.max_caption_chars, cfg.min_caption_chars, cfg.max_host_chars
+        max_url, max_rows = cfg.max_url_chars, cfg.max_page_rows
         drop_svg, drop_gif = cfg.drop_svg, cfg.drop_gif
         clean_caption = captions.clean_caption
         kept = no_alt = short = before_dedup = truncated = dups = 0
         resolver = None
         try:
-            for src, alt in imgs:
+            for n_img, (src, alt) in enumerate(imgs):
+                if kept >= max_rows:
+                    st["dropped_page_row_cap"] += len(imgs) - n_img  # bounded work per page, whatever it holds
+                    break
                 if alt is None or not alt.strip():
                     no_alt += 1
                     continue
@@ -128,6 +132,9 @@ class _Shard:
                 url, why = check_url(url, max_host, drop_svg, drop_gif)
                 if why is not None:
                     st["dropped_" + why] += 1
+                    continue
+                if len(url) > max_url:
+                    st["dropped_long_url"] += 1
                     continue
                 if src.__class__ is PlaceholderSrc or (check_placeholders and is_placeholder_image(url)):
                     st["dropped_placeholder"] += 1
