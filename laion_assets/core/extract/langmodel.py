@@ -3,7 +3,7 @@
 The wheel ships the model as an LZMA-compressed npz; decompressing it is most of a worker's start-up
 CPU. The first process on a machine writes the same arrays as plain `.npy` files (to a temporary
 directory renamed into place, so concurrent workers never read a half-written cache) and every later
-one loads those, the 28 MB naive-Bayes table memory-mapped. Same arrays, same LanguageIdentifier, so
+one loads those (plain reads, ~30 ms). Same arrays, same LanguageIdentifier, so
 results are identical (tested). Cache root: $LAION_CACHE_DIR, else $XDG_CACHE_HOME/laion-assets, else
 ~/.cache/laion-assets; if it cannot be written, the model is read from the wheel as before.
 """
@@ -68,7 +68,7 @@ def load_identifier(norm_probs: bool = True):
         d = cached_model_dir()
         if not (d / "classes.json").exists():
             _write_cache(d)
-        ptc = np.load(d / "ptc.npy", mmap_mode="r")
+        ptc = np.load(d / "ptc.npy")  # not mmap: a memmap subclass makes every later gather slower
         pc = np.load(d / "pc.npy")
         nextmove = _to_array(np.load(d / "nextmove.npy"))
         row = _to_array(np.load(d / "row.npy"))
