@@ -1,25 +1,36 @@
-"""Benchmark: full extractor vs a bare warcio + lxml loop that only counts <img alt>, same files, same run.
+"""Benchmark, COLD: extract_shard against FastWARC + selectolax (WARC) or FastWARC + json (WAT), same
+LAION rules, same files, CPU seconds beside wall.
 
-Builds (or takes, --warc) per-record-gzip WARCs of real pages: every HTML response of
-../shared/data/real-warc replicated under distinct URLs. Prints pages/s and HTML MB/s for
-  baseline  warcio ArchiveIterator + lxml.html.fromstring + count img[@alt], 1 process
-  full      extract_shard (every rule, language, provenance), 1 and 2 processes over the same files
-Last line: bench: extract pages_per_s=<full> baseline_pages_per_s=<bare> ratio=<full/bare> (wall, best of
---rounds interleaved runs) ... cpu_ratio=<same on CPU seconds> (the figure to trust on a shared machine)
+Every round builds new per-record-gzip files of DISTINCT pages (the real HTML pages of
+$LAION_REAL_WARC_DIR, or ../shared/data/real-warc, copied under new URLs with every alt text numbered
+by round and copy), so no process-wide cache (caption repair, language) ever sees a caption twice: a
+crawl is read once. Both sides read the same round's files; the order alternates per round. The
+figure is the total over all rounds (pages / CPU seconds of this process), not a best round.
 
-    python bench/extract.py [--pages 3000] [--files 2] [--warc A.warc.gz ...]
+The peer applies LAION's rules the way a user of those libraries would write them: alt stripped and
+whitespace collapsed, ftfy on non-ASCII captions, 5..2000 characters, src (the peer WARC loop also
+takes `data-src`), urljoin against <base href>/the page, http(s) only, host <= 60 characters, no
+.svg/.gif, exact (url, text) dedup. It does NOT identify languages, decode charsets by the WHATWG
+rules, read opt-outs or licences; ours does all of that (every rule in docs/extraction.md).
+
+Start-up (imports and models) is measured apart, in fresh processes: `startup` line.
+
+    python bench/extract.py [--format warc|wat] [--pages 1500] [--rounds 3]
+Last line: bench: extract pages_per_cpu_s=<ours> fastwarc_selectolax_pages_per_cpu_s=<peer> ratio=<ours/peer>
+(`--format wat`: fastwarc_json_pages_per_cpu_s).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,130 +38,202 @@ sys.path.insert(0, str(ROOT))
 REAL = Path(os.environ.get("LAION_REAL_WARC_DIR") or ROOT / ".." / "shared" / "data" / "real-warc")
 
 
-def real_pages() -> list[tuple[bytes, bytes]]:
-    """(HTTP header block, decoded HTML body) of every HTML response in the real WARCs."""
+def real_pages() -> list[tuple[str, bytes]]:
+    """(Content-Type, decoded HTML body) of every HTML response in the real WARCs."""
     from warcio.archiveiterator import ArchiveIterator
 
     out = []
     for p in sorted(REAL.glob("*.warc.gz")):
         with open(p, "rb") as f:
             for rec in ArchiveIterator(f):
-                if rec.rec_type != "response" or not rec.http_headers:
-                    continue
-                ct = rec.http_headers.get_header("Content-Type") or ""
-                if "html" not in ct:
-                    continue
-                out.append((f"HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\n\r\n".encode("latin-1"), rec.content_stream().read()))
+                if rec.rec_type == "response" and rec.http_headers:
+                    ct = rec.http_headers.get_header("Content-Type") or ""
+                    if "html" in ct:
+                        out.append((ct, rec.content_stream().read()))  # de-chunked, decoded
     return out
 
 
-def build_warcs(n_pages: int, n_files: int, outdir: Path, distinct_captions: bool = True) -> list[str]:
-    """Copies of the real pages; each copy's alt texts get a copy number so, as on a real crawl,
-    captions do not repeat (the caption-rule and language caches then hit as rarely as they would)."""
-    pages = real_pages()
-    if not pages:
-        raise SystemExit(f"no HTML pages under {REAL} (set LAION_REAL_WARC_DIR to the real-warc folder)")
-    paths = [outdir / f"bench-{i}.warc.gz" for i in range(n_files)]
-    fhs = [open(p, "wb") for p in paths]
-    for i in range(n_pages):
-        head, body = pages[i % len(pages)]
-        if distinct_captions:
-            body = body.replace(b'alt="', b'alt="%d ' % i).replace(b"alt='", b"alt='%d " % i)
-        block = head + body
-        uri = f"https://site{i}.example.com/page/{i}.html"
-        hdr = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Date: 2024-05-20T00:00:00Z\r\n"
-               f"WARC-Record-ID: <urn:uuid:{uuid.uuid4()}>\r\nWARC-Target-URI: {uri}\r\n"
-               f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n").encode()
-        fhs[i * n_files // n_pages].write(gzip.compress(hdr + block + b"\r\n\r\n", compresslevel=6))
-    for f in fhs:
-        f.close()
-    return [str(p) for p in paths]
+def _record(rtype: str, uri: str, block: bytes, ctype: str) -> bytes:
+    hdr = (f"WARC/1.0\r\nWARC-Type: {rtype}\r\nWARC-Date: 2024-05-20T00:00:00Z\r\n"
+           f"WARC-Record-ID: <urn:uuid:{uuid.uuid4()}>\r\nWARC-Target-URI: {uri}\r\n"
+           f"Content-Type: {ctype}\r\nContent-Length: {len(block)}\r\n\r\n").encode()
+    return gzip.compress(hdr + block + b"\r\n\r\n", compresslevel=6)
 
 
-def bare(path: str) -> tuple[int, int, int]:
-    """The baseline: warcio + lxml tree per page, counting <img> with a non-empty alt."""
-    import lxml.html
-    from warcio.archiveiterator import ArchiveIterator
+def _wat_json(uri: str, ctype: str, body: bytes, warc_name: str, offset: int) -> bytes:
+    """What Common Crawl's WAT writer records for a page: head (title, base, metas) and IMG@/src links."""
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-    pages = nbytes = imgs = 0
+    tree = HTMLParser(body)
+    head: dict = {"Metas": [dict(m.attributes) for m in tree.css("meta")]}
+    t = tree.css_first("title")
+    if t is not None:
+        head["Title"] = t.text()
+    b = tree.css_first("base[href]")
+    if b is not None:
+        head["Base"] = b.attributes.get("href")
+    links = [{"path": "IMG@/src", "url": i.attributes["src"], **({"alt": i.attributes["alt"]} if i.attributes.get("alt") is not None else {})}
+             for i in tree.css("img[src]")]
+    links += [{"path": "A@/href", "url": a.attributes.get("href") or ""} for a in tree.css("a[href]")]
+    doc = {"Container": {"Filename": warc_name, "Compressed": True, "Offset": str(offset)},
+           "Envelope": {"Format": "WARC", "WARC-Header-Metadata": {
+               "WARC-Type": "response", "WARC-Target-URI": uri, "WARC-Date": "2024-05-20T00:00:00Z",
+               "WARC-Record-ID": f"<urn:uuid:{uuid.uuid4()}>"},
+               "Payload-Metadata": {"Actual-Content-Type": "application/http; msgtype=response",
+                                    "HTTP-Response-Metadata": {"Headers": {"Content-Type": ctype},
+                                                               "HTML-Metadata": {"Head": head, "Links": links}}}}}
+    return json.dumps(doc).encode()
+
+
+def build(pages, n: int, tag: int, outdir: Path, fmt: str) -> str:
+    """One file of n distinct pages (alt texts and URLs numbered by round `tag` and copy)."""
+    path = outdir / f"bench-{tag}.{'warc.wat.gz' if fmt == 'wat' else 'warc.gz'}"
+    off = 0
+    with open(path, "wb") as f:
+        for i in range(n):
+            ctype, body = pages[i % len(pages)]
+            k = b"%d-%d " % (tag, i)
+            body = body.replace(b'alt="', b'alt="' + k).replace(b"alt='", b"alt='" + k)
+            uri = f"https://site{i}.example.com/r{tag}/page/{i}.html"
+            if fmt == "wat":
+                rec = _record("metadata", uri, _wat_json(uri, ctype, body, f"bench-{tag}.warc.gz", off), "application/json")
+            else:
+                block = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n\r\n".encode("latin-1") + body
+                rec = _record("response", uri, block, "application/http; msgtype=response")
+            f.write(rec)
+            off += len(rec)
+    return str(path)
+
+
+def laion_rows(page_url: str, base: str | None, imgs, seen: set, out: list) -> None:
+    """The peer's LAION rules, written as a user of urllib and ftfy would."""
+    from urllib.parse import urljoin, urlsplit
+
+    import ftfy
+
+    for src, alt in imgs:
+        if not alt or not src:
+            continue
+        text = " ".join(alt.split())
+        if not text.isascii():
+            text = ftfy.fix_text(text)
+        if len(text) < 5:
+            continue
+        text = text[:2000]
+        src = src.strip()
+        if not src or src.startswith("data:"):
+            continue
+        try:
+            url = urljoin(base or page_url, src)
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(parts.hostname) > 60:
+            continue
+        if parts.path.lower().endswith((".svg", ".gif")):
+            continue
+        k = (url, text)
+        if k not in seen:
+            seen.add(k)
+            out.append(k)
+
+
+def peer_warc(path: str) -> tuple[int, int]:
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    pages, seen, out = 0, set(), []
     with open(path, "rb") as f:
-        for rec in ArchiveIterator(f):
-            if rec.rec_type != "response":
+        for rec in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=True):
+            if "html" not in (rec.http_headers.get("Content-Type") or ""):
                 continue
-            if "html" not in (rec.http_headers.get_header("Content-Type") or ""):
-                continue
-            body = rec.content_stream().read()
             pages += 1
-            nbytes += len(body)
-            try:
-                doc = lxml.html.fromstring(body)
-            except Exception:  # noqa: BLE001
+            tree = HTMLParser(rec.reader.read())
+            b = tree.css_first("base[href]")
+            imgs = [(a.get("data-src") or a.get("src"), a.get("alt")) for a in (i.attributes for i in tree.css("img"))]
+            laion_rows(rec.headers["WARC-Target-URI"], b.attributes.get("href") if b else None, imgs, seen, out)
+    return pages, len(out)
+
+
+def peer_wat(path: str) -> tuple[int, int]:
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    pages, seen, out = 0, set(), []
+    with open(path, "rb") as f:
+        for rec in ArchiveIterator(f, record_types=WarcRecordType.metadata):
+            env = json.loads(rec.reader.read())["Envelope"]
+            hrm = env["Payload-Metadata"].get("HTTP-Response-Metadata") or {}
+            if "html" not in (hrm.get("Headers") or {}).get("Content-Type", ""):
                 continue
-            imgs += sum(1 for e in doc.iter("img") if (e.get("alt") or "").strip())
-    return pages, nbytes, imgs
+            pages += 1
+            html = hrm.get("HTML-Metadata") or {}
+            imgs = [(ln.get("url"), ln.get("alt")) for ln in html.get("Links") or [] if ln.get("path") == "IMG@/src"]
+            laion_rows(env["WARC-Header-Metadata"]["WARC-Target-URI"], (html.get("Head") or {}).get("Base"), imgs, seen, out)
+    return pages, len(out)
 
 
-def full(path: str) -> tuple[int, int, int]:
+def ours(path: str, fmt: str) -> tuple[int, int]:
     from laion_assets.core.extract import ExtractConfig, extract_shard
 
-    r = extract_shard([path], crawl="BENCH", config=ExtractConfig())
-    return r.stats["html_pages"], r.stats["html_bytes"], r.stats["pairs_kept"]
+    r = extract_shard([path], crawl="BENCH", config=ExtractConfig(input_format=fmt))
+    return r.stats["html_pages"], r.stats["pairs_kept"]
 
 
-def warm() -> None:
-    """Load the language model and compile regexes outside the timed region, as a long worker would."""
-    from laion_assets.core.extract import language
+_STARTUP = {
+    "ours": "from laion_assets.core.extract import ExtractConfig, extract_shard; "
+            "extract_shard([{p!r}], crawl='X', config=ExtractConfig(input_format={fmt!r}))",
+    "peer": "import sys; sys.path.insert(0, {root!r}); import bench.extract as b; b.peer_{fmt}({p!r})",
+}
 
-    language.detect("warm up the model")
-    language.detect_many(["warm up the model"])  # builds the batch tables (DFA arrays, float32 NB table)
 
-
-def timed(fn, paths: list[str], workers: int) -> tuple[float, float, int, int]:
-    """(wall s, CPU s of this process, pages, html bytes). CPU is only meaningful for workers == 1."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    if workers == 1:
-        res = [fn(p) for p in paths]
-    else:
-        with ProcessPoolExecutor(workers, initializer=warm) as ex:
-            # Start (fork) and warm every worker before the clock starts: the timed region is the work.
-            list(ex.map(time.sleep, [0.2] * workers))
-            t0 = time.perf_counter()
-            res = list(ex.map(fn, paths))
-    return time.perf_counter() - t0, time.process_time() - c0, sum(r[0] for r in res), sum(r[1] for r in res)
+def startup(path: str, fmt: str) -> dict[str, tuple[float, float]]:
+    """(CPU s, peak RSS MB) of a fresh process that imports and extracts one small file."""
+    res = {}
+    tail = ("; import resource as r; u = r.getrusage(r.RUSAGE_SELF); hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
+            "print(u.ru_utime + u.ru_stime, int(hwm.split()[1]) / 1024)")
+    for name, code in _STARTUP.items():
+        out = subprocess.run([sys.executable, "-c", code.format(p=path, fmt=fmt, root=str(ROOT)) + tail], check=True,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+        cpu, rss = out.split()[-2:]
+        res[name] = (float(cpu), float(rss))
+    return res
 
 
 def main() -> None:
-    from laion_assets.core.lib.cpus import available_cpus
-
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pages", type=int, default=3000)
-    ap.add_argument("--files", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved baseline/full rounds; the best of each is kept")
-    ap.add_argument("--warc", nargs="*")
-    ap.add_argument("--repeat-captions", action="store_true",
-                    help="keep the copies' alt texts identical (caches hit; flatters the full extractor)")
+    ap.add_argument("--format", choices=("warc", "wat"), default="warc")
+    ap.add_argument("--pages", type=int, default=1500, help="distinct pages per round")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    workers = min(2, available_cpus())
+    fmt = args.format
+    pages = real_pages()
+    if not pages:
+        raise SystemExit(f"no HTML pages under {REAL} (set LAION_REAL_WARC_DIR to the real-warc folder)")
+    peer_fn, peer_name = (peer_wat, "fastwarc_json") if fmt == "wat" else (peer_warc, "fastwarc_selectolax")
+    print(f"format={fmt} pages_per_round={args.pages} rounds={args.rounds} load={os.getloadavg()}")
+    tot = {"ours": [0, 0.0, 0.0, 0], peer_name: [0, 0.0, 0.0, 0]}
     with tempfile.TemporaryDirectory() as tmp:
-        paths = args.warc or build_warcs(args.pages, args.files, Path(tmp), not args.repeat_captions)
-        size = sum(os.path.getsize(p) for p in paths)
-        print(f"files={len(paths)} compressed_MB={size / 1e6:.1f} cpus={available_cpus()} load={os.getloadavg()}")
-        warm()
-        best: dict[str, tuple[float, float]] = {}
+        small = build(pages, 20, 999, Path(tmp), fmt)
+        ours(small, fmt), peer_fn(small)  # imports and the language model: start-up, measured apart below
         for r in range(args.rounds):
-            for name, fn in (("baseline", bare), ("full", full)):
-                dt, cpu, pages, nbytes = timed(fn, paths, 1)
-                print(f"round {r} {name:8s} pages={pages} wall_s={dt:.2f} cpu_s={cpu:.2f} pages_per_s={pages / dt:.0f} "
-                      f"pages_per_cpu_s={pages / cpu:.0f} html_MB_per_s={nbytes / dt / 1e6:.1f}")
-                w, c = best.get(name, (1e9, 1e9))
-                best[name] = (min(w, dt), min(c, cpu))
-        dt2, _, pages2, _ = timed(full, paths, workers)
-        print(f"full     workers={workers} pages={pages2} wall_s={dt2:.2f} pages_per_s={pages2 / dt2:.0f}")
-    f1, b1 = pages / best["full"][0], pages / best["baseline"][0]
-    fc, bc = pages / best["full"][1], pages / best["baseline"][1]
-    print(f"scaling full {workers} workers / 1 worker = {pages2 / dt2 / f1:.2f}x; load after: {os.getloadavg()}")
-    print(f"bench: extract pages_per_s={f1:.0f} baseline_pages_per_s={b1:.0f} ratio={f1 / b1:.2f} "
-          f"pages_per_cpu_s={fc:.0f} baseline_pages_per_cpu_s={bc:.0f} cpu_ratio={fc / bc:.2f}")
+            path = build(pages, args.pages, r, Path(tmp), fmt)
+            sides = [("ours", lambda p: ours(p, fmt)), (peer_name, peer_fn)]
+            for name, fn in sides if r % 2 == 0 else sides[::-1]:
+                t0, c0 = time.perf_counter(), time.process_time()
+                n_pages, n_rows = fn(path)
+                dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+                t = tot[name]
+                t[0] += n_pages; t[1] += dt; t[2] += cpu; t[3] += n_rows
+                print(f"round {r} {name:20s} pages={n_pages} rows={n_rows} wall_s={dt:.2f} cpu_s={cpu:.2f} "
+                      f"pages_per_cpu_s={n_pages / cpu:.0f}")
+        st = startup(small, fmt)
+    for name, (cpu, rss) in st.items():
+        print(f"startup {name:5s} cpu_s={cpu:.2f} peak_rss_MB={rss:.0f}  (fresh process, imports + one 20-page file)")
+    o, p = tot["ours"], tot[peer_name]
+    po, pp = o[0] / o[2], p[0] / p[2]
+    print(f"total ours pages={o[0]} rows={o[3]} wall_s={o[1]:.2f} cpu_s={o[2]:.2f} | {peer_name} rows={p[3]} "
+          f"wall_s={p[1]:.2f} cpu_s={p[2]:.2f} | wall_ratio={p[1] / o[1]:.2f} load={os.getloadavg()}")
+    print(f"bench: extract pages_per_cpu_s={po:.0f} {peer_name}_pages_per_cpu_s={pp:.0f} ratio={po / pp:.2f}")
 
 
 if __name__ == "__main__":

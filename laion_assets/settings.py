@@ -104,6 +104,16 @@ def check_crawl_name(crawl: str, setting: str = "LAION_CRAWL") -> str:
         ) from None
 
 
+def machine_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Per-machine cache (e.g. the decompressed language model): $LAION_CACHE_DIR, else
+    $XDG_CACHE_HOME/laion-assets, else ~/.cache/laion-assets. Read on its own (cheap), not by load_settings."""
+    env = os.environ if env is None else env
+    if env.get("LAION_CACHE_DIR"):
+        return Path(env["LAION_CACHE_DIR"])
+    xdg = env.get("XDG_CACHE_HOME")
+    return Path(xdg) / "laion-assets" if xdg else Path.home() / ".cache" / "laion-assets"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Every value read from `env` (os.environ when None) and checked: one ConfigError names the
     variable and what is allowed."""

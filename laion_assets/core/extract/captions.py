@@ -1,27 +1,74 @@
-"""LAION caption rules: ftfy, newlines and non-printables removed, dropped under 5 characters, cut at 2000.
+"""LAION caption rules: mojibake repaired, newlines and non-printables removed, dropped under 5
+characters, cut at 2000.
+
+Repair fixes only what is broken: ftfy's encoding repair (mojibake: UTF-8 read as latin-1/cp1252) and
+its terminal-escape, surrogate, HTML-entity and line-break fixes. What the page says is kept: curly
+quotes stay curly, ligatures and full-width letters stay, and a plan that only re-reads C1 controls as
+windows-1252 (U+0080 -> the euro sign, no UTF-8 decode in it) is not taken.
 
 ftfy is the slow step (tens of microseconds per string), so it is skipped where it provably changes
-nothing: ASCII text without '&' (HTML entities) or ESC (terminal escapes) — a property test checks
-that this fast path equals running ftfy. Results are cached per distinct alt text.
+nothing: ASCII text without '&' (HTML entities) or ESC (terminal escapes); a property test checks that
+this fast path equals running the repair. Repairs are cached per distinct alt text in a cache bounded
+by bytes (`CACHE_MAX_BYTES`); an alt text is cut at `4 * max_chars` before repair, so neither the key
+nor ftfy's work grows with what a page puts in one attribute.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
-from functools import lru_cache
-
-import ftfy
 
 _WS = re.compile(r"\s+")
 # Categories removed outright: controls, format chars (zero-width, bidi marks), surrogates, private
 # use, unassigned. Line/paragraph separators and other spaces become a plain space.
 _REMOVE = {"Cc", "Cf", "Cs", "Co", "Cn"}
+# An alt text longer than this many times max_chars is cut before repair (bounds key size and work).
+RAW_CUT_FACTOR = 4
+CACHE_MAX_BYTES = 16 * 1024 * 1024
+_cache: dict[str, str] = {}
+_cache_bytes = 0
+_cfg = None  # (repair config, the same without encoding repair), built on first use: ftfy loads lazily
 
 
-@lru_cache(maxsize=1 << 16)
+def _configs():
+    global _cfg
+    if _cfg is None:
+        import ftfy
+
+        keep = dict(uncurl_quotes=False, fix_latin_ligatures=False, fix_character_width=False, fix_c1_controls=False)
+        _cfg = (ftfy, ftfy.TextFixerConfig(**keep), ftfy.TextFixerConfig(**keep, fix_encoding=False))
+    return _cfg
+
+
+def repair(alt: str) -> str:
+    """ftfy's repair of broken text only (see the module docstring)."""
+    ftfy, cfg, no_encoding = _configs()
+    fixed, plan = ftfy.fix_and_explain(alt, cfg)
+    if plan and fixed != alt and any(op in ("encode", "decode") for op, _ in plan) and not any(
+            op == "decode" and enc.startswith("utf-8") for op, enc in plan):
+        fixed = ftfy.fix_text(alt, no_encoding)  # a C1 -> cp1252 re-read is not mojibake: keep the text
+    return fixed
+
+
 def _fix(alt: str) -> str:
-    return ftfy.fix_text(alt)
+    global _cache_bytes
+    fixed = _cache.get(alt)
+    if fixed is None:
+        fixed = repair(alt)
+        size = sys.getsizeof(alt) + sys.getsizeof(fixed) + 64  # key, value, dict slot
+        while _cache and _cache_bytes + size > CACHE_MAX_BYTES:  # oldest first
+            old = next(iter(_cache))
+            _cache_bytes -= sys.getsizeof(old) + sys.getsizeof(_cache.pop(old)) + 64
+        if size <= CACHE_MAX_BYTES:
+            _cache[alt] = fixed
+            _cache_bytes += size
+    return fixed
+
+
+def cache_bytes() -> int:
+    """Bytes held by the repair cache (keys, values, slots), never above CACHE_MAX_BYTES."""
+    return _cache_bytes
 
 
 def _printable(text: str) -> str:
@@ -40,6 +87,8 @@ def _printable(text: str) -> str:
 
 def clean_caption(alt: str, max_chars: int = 2000) -> tuple[str, bool]:
     """(cleaned caption, was it cut). Whitespace runs collapse to one space; ends are stripped."""
+    if len(alt) > RAW_CUT_FACTOR * max_chars:
+        alt = alt[: RAW_CUT_FACTOR * max_chars]
     if not (alt.isascii() and "&" not in alt and "\x1b" not in alt):
         alt = _fix(alt)
     if not alt.isprintable():

@@ -38,6 +38,8 @@ DROP_REASONS: tuple[str, ...] = (
     "gif",  # path ends in .gif
     "placeholder",  # a lazy-loading placeholder image (blank.gif, lazy-l.png, pixel.png, spacer...) and no real URL
     "replacement_char",  # caption holds U+FFFD (bytes invalid in the page's charset, not valid cp1252 either)
+    "long_url",  # the image URL (as written, or resolved) is longer than max_url_chars
+    "page_row_cap",  # the page already gave max_page_rows rows: its later <img> are not read
 )
 
 # Counters that always exist in stats (so the stats parquet has a fixed schema).
@@ -97,6 +99,12 @@ class ExtractConfig:
     max_caption_chars: int = 2000
     # Image URL host longer than this is dropped (characters).
     max_host_chars: int = 60
+    # Image URL longer than this (as written in the page, or once resolved) is dropped (characters).
+    # 2048 is what sitemaps and most CDNs accept; a longer one is junk or an attack on the downloader.
+    max_url_chars: int = 2048
+    # Rows one page may give; its later <img> are counted in dropped_page_row_cap and not read. Real
+    # pages rarely pass a few hundred; a 5 MB tag soup gave 140,891 rows for one host.
+    max_page_rows: int = 2000
     # Take the largest `srcset` candidate when `src` is missing or a data: placeholder.
     use_srcset: bool = True
     # Prefer lazy-loading attributes (data-src, data-original, ...) over `src` when present.
@@ -127,6 +135,8 @@ class ExtractConfig:
         require_int_range("min_caption_chars", self.min_caption_chars, 1)
         require_int_range("max_caption_chars", self.max_caption_chars, self.min_caption_chars)
         require_int_range("max_host_chars", self.max_host_chars, 1)
+        require_int_range("max_url_chars", self.max_url_chars, 16)
+        require_int_range("max_page_rows", self.max_page_rows, 1)
         require_int_range("max_record_bytes", self.max_record_bytes, 1)
         require_int_range("max_html_bytes", self.max_html_bytes, 1)
         require_int_range("max_page_tags", self.max_page_tags, 1)

@@ -14,10 +14,10 @@ _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 
 @lru_cache(maxsize=1)
 def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from .langmodel import load_identifier
 
     # norm_probs: a probability in [0, 1], calibrated across text lengths, usable as a reliability score.
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return load_identifier(norm_probs=True)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 from . import captions, language
@@ -99,12 +100,16 @@ class _Shard:
         cols, seen = self.cols, self.seen
         url_append, text_append = cols["url"].append, cols["text"].append
         max_chars, min_chars, max_host = cfg.max_caption_chars, cfg.min_caption_chars, cfg.max_host_chars
+        max_url, max_rows = cfg.max_url_chars, cfg.max_page_rows
         drop_svg, drop_gif = cfg.drop_svg, cfg.drop_gif
         clean_caption = captions.clean_caption
         kept = no_alt = short = before_dedup = truncated = dups = 0
         resolver = None
         try:
-            for src, alt in imgs:
+            for n_img, (src, alt) in enumerate(imgs):
+                if kept >= max_rows:
+                    st["dropped_page_row_cap"] += len(imgs) - n_img  # bounded work per page, whatever it holds
+                    break
                 if alt is None or not alt.strip():
                     no_alt += 1
                     continue
@@ -128,6 +133,9 @@ class _Shard:
                 url, why = check_url(url, max_host, drop_svg, drop_gif)
                 if why is not None:
                     st["dropped_" + why] += 1
+                    continue
+                if len(url) > max_url:
+                    st["dropped_long_url"] += 1
                     continue
                 if src.__class__ is PlaceholderSrc or (check_placeholders and is_placeholder_image(url)):
                     st["dropped_placeholder"] += 1
@@ -302,17 +310,21 @@ class _Shard:
             # only kept, unique pairs; each distinct caption once, all of the shard's in one batch
             texts = cols["text"]
             unique = list(dict.fromkeys(texts))
-            found = dict(zip(unique, language.detect_many(unique)))
-            results = [found[t] for t in texts]
+            if len(unique) == n:  # the usual case: no caption repeats, no lookup table needed
+                results = language.detect_many(texts)
+            else:
+                found = dict(zip(unique, language.detect_many(unique)))
+                results = [found[t] for t in texts]
             langs = [lang for lang, _ in results]
-            scores = [prob for _, prob in results]
-            pmin, cmin, is_reliable = cfg.caption_language_min_probability, cfg.caption_language_min_chars, language.is_reliable
-            reliable = [is_reliable(t, prob, pmin, cmin) for t, (_, prob) in zip(texts, results)]
-            self.stats["captions_language_reliable"] = sum(reliable)
+            scores = pa.array([prob for _, prob in results], pa.float32())
+            # language.is_reliable over all rows at once: probability and caption length
+            reliable = pc.and_(pc.greater_equal(pc.cast(scores, pa.float64()), float(cfg.caption_language_min_probability)),
+                               pc.greater_equal(pc.utf8_length(pa.array(texts, pa.string())), cfg.caption_language_min_chars))
+            self.stats["captions_language_reliable"] = int(pc.sum(reliable).as_py() or 0)
         else:
             langs, scores, reliable = [None] * n, [None] * n, [None] * n
         data = {
-            "key": [f"{i:09d}" for i in range(n)],
+            "key": pc.utf8_lpad(pc.cast(pa.array(range(n), pa.int64()), pa.string()), 9, "0"),
             **{c: cols[c] for c in ("url", "text", "page_url")},
             "crawl": [self.crawl] * n,
             **{c: cols[c] for c in ("warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},

@@ -66,6 +66,24 @@ def _looks_like_image_url(v: str) -> bool:
 _SRCSET_ITEM = re.compile(r"\s*([^\s,][^\s]*?)(?:,|\s+([^,]*?)\s*(?:,|$)|$)")
 
 
+_WS_CHARS = frozenset(" \t\n\r\f")
+
+
+def parses_as_url(v: str) -> bool:
+    """A lazy-loading attribute value that is one URL: not a JSON/list literal (`[https://cdn/x.jpg,
+    (default)]`, `{"src": ...}`), no whitespace inside (a list, or srcset-like `x.jpg 2x`), and urlsplit
+    reads it with either no scheme (relative) or an http(s) scheme and a host."""
+    if v[0] in "[{(<\"'`" or not _WS_CHARS.isdisjoint(v):
+        return False
+    try:
+        parts = urlsplit(v)
+    except ValueError:
+        return False
+    if not parts.scheme or parts.scheme.lower() == "data" or len(parts.scheme) == 1:  # relative, data: (placeholder), C:
+        return True
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def _is_placeholder(src: str) -> bool:
     return not src or src.startswith(("data:", "about:blank")) or src == "#" or is_placeholder_image(src)
 
@@ -106,7 +124,7 @@ def pick_src(attrs: dict[str, str], use_lazy: bool, use_srcset: bool, lazy_names
             v = attrs.get(name)
             if v is not None:
                 v = v.strip(_STRIP)
-                if v and not _is_placeholder(v):
+                if v and not _is_placeholder(v) and parses_as_url(v):
                     return v
     src = attrs.get("src")
     if src is not None:

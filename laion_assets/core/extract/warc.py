@@ -158,6 +158,10 @@ class _Reader:
                     return at, False, b""
             m = _RECORD_START.search(s.buf, max(lo - 1, 0), hi)
             stop = s.base + m.start(1) if m else max(s.end - 4096, pos)
+            if s.gzip:  # a gzip member starting with a record is one, whatever the member before it held
+                at = self.member_record_start(pos, stop if m else s.end)
+                if at is not None:
+                    stop, m = at, True
             chunk = s.buf[lo : stop - s.base]
             if chunk.strip(_BLANKS):
                 if not content:
@@ -167,13 +171,33 @@ class _Reader:
                 return stop, content, preview
             pos = stop
             s.release(pos)
-            if not s._fill():
+            # at end of file, a member start already read ahead (by a look-ahead above) is still a record
+            if not s._fill() and (not s.gzip or self.member_record_start(pos, s.end) is None):
                 rest = s.get(pos, s.end)
                 if rest.strip(_BLANKS):
                     if not content:
                         preview = rest.lstrip(_BLANKS)[:40]
                     content = True
                 return -1, content, preview
+
+    def member_record_start(self, lo: int, hi: int) -> int | None:
+        """The first gzip member start in [lo, hi] whose bytes begin a WARC or ARC record, else None.
+
+        The record-start regex wants a line break before `WARC/`; a member holding junk without a
+        final newline (nested gzip, binary) would otherwise hide the good record in the next member."""
+        s = self.s
+        cands = []
+        for p in reversed(s.member_starts):  # positions increase: walk back only over the window
+            if p < lo:
+                break
+            if p <= hi:
+                cands.append(p)
+        for p in reversed(cands):
+            s.ensure(p + 4200)
+            i = p - s.base
+            if s.buf.startswith(b"WARC/", i) or _ARC_HEAD.match(s.buf, i, min(s.end, p + 4200) - s.base):
+                return p
+        return None
 
     def resync_point(self, start: int) -> int | None:
         """Where to look for the next record after a damaged one starting at `start`."""

@@ -143,7 +143,7 @@ def filter_shard(
             CREATE TEMP TABLE judged AS
             SELECT p.key, p.url, p.text, {sample_id_sql('p.url', 'p.text')} AS sample_id,
                    coalesce({host_sql('p.url')}, '') AS url_host, p.page_url, p.crawl, {quote_literal(shard)} AS shard, p.warc_path,
-                   p.warc_offset, p.license, p.caption_language AS language, d.width, d.height, d.sha256,
+                   p.warc_offset, p.license, CASE WHEN p.caption_language_reliable THEN p.caption_language END AS language, d.width, d.height, d.sha256,
                    {_download_columns(con)}, d.fetched_at, s.similarity,
                    CAST({threshold_sql(config)} AS FLOAT) AS threshold, s.model_id, s.weights_id,
                    {punsafe} AS punsafe, {source} AS punsafe_source, s.nsfw,

@@ -133,6 +133,9 @@ downloaded when the release was built; expect more to fail later.
 {crawls}
 
 ## Rows by caption language (top 20)
+`LANGUAGE` is published only where the caption's language id is reliable (py3langid probability
+>= 0.5 and >= 10 characters); other rows have no language (LAION's "nolang", shown as None here).
+
 {langs}
 
 ## Intended use

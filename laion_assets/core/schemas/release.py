@@ -18,7 +18,7 @@ RELEASE_COLUMNS: dict[str, tuple[pa.DataType, bool, str]] = {
     "NSFW": (pa.string(), True, "Zero-shot CLIP tag UNLIKELY / UNSURE / NSFW (a heuristic, not a trained classifier)."),
     "punsafe": (pa.float32(), True, "Probability of unsafe content: zero-shot prompts, or a trained head (see punsafe_source)."),
     "similarity": (pa.float32(), False, "Cosine similarity of the image and caption embeddings of model_id."),
-    "LANGUAGE": (pa.string(), True, "Detected caption language (ISO 639), null when unknown."),
+    "LANGUAGE": (pa.string(), True, "Detected caption language (ISO 639), only where the detection is reliable; null when unknown or unreliable (LAION's nolang)."),
     "sha256": (pa.string(), True, "Hex SHA-256 of the original image bytes (img2dataset --verify_hash '[\"sha256\",\"sha256\"]')."),
     "crawl": (pa.string(), False, "Crawl the pair came from (e.g. CC-MAIN-2024-22)."),
     "warc_path": (pa.string(), False, "The crawl's own path of the WARC file (crawl-data/... or source URI)."),
