@@ -1,0 +1,40 @@
+"""Where search indices live in storage (relative to the root), in clip-retrieval's index layout.
+
+    search/<variant>/<version>/image.index      faiss, row i = metadata row i
+    search/<variant>/<version>/text.index
+    search/<variant>/<version>/metadata/0.parquet   the release's columns + where the image is
+    search/<variant>/<version>/index.json       what was built, from what (no timestamps)
+    search/<variant>/LATEST                     the version the service serves
+
+clip-retrieval's back end reads `image.index`, `text.index` and the parquet files of `metadata/`
+in name order; ours keeps extra columns there (shard, tar member, PDQ), which it ignores.
+"""
+
+from __future__ import annotations
+
+SEARCH_ROOT = "search"
+IMAGE_INDEX = "image.index"
+TEXT_INDEX = "text.index"
+METADATA_DIR = "metadata"
+METADATA_FILE = f"{METADATA_DIR}/0.parquet"
+MANIFEST = "index.json"
+FILES = (IMAGE_INDEX, TEXT_INDEX, METADATA_FILE, MANIFEST)
+# The takedown path's inbox (defs/removal/assets.py REQUESTS_DIR; kept here so core needs no defs import).
+REMOVAL_REQUESTS_DIR = "removal/requests"
+REMOVAL_ENTRIES = "removal/entries.parquet"
+
+
+def index_dir(variant: str, version: str) -> str:
+    return f"{SEARCH_ROOT}/{variant}/{version}"
+
+
+def latest_pointer(variant: str) -> str:
+    return f"{SEARCH_ROOT}/{variant}/LATEST"
+
+
+def release_dir(variant: str, version: str) -> str:
+    return f"releases/{variant}/{version}"
+
+
+def release_latest(variant: str) -> str:
+    return f"releases/{variant}/LATEST"
