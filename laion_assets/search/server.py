@@ -119,6 +119,8 @@ def make_handler(service: SearchService) -> type[BaseHTTPRequestHandler]:
             try:
                 if method == "GET" and url.path in ("/", "/index.html"):
                     return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+                if method == "GET" and url.path == "/favicon.ico":
+                    return self._send(204, b"", "image/x-icon")
                 if method == "GET" and url.path == "/api/releases":
                     return self._json(200, releases(service))
                 if url.path == "/api/search" and method == "GET":
