@@ -34,6 +34,7 @@ from laion_assets.defs.resources import (
     StorageResource,
 )
 from laion_assets.defs.sample.assets import sample_crawl
+from laion_assets.defs.search.assets import search_index
 from laion_assets.settings import Settings, load_settings
 
 
@@ -96,6 +97,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     removal_list,
     laion_dbt_models,
     published_dataset,
+    search_index,
 ]
 
 

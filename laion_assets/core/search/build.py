@@ -168,3 +168,25 @@ def release_variants(st) -> dict[str, str]:
         if st.exists(layout.release_latest(name)):
             out[name] = st.read_bytes(layout.release_latest(name)).decode().strip()
     return out
+
+
+def prune_indices(st, variant: str, keep_version: str) -> list[str]:
+    """Delete every index version of `variant` except `keep_version`: a row a takedown removed must
+    not stay searchable in an older index. Returns the versions deleted."""
+    import shutil
+
+    gone = []
+    if hasattr(st, "path"):
+        d = st.path(f"{layout.SEARCH_ROOT}/{variant}")
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if p.is_dir() and p.name != keep_version:
+                shutil.rmtree(p)
+                gone.append(p.name)
+        return gone
+    prefix = f"{layout.SEARCH_ROOT}/{variant}/"
+    versions = {r[len(prefix):].split("/")[0] for r in st.list(prefix.rstrip("/")) if r.count("/") >= 3}
+    for version in sorted(versions - {keep_version}):
+        for name in (*layout.FILES, layout.CANDIDATES):
+            st.client.delete_object(Bucket=st.bucket, Key=st.key(f"{layout.index_dir(variant, version)}/{name}"))
+        gone.append(version)
+    return gone

@@ -4,6 +4,7 @@
     search/<variant>/<version>/text.index
     search/<variant>/<version>/metadata/0.parquet   the release's columns + where the image is
     search/<variant>/<version>/index.json       what was built, from what (no timestamps)
+    search/<variant>/<version>/takedown_candidates.parquet   neighbours of rows removed since the last index
     search/<variant>/LATEST                     the version the service serves
 
 clip-retrieval's back end reads `image.index`, `text.index` and the parquet files of `metadata/`
@@ -18,6 +19,7 @@ TEXT_INDEX = "text.index"
 METADATA_DIR = "metadata"
 METADATA_FILE = f"{METADATA_DIR}/0.parquet"
 MANIFEST = "index.json"
+CANDIDATES = "takedown_candidates.parquet"  # takedown expansion: for a reviewer, never applied
 FILES = (IMAGE_INDEX, TEXT_INDEX, METADATA_FILE, MANIFEST)
 # The takedown path's inbox (defs/removal/assets.py REQUESTS_DIR; kept here so core needs no defs import).
 REMOVAL_REQUESTS_DIR = "removal/requests"
