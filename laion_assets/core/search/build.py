@@ -156,15 +156,23 @@ def publish_index(st, variant: str, version: str, *, factory: str | None = None)
     return manifest
 
 
+def subfolders(st, prefix: str) -> list[str]:
+    """Names of the folders directly under `prefix` (Storage.list lists files only): local
+    directories, or S3 common prefixes."""
+    if hasattr(st, "path"):
+        d = st.path(prefix)
+        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    base = st.key(prefix) + "/"
+    names = set()
+    for page in st.client.get_paginator("list_objects_v2").paginate(Bucket=st.bucket, Prefix=base, Delimiter="/"):
+        names.update(c["Prefix"][len(base):].rstrip("/") for c in page.get("CommonPrefixes", []))
+    return sorted(n for n in names if n)
+
+
 def release_variants(st) -> dict[str, str]:
     """{variant: latest published version} of every variant under releases/ (local or S3)."""
-    if hasattr(st, "path"):  # LocalStorage: list() holds files only, the variants are folders
-        d = st.path("releases")
-        names = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
-    else:
-        names = sorted({r.split("/")[1] for r in st.list("releases") if r.count("/") >= 2})
     out = {}
-    for name in names:
+    for name in subfolders(st, "releases"):
         if st.exists(layout.release_latest(name)):
             out[name] = st.read_bytes(layout.release_latest(name)).decode().strip()
     return out
@@ -175,18 +183,11 @@ def prune_indices(st, variant: str, keep_version: str) -> list[str]:
     not stay searchable in an older index. Returns the versions deleted."""
     import shutil
 
-    gone = []
-    if hasattr(st, "path"):
-        d = st.path(f"{layout.SEARCH_ROOT}/{variant}")
-        for p in sorted(d.iterdir()) if d.is_dir() else []:
-            if p.is_dir() and p.name != keep_version:
-                shutil.rmtree(p)
-                gone.append(p.name)
-        return gone
-    prefix = f"{layout.SEARCH_ROOT}/{variant}/"
-    versions = {r[len(prefix):].split("/")[0] for r in st.list(prefix.rstrip("/")) if r.count("/") >= 3}
-    for version in sorted(versions - {keep_version}):
+    gone = [v for v in subfolders(st, f"{layout.SEARCH_ROOT}/{variant}") if v != keep_version]
+    for version in gone:
+        if hasattr(st, "path"):
+            shutil.rmtree(st.path(layout.index_dir(variant, version)))
+            continue
         for name in (*layout.FILES, layout.CANDIDATES):
             st.client.delete_object(Bucket=st.bucket, Key=st.key(f"{layout.index_dir(variant, version)}/{name}"))
-        gone.append(version)
     return gone

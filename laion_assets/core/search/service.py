@@ -228,11 +228,9 @@ class SearchService:
 
 
 def _index_variants(st) -> list[str]:
-    if hasattr(st, "path"):
-        d = st.path(layout.SEARCH_ROOT)
-        names = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
-    else:
-        names = sorted({r.split("/")[1] for r in st.list(layout.SEARCH_ROOT) if r.count("/") >= 2})
+    from laion_assets.core.search.build import subfolders
+
+    names = subfolders(st, layout.SEARCH_ROOT)
     # The default release (releases/LATEST names <variant>/<version>) first.
     default = st.read_bytes("releases/LATEST").decode().split("/")[0] if st.exists("releases/LATEST") else None
     names = [n for n in names if st.exists(layout.latest_pointer(n))]
