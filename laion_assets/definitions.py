@@ -31,6 +31,7 @@ from laion_assets.defs.download.resources import DownloaderResource
 from laion_assets.defs.sample.resources import SampleImageServerResource
 from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.sample.assets import sample_crawl
+from laion_assets.defs.search.assets import search_index
 from laion_assets.settings import ALERT_WEBHOOK_ENV, AWS_KEY_VARS, Settings, load_settings
 
 
@@ -89,6 +90,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     removal_list,
     laion_dbt_models,
     published_dataset,
+    search_index,
 ]
 
 

@@ -19,6 +19,7 @@ STAGES = {
     "published_pairs": "publish",
     "dedup_stats": "publish",
     "published_dataset": "publish",
+    "search_index": "publish",
 }
 
 

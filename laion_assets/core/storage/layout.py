@@ -22,6 +22,8 @@ REMOVAL_REJECTED = f"{REMOVAL_DIR}/rejected.parquet"
 RELEASES_DIR = "releases"
 RELEASES_LATEST = f"{RELEASES_DIR}/LATEST"
 
+SEARCH_DIR = "search"  # k-NN indices per release variant (core/search/layout.py: the files inside)
+
 # What dbt's sources read (relative to the root; `*` is a crawl, then a shard file).
 SHARD_GLOBS = {
     "filtered_glob": "*/filtered/*.parquet",
@@ -46,6 +48,15 @@ def variant_latest(variant: str) -> str:
 def diff_path(variant: str, old: str, new: str) -> str:
     """Without suffix: the diff is `<this>.parquet` with its summary `<this>.json`."""
     return f"{RELEASES_DIR}/{variant}/diffs/{old}__{new}"
+
+
+def search_index_dir(variant: str, version: str) -> str:
+    """`search/<variant>/<version>/`: clip-retrieval's index layout for that release version."""
+    return f"{SEARCH_DIR}/{variant}/{version}"
+
+
+def search_latest(variant: str) -> str:
+    return f"{SEARCH_DIR}/{variant}/LATEST"
 
 
 def dbt_sources(root_uri: str) -> dict[str, str]:
