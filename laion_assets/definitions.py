@@ -25,7 +25,8 @@ from laion_assets.defs.release.assets import (
     published_dataset,
 )
 from laion_assets.defs.removal.assets import removal_list
-from laion_assets.defs.removal.sensors import rederive_releases_job, removal_requests_sensor
+from laion_assets.defs.removal.receipts import removal_receipts
+from laion_assets.defs.removal.sensors import removal_requests_sensor
 from laion_assets.defs.lib.resources import (
     ClipModelResource,
     CrawlSourceResource,
@@ -96,6 +97,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     removal_list,
     laion_dbt_models,
     published_dataset,
+    removal_receipts,
 ]
 
 
@@ -123,7 +125,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
         asset_checks=manifest_checks,
-        jobs=[*JOBS, rederive_releases_job],
+        jobs=JOBS,
         sensors=[crawl_discovery_sensor, failure_alerts, publish_automation, removal_requests_sensor],
         schedules=[build_shard_backfill_schedule()],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a

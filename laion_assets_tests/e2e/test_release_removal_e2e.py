@@ -67,7 +67,7 @@ def test_removal_request_rederives_a_new_version_with_a_diff(published_sample):
         (requests / "hashlist.csv").write_text(f"kind,value,listed_on\nimage_sha256,{by_image['sha256']},2026-11-20\n"
                                                f"pdq,{near},2026-11-20\n")
 
-        rederive = _run(defs, "rederive_releases_job", instance, "WARNING")
+        rederive = _run(defs, "publish_job", instance, "WARNING")
         assert failed_checks(instance, [rederive.run_id]) == []
         touched = _materialized(rederive)
         assert "published_dataset" in touched and "removal_list" in touched
@@ -106,7 +106,7 @@ def test_removal_request_rederives_a_new_version_with_a_diff(published_sample):
 
         # The same removal applied again: the same version, byte-identical manifest and card.
         files = {p.name: p.read_bytes() for p in new_dir.iterdir()}
-        again = _run(defs, "rederive_releases_job", instance, "WARNING")
+        again = _run(defs, "publish_job", instance, "WARNING")
         assert again.asset_materializations_for_node("published_dataset")[-1].metadata["version"].value == new_version
         assert {p.name: p.read_bytes() for p in new_dir.iterdir()} == files
         assert failed_checks(instance, [again.run_id]) == []

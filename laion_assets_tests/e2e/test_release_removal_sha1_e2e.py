@@ -59,7 +59,7 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(publishe
         requests = root / "removal" / "requests"
         requests.mkdir(parents=True)
         (requests / f"{SOURCE}.image_sha1.txt").write_text(f"# listed 2026-11-25\n{sha1.upper()}\n")
-        rederive = _run(defs, "rederive_releases_job", instance, "WARNING")
+        rederive = _run(defs, "publish_job", instance, "WARNING")
         assert failed_checks(instance, [rederive.run_id]) == []
         touched = {e.event_specific_data.materialization.asset_key.to_user_string()
                    for e in rederive.get_asset_materialization_events()}

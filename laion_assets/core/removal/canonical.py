@@ -97,13 +97,13 @@ def canonical_host(value: str) -> str | None:
     """The canonical host of a bare host name (`Example.COM.`, `*.bücher.example`, `0x7f.1`) or of
     a URL's host; None when it is not a host an http(s) URL can have."""
     value = value.strip()
-    if value.startswith("*."):
-        value = value[2:]
-    if "://" not in value:
-        if any(c in value for c in "/?#@\\"):
-            return None  # a path or userinfo: not a bare host
-        value = "http://" + value
-    return canonical_parts(value)[1]
+    scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value)
+    if scheme:
+        value = re.split(r"[/?#]", value[scheme.end():], maxsplit=1)[0]  # a URL: its authority only
+    value = value.removeprefix("*.")
+    if not value or any(c in value for c in "/?#@\\"):
+        return None  # a path or userinfo: not a bare host
+    return canonical_parts("http://" + value + "/")[1]
 
 
 def is_ip_host(host: str) -> bool:

@@ -399,8 +399,10 @@ def matches_sql(rows: str, entries: str, *, canonical: bool = False, pdq_max_dis
         f"ELSE [host] END) AS suffix FROM (SELECT DISTINCT host FROM {hosted} WHERE host <> '') h) h "
         f"JOIN {entries} e ON e.kind = 'domain' AND e.value = h.suffix) b USING (host)"
     )
+    # Lists written before entries had a `host` column: the prefix's own host stands in.
+    with_host = f"(SELECT * FROM {entries} UNION ALL BY NAME SELECT NULL::VARCHAR AS host WHERE false)"
     parts.append(
-        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {entries} e ON e.kind = 'url_prefix' "
+        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {with_host} e ON e.kind = 'url_prefix' "
         f"AND coalesce(e.host, {host_sql('e.value')}) = r.host AND starts_with(r.curl, e.value)"
     )
     parts.append(pdq_matches_sql(rows, entries, ["SAMPLE_ID"], pdq_max_distance=pdq_max_distance,
