@@ -46,7 +46,8 @@ def csv_entries(text: str, delimiter: str) -> Iterable[tuple[int, str | None, st
             fields = dict(zip(names, row))
             yield line, fields.get("kind"), fields.get("value"), fields.get("listed_on")
     except csv.Error as e:
-        raise SourceRejected(f"line {reader.line_num}: CSV syntax error: {e} (an unclosed quote?)") from None
+        raise SourceRejected(f"line {previous + 1}: CSV syntax error in the record starting here: {e} "
+                             "(an unclosed quote?)") from None
 
 
 WRONG_FIELDS = "\0wrong-fields"  # marker kind: the row's value is the reason, never an entry

@@ -1,0 +1,85 @@
+"""Takedown commands: `python -m laion_assets.takedown file <path> [--source NAME] [--root ROOT]`.
+
+`file` validates a removal request at once (strict: a file that cannot be used as a whole is
+refused with its reasons and exit status 1, and nothing is filed), copies it under
+`<root>/removal/requests/` through the pipeline's storage (a local directory or `s3://`), writes its
+pending receipt and prints the request id. The next `publish_job` run (or `removal_requests_sensor`)
+applies it; the receipt then says in which versions it landed and how many rows it removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from laion_assets.core.removal.guards import flag_entries
+from laion_assets.core.removal.requests import REJECTED, read_request
+
+USAGE_ERROR, REFUSED = 2, 1
+
+
+def _file_name(path: Path, source: str | None) -> str:
+    """The name the request is filed under: the file's own, or `--source` plus the file's suffixes
+    that matter (`.csv`, `.tsv`, `.parquet`, `.<kind>.txt`)."""
+    if source is None:
+        return path.name
+    parts = path.name.split(".")
+    keep = parts[-2:] if parts[-1] == "txt" and len(parts) >= 3 else parts[-1:]
+    return ".".join([source, *keep])
+
+
+def file_request(path: Path, *, source: str | None, root: str | None, out=sys.stdout) -> int:
+    from laion_assets.definitions import build_resources
+    from laion_assets.defs.removal.assets import REQUESTS_DIR, write_initial_receipts
+    from laion_assets.core.removal.receipts import receipt_path
+    from laion_assets.settings import load_settings
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        print(f"cannot read {path}: {e.strerror}", file=out)
+        return USAGE_ERROR
+    name = _file_name(path, source)
+    request = read_request(name, str(path), data)
+    if request is None:
+        print(f"{name}: not a request file (name it <source>.csv, .tsv, .parquet or <source>.<kind>.txt)", file=out)
+        return USAGE_ERROR
+    for r in request.record()["entries_rejected"]:
+        print(f"  line {r['line']}: rejected ({r['kind'] or 'no kind'}): {r['reason']}", file=out)
+    if request.status == REJECTED:
+        print(f"{name}: REJECTED, nothing filed: {request.reason}", file=out)
+        return REFUSED
+    env = None if root is None else {**__import__("os").environ, "LAION_ASSETS_ROOT": root}
+    st = build_resources(load_settings(env))["storage"].get()
+    relpath = f"{REQUESTS_DIR}/{name}"
+    if st.exists(relpath) and st.read_bytes(relpath) != data:
+        print(f"{relpath} is already filed with other content: file this one under another --source", file=out)
+        return REFUSED
+    st.write_bytes(data, relpath)
+    write_initial_receipts(st, [request])
+    kinds = ", ".join(f"{k}: {n}" for k, n in request.kinds.items())
+    print(f"request {request.request_id} filed as {st.uri(relpath)}: {request.entries.num_rows} entries "
+          f"({kinds}), {request.rejected.num_rows} rejected; receipt {st.uri(receipt_path(request.request_id))}",
+          file=out)
+    for f in flag_entries(request.entries.select(["kind", "value"]).to_pylist()):
+        print(f"  WARNING over-broad {f['kind']} entry: {f['reason']} (publish holds it until confirmed)", file=out)
+    print(request.request_id, file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m laion_assets.takedown", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    filing = sub.add_parser("file", help="validate a removal request and file it under <root>/removal/requests/")
+    filing.add_argument("path", type=Path, help="CSV/TSV (kind,value[,listed_on]), parquet, or <name>.<kind>.txt")
+    filing.add_argument("--source", help="file it under this name (default: the file's own name)")
+    filing.add_argument("--root", help="storage root (default: LAION_ASSETS_ROOT)")
+    args = parser.parse_args(argv)
+    if args.command == "file":
+        return file_request(args.path, source=args.source, root=args.root)
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
