@@ -29,12 +29,13 @@ def _file_name(path: Path, source: str | None) -> str:
     return ".".join([source, *keep])
 
 
-def file_request(path: Path, *, source: str | None, root: str | None, out=sys.stdout) -> int:
+def file_request(path: Path, *, source: str | None, root: str | None, out=None) -> int:
     from laion_assets.definitions import build_resources
     from laion_assets.defs.removal.assets import REQUESTS_DIR, write_initial_receipts
     from laion_assets.core.removal.receipts import receipt_path
     from laion_assets.settings import load_settings
 
+    out = out or sys.stdout
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -51,7 +52,17 @@ def file_request(path: Path, *, source: str | None, root: str | None, out=sys.st
         print(f"{name}: REJECTED, nothing filed: {request.reason}", file=out)
         return REFUSED
     env = None if root is None else {**__import__("os").environ, "LAION_ASSETS_ROOT": root}
-    st = build_resources(load_settings(env))["storage"].get()
+    import dagster as dg
+
+    # Resolved the way a run resolves it (EnvVar credentials, the S3 endpoint), outside any run.
+    with dg.build_resources({"storage": build_resources(load_settings(env))["storage"]}) as resources:
+        return _commit(resources.storage.get(), request, name, data, out)
+
+
+def _commit(st, request, name: str, data: bytes, out) -> int:
+    from laion_assets.core.removal.receipts import receipt_path
+    from laion_assets.defs.removal.assets import REQUESTS_DIR, write_initial_receipts
+
     relpath = f"{REQUESTS_DIR}/{name}"
     if st.exists(relpath) and st.read_bytes(relpath) != data:
         print(f"{relpath} is already filed with other content: file this one under another --source", file=out)
