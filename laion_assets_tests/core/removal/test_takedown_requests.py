@@ -44,7 +44,7 @@ PREFIX_SPELLINGS = ["HTTP://images.EXAMPLE.com/photos/", "http://images.example.
                     "http://images\uff0eexample.com/photos/a~b/"]
 
 
-def _match(urls: list[str], entries: list[tuple[str, str]]) -> set[int]:
+def _match(urls: list[str], entries: list[tuple[str, str]], *, normalized: bool = True) -> set[int]:
     """SAMPLE_IDs of `urls` (rows with the filter stage's canonical columns) matched by `entries`."""
     canon, hosts = canonical_columns(urls)
     rows = pa.table({"SAMPLE_ID": list(range(len(urls))), "URL": urls, "URL_CANONICAL": canon,
@@ -53,7 +53,7 @@ def _match(urls: list[str], entries: list[tuple[str, str]]) -> set[int]:
                      "pdq_quality": pa.nulls(len(urls), pa.int32())})
     from laion_assets.core.removal.entries import REMOVAL_SCHEMA, entry_host
 
-    values = [(k, normalize(k, v)) for k, v in entries]
+    values = [(k, normalize(k, v) if normalized else v) for k, v in entries]
     e = pa.Table.from_pylist([{"kind": k, "value": v, "source": "s", "listed_on": None, "host": entry_host(k, v)}
                               for k, v in values], schema=REMOVAL_SCHEMA)
     with duckdb.connect() as con:
@@ -97,6 +97,8 @@ def test_ip_hosts_are_never_suffix_matched():
     assert _match(urls, [("domain", "0.0.1")]) == {2}
     assert _match(urls, [("domain", "10.0.0.1")]) == {0}
     assert _match(urls, [("domain", "[::1]")]) == {3}
+    # Even a list stored without normalizing (an old one): a suffix never applies to an IP host.
+    assert _match(urls, [("domain", "0.1"), ("domain", "0.0.1"), ("domain", "1")], normalized=False) == set()
     with duckdb.connect() as con:  # the SQL twin of is_ip_host (dbt macro is_ip_host) agrees
         for h in ["10.0.0.1", "[::1]", "example.com", "1.2.3", "a.1.2.3.4", "[fe80::1]"]:
             sql = con.execute(f"SELECT regexp_full_match(?, '{IP_HOST_PATTERN}')", [h]).fetchall()[0][0]
