@@ -50,19 +50,23 @@ def initial_receipt(record: Mapping, *, now: str, previous: Mapping | None = Non
 
 
 def landed_receipt(receipt: Mapping, manifests: Mapping[str, Mapping], rows_matched: Mapping[str, int], *,
-                   now: str) -> dict:
+                   now: str, applied: bool = False) -> dict:
     """`receipt` after a publish whose variants' manifests are `manifests` ({variant: manifest}):
-    landed when every variant's manifest lists the request's source with all its accepted entries."""
+    landed when every variant's manifest lists the request's source with all its accepted entries,
+    or, with `applied` (those versions were built and checked against the list holding this
+    request), in any case: a variant whose version did not change keeps its older manifest, and
+    the request removed none of its rows (rows_removed 0 there)."""
     if receipt["status"] == REJECTED or not manifests:
         return dict(receipt)
-    source = receipt["source"]
+    source, n = receipt["source"], receipt["entries_accepted"]
     found = {v: m.get("removal", {}).get("sources", {}).get(source) for v, m in manifests.items()}
-    if any(s is None or s.get("entries") != receipt["entries_accepted"] for s in found.values()):
+    listed = {v: s for v, s in found.items() if s is not None and s.get("entries") == n}
+    if len(listed) < len(found) and not applied:
         return dict(receipt)
     versions = {v: m["version"] for v, m in sorted(manifests.items())}
     same = receipt["status"] == LANDED and receipt.get("versions") == versions
     return {**receipt, "status": LANDED, "versions": versions,
-            "rows_removed": {v: int(s.get("rows_removed", 0)) for v, s in sorted(found.items())},
+            "rows_removed": {v: int(listed[v].get("rows_removed", 0)) if v in listed else 0 for v in sorted(found)},
             "rows_matched": int(rows_matched.get(source, 0)),
             "landed_at": receipt["landed_at"] if same else now}
 

@@ -1,8 +1,8 @@
 """`removal_receipts`: after every publish, each filed request's receipt says whether it landed,
 in which version of every release variant, how many rows it removed there, and when.
 
-Reads `removal/requests.json` (written by `removal_list`), the manifests of every variant's LATEST
-version (their `removal.sources` counts) and the warehouse's `removal_matches`; writes
+Reads `removal/requests.json` (written by `removal_list`), the manifests of the versions the last publish
+made (their `removal.sources` counts) and the warehouse's `removal_matches`; writes
 `removal/receipts/<request_id>.json` and `removal/receipts.parquet`. Core: `core/removal/receipts.py`.
 """
 
@@ -28,17 +28,34 @@ RECEIPTS_TABLE = "removal/receipts.parquet"
 WAREHOUSE = "warehouse.duckdb"  # the dbt warehouse (defs/release/assets.py WAREHOUSE)
 
 
-def latest_manifests(st) -> dict[str, dict]:
-    """{variant: manifest} of every variant's LATEST version under releases/."""
+def published_versions(instance: dg.DagsterInstance, st) -> dict[str, str]:
+    """{variant: version} of the latest `published_dataset` materialization (its `variants`
+    metadata), else the default variant's `releases/LATEST`."""
+    event = instance.get_latest_materialization_event(dg.AssetKey("published_dataset"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "variants" in meta:
+        return {v: m["version"] for v, m in meta["variants"].value.items()}
+    if st.exists("releases/LATEST"):
+        variant, _, version = st.read_bytes("releases/LATEST").decode().strip().partition("/")
+        return {variant: version}
+    return {}
+
+
+def published_after_list(instance: dg.DagsterInstance) -> bool:
+    """The last publish ran on the current removal list (so it applied, and checked, every accepted
+    request in it)."""
+    pub = instance.get_latest_materialization_event(dg.AssetKey("published_dataset"))
+    lst = instance.get_latest_materialization_event(dg.AssetKey("removal_list"))
+    return pub is not None and lst is not None and pub.timestamp >= lst.timestamp
+
+
+def latest_manifests(instance: dg.DagsterInstance, st) -> dict[str, dict]:
+    """{variant: manifest} of the versions last published."""
     out = {}
-    for relpath in st.list("releases", "LATEST"):
-        parts = relpath.split("/")
-        if len(parts) != 3:
-            continue  # releases/LATEST (the default variant's pointer)
-        version = st.read_bytes(relpath).decode().strip()
-        manifest = f"releases/{parts[1]}/{version}/manifest.json"
+    for variant, version in published_versions(instance, st).items():
+        manifest = f"releases/{variant}/{version}/manifest.json"
         if st.exists(manifest):
-            out[parts[1]] = json.loads(st.read_bytes(manifest))
+            out[variant] = json.loads(st.read_bytes(manifest))
     return out
 
 
@@ -67,12 +84,14 @@ def warehouse_matches(st) -> dict[str, int]:
 def removal_receipts(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     st = storage.get()
     records = json.loads(st.read_bytes(REQUESTS_INDEX)) if st.exists(REQUESTS_INDEX) else []
-    manifests, matched, now = latest_manifests(st), warehouse_matches(st), _now()
+    manifests, matched, now = latest_manifests(context.instance, st), warehouse_matches(st), _now()
+    applied = published_after_list(context.instance)
     receipts = []
     for record in records:
         path = receipt_path(record["request_id"])
         previous = json.loads(st.read_bytes(path)) if st.exists(path) else None
-        receipt = landed_receipt(initial_receipt(record, now=now, previous=previous), manifests, matched, now=now)
+        receipt = landed_receipt(initial_receipt(record, now=now, previous=previous), manifests, matched, now=now,
+                                 applied=applied)
         st.write_bytes(json.dumps(receipt, indent=2, sort_keys=True).encode(), path)
         receipts.append(receipt)
     st.write_parquet(receipts_table(receipts), RECEIPTS_TABLE)

@@ -191,6 +191,10 @@ def test_receipts_land_with_versions_and_counts_and_a_request_matching_nothing_h
     assert by_file["bad.csv"]["status"] == "rejected" and by_file["bad.csv"]["reason"] == "empty file"
     # Not in the manifests (the publish failed or predates it): pending, never landed.
     assert landed_receipt(initial_receipt(hit, now="t0"), {"strict": {"version": "v1"}}, {}, now="t1")["status"] == "pending"
+    # Built and checked on the list holding it, in a variant whose version did not change (no row of
+    # it removed, its older manifest kept): landed there, 0 rows removed.
+    kept = landed_receipt(initial_receipt(hit, now="t0"), {"strict": {"version": "v1"}}, {}, now="t1", applied=True)
+    assert kept["status"] == "landed" and kept["rows_removed"] == {"strict": 0} and kept["versions"] == {"strict": "v1"}
     table = receipts_table(receipts)
     assert table.num_rows == 5  # two variants each for the landed ones, one row for the rejected
     summary = receipts_summary(receipts)
