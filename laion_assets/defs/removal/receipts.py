@@ -76,8 +76,8 @@ def warehouse_matches(st) -> dict[str, int]:
     kinds={"json", "parquet"},
     deps=[dg.AssetKey("published_dataset"), dg.AssetKey("removal_list")],
     automation_condition=dg.AutomationCondition.eager(),
-    description="A receipt per filed removal request (removal/receipts/<request_id>.json and "
-    "removal/receipts.parquet): file, source, entries by kind, entries rejected (line and reason, "
+    description="A receipt per filed removal request (`removal/receipts/<request_id>.json` and "
+    "`removal/receipts.parquet`): file, source, entries by kind, entries rejected (line and reason, "
     "never values), and once landed the version of every variant, rows removed there, and when. "
     "A request that matched nothing, or was rejected, has one too.",
 )
