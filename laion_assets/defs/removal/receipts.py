@@ -72,7 +72,7 @@ def warehouse_matches(st) -> dict[str, int]:
 
 
 @dg.asset(
-    group_name="removal",
+    group_name="publish",  # with published_dataset: publish_automation evaluates its condition
     kinds={"json", "parquet"},
     deps=[dg.AssetKey("published_dataset"), dg.AssetKey("removal_list")],
     automation_condition=dg.AutomationCondition.eager(),
