@@ -24,6 +24,7 @@ from laion_assets.defs.release.assets import (
     published_dataset,
 )
 from laion_assets.defs.removal.assets import removal_list
+from laion_assets.defs.removal.receipts import removal_receipts
 from laion_assets.defs.removal.sensors import removal_requests_sensor
 from laion_assets.defs.clip.resources import ClipModelResource
 from laion_assets.defs.crawl.resources import CrawlSourceResource
@@ -91,6 +92,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     laion_dbt_models,
     published_dataset,
     search_index,
+    removal_receipts,
 ]
 
 

@@ -57,6 +57,7 @@ class Settings:
     backfill_max_runs: int = 8
     backfill_max_failed_runs: int = 3
     backfill_cron: str = "*/10 * * * *"
+    removal_retry_after_s: float = 60.0  # LAION_REMOVAL_RETRY_AFTER_S: the request sensor's first retry wait
     download_health: tuple[tuple[str, float], ...] = ()  # LAION_DOWNLOAD_* thresholds (core/download/health.py)
 
 
@@ -114,13 +115,13 @@ def machine_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(xdg) / "laion-assets" if xdg else Path.home() / ".cache" / "laion-assets"
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> Settings:
     """Every value read from `env` (os.environ when None) and checked: one ConfigError names the
     variable and what is allowed."""
     from laion_assets.core.download.health import health_thresholds
     from laion_assets.core.download.netguard import parse_allow_list
 
-    env = dict(os.environ if env is None else env)
+    env = {**(os.environ if env is None else env), **(overrides or {})}
     profile = require_choice("LAION_ASSETS_PROFILE", env.get("LAION_ASSETS_PROFILE", "embedded"), PROFILES)
     root = check_storage_root(env.get("LAION_ASSETS_ROOT") or str(Path.cwd() / "data"))
     embedded = profile == "embedded"
@@ -177,4 +178,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         backfill_max_failed_runs=_env_int(env, "LAION_BACKFILL_MAX_FAILED_RUNS", 3, 1, 100),
         backfill_cron=env.get("LAION_BACKFILL_CRON") or "*/10 * * * *",
         download_health=tuple(sorted(health_thresholds(env).items())),
+        removal_retry_after_s=float(_env_int(env, "LAION_REMOVAL_RETRY_AFTER_S", 60, 0, 86_400)),
     )

@@ -7,6 +7,11 @@
     lower(regexp_extract({{ url }}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)', 1))
 {%- endmacro %}
 
+{# SQL twin of core.removal.canonical.is_ip_host (IP_HOST_PATTERN) over canonical hosts. #}
+{% macro is_ip_host(host) -%}
+    regexp_full_match({{ host }}, '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+|\[[0-9a-f:.]+\]')
+{%- endmacro %}
+
 {% macro pdq_distance(a, b) -%}
     {%- for i in range(4) -%}
     bit_count(xor(('0x' || substr({{ a }}, {{ 1 + 16 * i }}, 16))::UBIGINT, ('0x' || substr({{ b }}, {{ 1 + 16 * i }}, 16))::UBIGINT)){% if not loop.last %} + {% endif %}

@@ -3,7 +3,7 @@
 -- Only the kinds the removal list holds are joined (a URL is hashed only when some entry is a hash
 -- of that kind): the list of kinds is read from the entries when the model runs.
 {% set url_kinds = {'url_md5': 'md5(r.url)', 'url_sha1': 'sha1(r.url)', 'url_sha256': 'sha256(r.url)',
-                    'image_md5': 'r.md5', 'image_sha1': 'r.sha1', 'image_sha256': 'r.sha256', 'url': 'r.url'} %}
+                    'image_md5': 'r.md5', 'image_sha1': 'r.sha1', 'image_sha256': 'r.sha256'} %}
 {% set kinds = [] %}
 {% if execute %}
     {% set kinds = run_query("select distinct kind from " ~ ref('stg_removal_entries')).columns[0].values() | list %}
@@ -11,17 +11,21 @@
 with rows as not materialized (select crawl, shard, key, sample_id, url, sha256, md5, sha1, pdq, pdq_quality
               from {{ ref('stg_filtered_pairs') }}),
 entries as (select * from {{ ref('stg_removal_entries') }})
-{%- if 'domain' in kinds or 'url_prefix' in kinds %},
-hosted as not materialized (select crawl, shard, key, sample_id, url, url_host from {{ ref('stg_filtered_pairs') }})
+{%- if 'domain' in kinds or 'url_prefix' in kinds or 'url' in kinds %},
+-- URLs, domains and prefixes compare canonical forms (core.removal.canonical), never raw spellings.
+hosted as not materialized (select crawl, shard, key, sample_id, url_canonical as url, host_canonical as url_host
+                            from {{ ref('stg_filtered_pairs') }})
 {%- endif %}
 {%- if 'domain' in kinds %},
 -- Domains match a host and its subdomains: expand each distinct host (far fewer than rows) into its
 -- dot-suffixes once, join those with the domain entries, then join the matched hosts back to rows.
+-- An IP address is its own only "suffix": `0.1` never takes out 10.0.0.1.
 hosts as (select distinct url_host from hosted where url_host <> ''),
 suffixes as (
     select url_host,
-        unnest(list_transform(range(1, len(string_split(url_host, '.')) + 1),
-                              lambda i: array_to_string(string_split(url_host, '.')[i:], '.'))) as suffix
+        unnest(case when {{ is_ip_host('url_host') }} then [url_host]
+                    else list_transform(range(1, len(string_split(url_host, '.')) + 1),
+                                        lambda i: array_to_string(string_split(url_host, '.')[i:], '.')) end) as suffix
     from hosts
 ),
 blocked_hosts as (
@@ -34,6 +38,11 @@ select r.crawl, r.shard, r.key, r.sample_id, e.kind, e.source
 from rows r join entries e on e.kind = '{{ kind }}' and e.value = {{ expr }}
 union all
 {% endfor %}
+{% if 'url' in kinds %}
+select r.crawl, r.shard, r.key, r.sample_id, e.kind, e.source
+from hosted r join entries e on e.kind = 'url' and e.value = r.url
+union all
+{% endif %}
 {% if 'domain' in kinds %}
 select r.crawl, r.shard, r.key, r.sample_id, b.kind, b.source
 from hosted r join blocked_hosts b using (url_host)

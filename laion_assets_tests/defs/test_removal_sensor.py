@@ -1,10 +1,12 @@
 """The removal-request sensor launches a re-derive exactly when a request is filed, and the docs
 list exactly the published columns."""
 
+import json
 from pathlib import Path
 
 import dagster as dg
 
+from laion_assets.core.removal.requests import request_id
 from laion_assets.core.schemas import RELEASE_SCHEMA
 from laion_assets.defs.removal.sensors import removal_requests_sensor
 from laion_assets.defs.lib.resources import StorageResource
@@ -12,22 +14,28 @@ from laion_assets.defs.lib.resources import StorageResource
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "release.md"
 
 
-def test_sensor_requests_a_rederive_when_a_request_is_filed(tmp_path: Path):
+def test_sensor_requests_a_rederive_when_a_request_is_filed_until_its_receipt_lands(tmp_path: Path):
     storage = StorageResource(root=str(tmp_path))
     with dg.instance_for_test() as instance:
 
-        def evaluate(cursor):
-            with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}) as ctx:
-                return removal_requests_sensor(ctx), ctx.cursor
+        def evaluate():
+            with dg.build_sensor_context(instance=instance, resources={"storage": storage}) as ctx:
+                return removal_requests_sensor(ctx), json.loads(ctx.cursor)
 
-        first, cursor = evaluate(None)
-        assert isinstance(first, dg.RunRequest)  # nothing seen yet: one run to apply the current lists
-        again, cursor = evaluate(cursor)
-        assert isinstance(again, dg.SkipReason)
+        idle, cursor = evaluate()
+        assert isinstance(idle, dg.SkipReason) and cursor == []  # nothing filed: nothing to apply
         (tmp_path / "removal" / "requests").mkdir(parents=True)
         (tmp_path / "removal" / "requests" / "dmca-1.url.txt").write_text("http://x.example/a.jpg\n")
-        filed, cursor = evaluate(cursor)
-        assert isinstance(filed, dg.RunRequest) and filed.run_key != first.run_key
+        filed, cursor = evaluate()
+        assert isinstance(filed, dg.RunRequest) and cursor == []
+        again, _ = evaluate()  # no run recorded yet for that request set: the same run key (deduplicated)
+        assert isinstance(again, dg.RunRequest) and again.run_key == filed.run_key
+        rid = request_id("dmca-1.url.txt", b"http://x.example/a.jpg\n")
+        (tmp_path / "removal" / "receipts").mkdir(parents=True)
+        (tmp_path / "removal" / "receipts" / f"{rid}.json").write_text(json.dumps({"status": "landed"}))
+        done, cursor = evaluate()
+        assert isinstance(done, dg.SkipReason) and cursor == [rid]
+
 
 def test_docs_list_every_published_column():
     text = DOCS.read_text()

@@ -83,8 +83,8 @@ def test_removal_request_rederives_a_new_version_with_a_diff(published_sample):
         new_manifest = json.loads((new_dir / "manifest.json").read_text())
         sources = new_manifest["removal"]["sources"]
         # Duplicate copies of a removed pair are removed too (removal comes before dedup).
-        assert sources["photographer-2026"]["rows_removed"] >= 1 and sources["hashlist"]["rows_removed"] >= 1
-        assert new_manifest["funnel"]["dropped"]["removal:photographer-2026"] == sources["photographer-2026"]["rows_removed"]
+        assert sources["photographer-2026.url_sha256.txt"]["rows_removed"] >= 1 and sources["hashlist.csv"]["rows_removed"] >= 1
+        assert new_manifest["funnel"]["dropped"]["removal:photographer-2026.url_sha256.txt"] == sources["photographer-2026.url_sha256.txt"]["rows_removed"]
         assert verify_release_dir(new_dir) == []
         assert pq.read_table(root / "removal" / "rejected.parquet").num_rows == 1
 

@@ -25,7 +25,7 @@ from laion_assets.runner import _run, failed_checks
 from laion_assets.settings import load_settings
 
 pytestmark = pytest.mark.e2e
-SOURCE = "researchers-sha1"
+SOURCE = "researchers-sha1.image_sha1.txt"  # a filed request is named by its whole file name
 
 
 def _served_bytes(root: Path, url: str) -> bytes:
@@ -55,11 +55,11 @@ def test_image_sha1_removal_entry_removes_the_row_from_the_next_release(publishe
             published = con.sql(f"SELECT sha1 FROM published_pairs WHERE sample_id = {target['SAMPLE_ID']}")
             assert published.fetchall() == [(sha1,)]
             hashes = con.sql("SELECT sample_id AS SAMPLE_ID, md5, sha1, pdq, CAST(pdq_quality AS INTEGER) "
-                             "AS pdq_quality FROM stg_filtered_pairs").to_arrow_table()
+                             "AS pdq_quality, url_canonical, host_canonical FROM stg_filtered_pairs").to_arrow_table()
 
         requests = root / "removal" / "requests"
         requests.mkdir(parents=True)
-        (requests / f"{SOURCE}.image_sha1.txt").write_text(f"# listed 2026-11-25\n{sha1.upper()}\n")
+        (requests / SOURCE).write_text(f"# listed 2026-11-25\n{sha1.upper()}\n")
         rederive = _run(defs, "publish_job", instance, "WARNING")
         assert failed_checks(instance, [rederive.run_id]) == []
         touched = {e.event_specific_data.materialization.asset_key.to_user_string()

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from laion_assets.core.clip.thresholds import threshold_sql as model_threshold_sql
 from laion_assets.core.lib.ids import sample_id_sql
+from laion_assets.core.removal.canonical import canonical_columns
 from laion_assets.core.removal.entries import host_sql
 from laion_assets.core.clip.nsfw_head import NsfwHead
 from laion_assets.core.checks import ViewSource, quote_literal, register_parquet_views
@@ -153,8 +154,13 @@ def filter_shard(
             LEFT JOIN scores s USING (key)
             {head_join}
         """)
-        cols = ", ".join(FILTERED_SCHEMA.names)
+        computed = ("url_canonical", "host_canonical")
+        cols = ", ".join(n for n in FILTERED_SCHEMA.names if n not in computed)
         table = con.sql(f"SELECT {cols} FROM judged WHERE drop_reason IS NULL ORDER BY key").to_arrow_table()
+        # Removal matching compares canonical forms: computed once per kept row, here (Python: ada-url).
+        url_canonical, host_canonical = canonical_columns(table.column("url").to_pylist())
+        table = table.append_column("url_canonical", url_canonical).append_column("host_canonical", host_canonical)
+        table = table.select(FILTERED_SCHEMA.names)
         drops = con.sql("""
             SELECT crawl, shard, key, url, text, sample_id, drop_reason AS reason
             FROM judged WHERE drop_reason IS NOT NULL ORDER BY key

@@ -12,13 +12,14 @@ from laion_assets.core.checks import SqlCheck
 from laion_assets.core.lib.validation import require_range
 from laion_assets.core.removal.entries import matches_sql
 
-_WITH_HASHES = "(SELECT r.*, h.md5, h.sha1, h.pdq, h.pdq_quality FROM release r LEFT JOIN release_hashes h USING (SAMPLE_ID))"
+_WITH_HASHES = ("(SELECT r.*, h.md5, h.sha1, h.pdq, h.pdq_quality, h.url_canonical AS URL_CANONICAL, "
+                "h.host_canonical AS HOST_CANONICAL FROM release r LEFT JOIN release_hashes h USING (SAMPLE_ID))")
 
 CHECKS = [
     SqlCheck(
         name="release_no_removal_match",
         description="Zero rows match any removal entry (URL/image hashes, URL, domain, prefix, PDQ).",
-        sql=matches_sql(_WITH_HASHES, "removal"),
+        sql=matches_sql(_WITH_HASHES, "removal", canonical=True),
         blocking=True,
     ),
     SqlCheck(

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from laion_assets.core.checks import CheckOutcome, SqlCheck
+from laion_assets.core.removal.guards import flag_entries
 from laion_assets.core.release.checks import (
     CHECKS,
     LossLimits,
@@ -196,6 +197,18 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
             "row_check": plan.verdict.message, "diff": diff_meta, "card_problems": problems}
 
 
+def broad_entry_holds(entries: pa.Table, facts: dict[str, Any], limits: LossLimits) -> list[str]:
+    """Over-broad removal entries (a public suffix, an IP-like fragment, a host-less prefix:
+    `core/removal/guards.py`) hold every publish until their source is confirmed, whatever they
+    matched: the counts say what confirming would take out."""
+    sources = facts["removal"]["sources"]
+    held = [e for e in flag_entries(entries.select(["kind", "value", "source"]).to_pylist())
+            if e["source"] not in limits.confirmed_sources]
+    return [f"held: over-broad {e['kind']} entry of removal source {e['source']} ({e['reason']}); the source "
+            f"removes {sources.get(e['source'], {}).get('rows_removed', 0)} rows; confirm it in confirm_removal_sources"
+            for e in held]
+
+
 def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: PublishOptions = PublishOptions(),
                     log: Callable[[str], None] = lambda _: None, extra_failures: Sequence[str] = ()) -> PublishResult:
     """Build every variant from the warehouse's `published_pairs`, check each, and publish all of
@@ -212,6 +225,7 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
             plans = [plan_variant(st, rows, v, entries, reasons_release, scratch / v.name, options) for v in variants]
         failures = [f for p in plans for f in p.failures] + list(extra_failures)
+        failures += broad_entry_holds(entries, facts, options.limits)
         if failures:
             raise ReleaseBlocked(failures)
         published = {}

@@ -37,7 +37,7 @@ from laion_assets.core.lib.ids import file_sha256
 from laion_assets.core.checks import CheckOutcome, SqlCheck, quote_literal, run_check
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 
-HASH_COLUMNS = ("md5", "sha1", "pdq", "pdq_quality")  # kept for checks, not published
+HASH_COLUMNS = ("md5", "sha1", "pdq", "pdq_quality", "url_canonical", "host_canonical")  # for checks, not published
 SAMPLE_ID_END = 1 << 63  # SAMPLE_IDs are in [0, 2^63)
 # Columns whose values repeat (crawl, model, language, page, WARC file, ...) are dictionary-encoded;
 # the per-row ones (URL, TEXT, hashes, scores) are not: trying a dictionary on them and falling back
@@ -54,7 +54,7 @@ PUBLISHED_SELECT = """
            CAST(punsafe AS FLOAT) AS punsafe, CAST(similarity AS FLOAT) AS similarity,
            language AS LANGUAGE, sha256, crawl, crawl_warc_path AS warc_path, warc_offset, page_url,
            model_id, weights_id, CAST(threshold AS FLOAT) AS threshold, punsafe_source,
-           md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality
+           md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality, url_canonical, host_canonical
     FROM {source}"""
 
 

@@ -10,14 +10,16 @@ Matching lives in SQL so that dbt (the anti-join, `dbt/models/removal_matches.sq
 blocking check (`matches_sql` here, an independent second implementation) agree on the same rules:
 - url_md5 / url_sha1 / url_sha256: hex digest of the URL's UTF-8 bytes, exactly as published;
 - image_md5 / image_sha1 / image_sha256: hex digest of the original image bytes (download status);
-- url: the exact URL; url_prefix: the URL starts with it; domain: the URL's host is it or a subdomain;
+- url: the same URL; url_prefix: the URL starts with it; domain: the URL's host is it or a subdomain
+  (never for IP addresses: `0.1` does not suffix-match `10.0.0.1`). These three compare canonical
+  forms only (`canonical.py`: WHATWG, one spelling per URL and host), computed once per row by the
+  filter stage (`url_canonical`, `host_canonical`) and once per entry here (`value`, `host`);
 - pdq: 256-bit PDQ hash (64 hex chars); a row matches when its own PDQ hash has quality >= 50 and
   the Hamming distance is <= 31 (REFERENCES.md).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import re
@@ -29,6 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from laion_assets.core.lib.validation import ConfigError, require_choice, require_int_range
+from laion_assets.core.removal.strict_csv import WRONG_FIELDS, SourceRejected, csv_entries
+from laion_assets.core.removal.canonical import IP_HOST_PATTERN, canonical_host, canonical_url, is_ip_host
 
 HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 KINDS = (
@@ -45,6 +49,8 @@ REMOVAL_SCHEMA = pa.schema(
         pa.field("value", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("listed_on", pa.string()),
+        # Canonical host of url / url_prefix entries (the value itself for domain entries), else NULL.
+        pa.field("host", pa.string()),
     ]
 )
 REJECTED_SCHEMA = pa.schema(
@@ -121,16 +127,25 @@ def normalize(kind: str, raw: str) -> str:
             raise ValueError("not a 256-bit PDQ hash (64 hex chars)")
         return value
     if kind in ("url", "url_prefix"):
-        if not re.match(r"^https?://[^/\s?#]+", value, re.I):
+        canonical = canonical_url(value) if re.match(r"^https?://[^/\s?#]+", value, re.I) else None
+        if canonical is None:
             raise ValueError("not an absolute http(s) URL")
-        return value
+        return canonical
     if kind == "domain":
-        value = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.lower()).split("/")[0].split(":")[0]
-        value = value.removeprefix("*.").strip(".")
-        if not re.match(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$", value):
+        host = canonical_host(value)
+        if host is None or not (is_ip_host(host) or re.match(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", host)):
             raise ValueError("not a domain name")
-        return value
+        return host
     raise ValueError(f"unknown kind {kind!r}")
+
+
+def entry_host(kind: str, value: str) -> str | None:
+    """The canonical host an entry is matched through (url, url_prefix, domain), else None."""
+    if kind == "domain":
+        return value
+    if kind in ("url", "url_prefix"):
+        return canonical_host(value)
+    return None
 
 
 def _read_bytes(uri: str) -> bytes:
@@ -157,23 +172,25 @@ def _raw_entries(source: RemovalSource, data: bytes) -> Iterable[tuple[int, str 
     """(line number, kind, value, listed_on) per entry as written in the file."""
     fmt = _detect_format(source, data)
     if fmt == "parquet":
-        table = pq.read_table(io.BytesIO(data))
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as e:
+            raise SourceRejected(f"unreadable parquet ({type(e).__name__})") from None
         cols = set(table.column_names)
         if "value" not in cols:
-            raise ValueError(f"{source.name}: parquet source needs a 'value' column (has {sorted(cols)})")
+            raise SourceRejected(f"parquet source needs a 'value' column (has {sorted(cols)[:10]})")
         values = table.column("value").to_pylist()
         kinds = table.column("kind").to_pylist() if "kind" in cols else [None] * len(values)
         dates = table.column("listed_on").to_pylist() if "listed_on" in cols else [None] * len(values)
         for i, (k, v, d) in enumerate(zip(kinds, values, dates), start=1):
             yield i, k, v, None if d is None else str(d)
         return
-    text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SourceRejected(f"not UTF-8 text (bad byte at offset {e.start})") from None
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if source.uri.endswith(".tsv") else ",")
-        if not reader.fieldnames or "value" not in reader.fieldnames:
-            raise ValueError(f"{source.name}: CSV source needs a header with a 'value' column")
-        for i, row in enumerate(reader, start=2):
-            yield i, row.get("kind"), row.get("value"), row.get("listed_on")
+        yield from csv_entries(text, delimiter="\t" if source.uri.endswith(".tsv") else ",")
         return
     for i, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -193,6 +210,9 @@ def load_source(source: RemovalSource, data: bytes | None = None) -> tuple[pa.Ta
     entries: dict[tuple[str, str], str | None] = {}
     rejected: list[dict] = []
     for line, kind, value, listed_on in _raw_entries(source, data):
+        if kind == WRONG_FIELDS:
+            rejected.append({"source": source.name, "line": line, "kind": None, "reason": value})
+            continue
         kind = (kind or source.kind or "").strip().lower() or None
         if kind is None:
             rejected.append({"source": source.name, "line": line, "kind": None, "reason": "no kind"})
@@ -210,7 +230,8 @@ def load_source(source: RemovalSource, data: bytes | None = None) -> tuple[pa.Ta
             rejected.append({"source": source.name, "line": line, "kind": kind, "reason": "listed_on is not YYYY-MM-DD"})
             continue
         entries.setdefault((kind, norm), date)
-    rows = [{"kind": k, "value": v, "source": source.name, "listed_on": d} for (k, v), d in entries.items()]
+    rows = [{"kind": k, "value": v, "source": source.name, "listed_on": d, "host": entry_host(k, v)}
+            for (k, v), d in entries.items()]
     rows.sort(key=lambda r: (r["kind"], r["value"]))
     return (
         pa.Table.from_pylist(rows, schema=REMOVAL_SCHEMA),
@@ -235,27 +256,41 @@ def load_removal_list(
 
 
 def request_source(file_name: str, uri: str) -> RemovalSource | None:
-    """A removal request filed as a file: the stem names the source.
+    """A removal request filed as a file, named by its WHOLE file name (`iwf.csv` and `iwf.parquet`
+    are two sources, never one overwriting the other).
 
     `<name>.csv` / `<name>.parquet` carry a `kind` column; `<name>.<kind>.txt` is one entry per line.
-    Other files (and hidden ones) are not sources (None)."""
+    Other files (and hidden ones) are not sources (None). A file whose name or kind is unusable is a
+    SourceRejected (the request is refused with that reason; other requests still apply)."""
     if file_name.startswith("."):
         return None
     stem, _, suffix = file_name.rpartition(".")
+    if suffix not in ("txt", "csv", "tsv", "parquet"):
+        return None
+    kind = None
     if suffix == "txt":
-        name, _, kind = stem.rpartition(".")
+        kind = stem.rpartition(".")[2]
         if kind not in KINDS:
-            raise ConfigError(f"removal request file {file_name}", kind, f"name it <source>.<kind>.txt, kind one of {KINDS}")
-        return RemovalSource(name=name, uri=uri, kind=kind, format="lines")
-    if suffix in ("csv", "parquet"):
-        return RemovalSource(name=stem, uri=uri, format="auto")
-    return None
+            raise SourceRejected(f"unknown kind {kind[:32]!r} in the file name: name it <source>.<kind>.txt, "
+                                 f"kind one of {', '.join(KINDS)}")
+    if not _SOURCE_NAME.match(file_name):
+        raise SourceRejected("file name: 1-64 chars of [A-Za-z0-9._-], starting alnum")
+    return RemovalSource(name=file_name, uri=uri, kind=kind, format="lines" if kind else "auto")
 
 
 def sources_in_dir(directory: Path) -> list[RemovalSource]:
     """Every request file directly under a local folder (see `request_source`)."""
     files = sorted(p for p in directory.glob("*") if p.is_file()) if directory.is_dir() else []
     return [s for p in files if (s := request_source(p.name, str(p))) is not None]
+
+
+def load_source_isolated(source: RemovalSource, data: bytes | None = None) -> tuple[pa.Table, pa.Table, str | None]:
+    """(entries, rejected, None), or (empty, empty, reason) when the whole file is rejected."""
+    try:
+        entries, rejected = load_source(source, data)
+    except SourceRejected as e:
+        return REMOVAL_SCHEMA.empty_table(), REJECTED_SCHEMA.empty_table(), str(e)
+    return entries, rejected, None
 
 
 def entry_counts(entries: pa.Table) -> dict[str, dict[str, int]]:
@@ -322,38 +357,53 @@ def host_sql(url: str) -> str:
     return f"lower(regexp_extract({url}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)', 1))"
 
 
-def matches_sql(rows: str, entries: str, *, pdq_max_distance: int = PDQ_MAX_DISTANCE,
+def not_ip_sql(host: str) -> str:
+    """SQL twin of `canonical.is_ip_host` (negated): domain suffixes never apply to IP hosts."""
+    return f"NOT regexp_full_match({host}, '{IP_HOST_PATTERN}')"
+
+
+def matches_sql(rows: str, entries: str, *, canonical: bool = False, pdq_max_distance: int = PDQ_MAX_DISTANCE,
                 pdq_min_quality: int = PDQ_MIN_QUALITY) -> str:
     """SQL selecting (SAMPLE_ID, kind, source) for every row of view `rows` matching view `entries`.
 
     `rows` needs URL, SAMPLE_ID and, where present, sha256/md5/sha1/pdq/pdq_quality (NULL allowed).
+    `canonical`: `rows` also has URL_CANONICAL and HOST_CANONICAL (the filter stage's columns, NULL
+    allowed: the raw URL and its host then stand in); without them url, url_prefix and domain
+    entries (canonical) are compared with the raw URL, which finds the rows already spelt canonically.
     """
     require_int_range("pdq_max_distance", pdq_max_distance, 0, 255)
     require_int_range("pdq_min_quality", pdq_min_quality, 0, 100)
+    url = "coalesce(URL_CANONICAL, URL)" if canonical else "URL"
+    host = f"coalesce(HOST_CANONICAL, {host_sql('URL')})" if canonical else host_sql("URL")
     eq = {
         "url_md5": "md5(r.URL)", "url_sha1": "sha1(r.URL)", "url_sha256": "sha256(r.URL)",
-        "image_md5": "r.md5", "image_sha1": "r.sha1", "image_sha256": "r.sha256", "url": "r.URL",
+        "image_md5": "r.md5", "image_sha1": "r.sha1", "image_sha256": "r.sha256",
     }
     parts = [
         f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {rows} r JOIN {entries} e "
         f"ON e.kind = '{kind}' AND e.value = {expr}"
         for kind, expr in eq.items()
     ]
-    # Domains and prefixes are matched through the row's host (an equi-join, never rows x entries):
-    # a domain entry matches a host or any of its dot-suffixes, expanded once per distinct host; a
-    # prefix entry only rows of its own host. Hosts are computed only when such entries exist.
-    wanted = f"EXISTS (SELECT 1 FROM {entries} WHERE kind IN ('domain', 'url_prefix'))"
-    hosted = f"(SELECT SAMPLE_ID, URL, {host_sql('URL')} AS host FROM {rows} WHERE {wanted})"
+    # URLs, domains and prefixes are matched through the row's canonical URL and host (equi-joins,
+    # never rows x entries): a domain entry matches a host or any of its dot-suffixes, expanded once
+    # per distinct host that is not an IP address; a prefix entry only rows of its own host.
+    wanted = f"EXISTS (SELECT 1 FROM {entries} WHERE kind IN ('url', 'domain', 'url_prefix'))"
+    hosted = f"(SELECT SAMPLE_ID, {url} AS curl, {host} AS host FROM {rows} WHERE {wanted})"
     labels = "string_split(h.host, '.')"
+    parts.append(f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {entries} e "
+                 f"ON e.kind = 'url' AND e.value = r.curl")
     parts.append(
         f"SELECT r.SAMPLE_ID, b.kind, b.source FROM {hosted} r JOIN ("
-        f"SELECT h.host, e.kind, e.source FROM (SELECT host, unnest(list_transform(range(1, len({labels}) + 1), "
-        f"lambda i: array_to_string({labels}[i:], '.'))) AS suffix FROM (SELECT DISTINCT host FROM {hosted}) h) h "
+        f"SELECT h.host, e.kind, e.source FROM (SELECT host, unnest(CASE WHEN {not_ip_sql('host')} THEN "
+        f"list_transform(range(1, len({labels}) + 1), lambda i: array_to_string({labels}[i:], '.')) "
+        f"ELSE [host] END) AS suffix FROM (SELECT DISTINCT host FROM {hosted} WHERE host <> '') h) h "
         f"JOIN {entries} e ON e.kind = 'domain' AND e.value = h.suffix) b USING (host)"
     )
+    # Lists written before entries had a `host` column: the prefix's own host stands in.
+    with_host = f"(SELECT * FROM {entries} UNION ALL BY NAME SELECT NULL::VARCHAR AS host WHERE false)"
     parts.append(
-        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {entries} e ON e.kind = 'url_prefix' "
-        f"AND {host_sql('e.value')} = r.host AND starts_with(r.URL, e.value)"
+        f"SELECT r.SAMPLE_ID, e.kind, e.source FROM {hosted} r JOIN {with_host} e ON e.kind = 'url_prefix' "
+        f"AND coalesce(e.host, {host_sql('e.value')}) = r.host AND starts_with(r.curl, e.value)"
     )
     parts.append(pdq_matches_sql(rows, entries, ["SAMPLE_ID"], pdq_max_distance=pdq_max_distance,
                                  pdq_min_quality=pdq_min_quality))

@@ -6,7 +6,8 @@ funnel adds up row for row. Image hashes: `sha256`, `md5`, `sha1` of the origina
 (64 lowercase hex chars, `pdq_quality` 0..100), from the download status; NULL where a shard's
 status predates a column (`filter.OPTIONAL_DOWNLOAD_COLUMNS`). Only `sha256` is published.
 `sample_id` (core.ids) and `url_host` (core.removal.host_sql, lowercase, '' when none) are computed
-here, once per pair, so the release never re-derives them for every row of every crawl.
+here, once per pair, so the release never re-derives them for every row of every crawl; so are
+`url_canonical` / `host_canonical` (kept pairs only), which removal matching compares.
 """
 
 import pyarrow as pa
@@ -18,6 +19,10 @@ FILTERED_SCHEMA = pa.schema(
         pa.field("text", pa.string(), nullable=False),
         pa.field("sample_id", pa.int64(), nullable=False),
         pa.field("url_host", pa.string()),
+        # Canonical URL and host (core.removal.canonical, WHATWG): what removal entries are matched
+        # against; NULL where the URL has no canonical form (and in shards written before them).
+        pa.field("url_canonical", pa.string()),
+        pa.field("host_canonical", pa.string()),
         pa.field("page_url", pa.string(), nullable=False),
         pa.field("crawl", pa.string(), nullable=False),
         pa.field("shard", pa.string(), nullable=False),

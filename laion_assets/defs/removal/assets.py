@@ -1,18 +1,24 @@
 """`removal_list`: every removal source, loaded and normalized; and the job that re-derives releases.
 
-Sources are the files filed under `<root>/removal/requests/` (one source per file, named by its stem)
+Sources are the files filed under `<root>/removal/requests/` (one request per file, named by its
+whole file name, each read on its own: `core/removal/requests.py`)
 plus any configured here (local paths or `s3://` URIs). The asset writes `removal/entries.parquet`
 (kind, value, source, listed_on) and `removal/rejected.parquet` (entries that could not be used,
 with a reason); its metadata counts entries by source and kind and never shows a value.
 """
 
+import datetime
 import hashlib
+import json
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from laion_assets.core.removal.entries import KINDS, RemovalSource, entry_counts, load_removal_list, request_source
+from laion_assets.core.removal.entries import KINDS, RemovalSource, entry_counts, load_removal_list
+from laion_assets.core.removal.guards import flag_entries
+from laion_assets.core.removal.receipts import initial_receipt, receipt_path
+from laion_assets.core.removal.requests import applied_tables, read_requests
 from laion_assets.defs.lib.resources import StorageResource
 
 from laion_assets.core.storage.layout import REMOVAL_ENTRIES as ENTRIES
@@ -40,41 +46,84 @@ def entries_fingerprint(entries: pa.Table) -> str:
     return h.hexdigest()[:16]
 
 
+REQUESTS_INDEX = "removal/requests.json"
+FLAGGED = "removal/flagged.json"
+REQUESTS_CHECK = dg.AssetCheckSpec(
+    "removal_requests_accepted", asset="removal_list", blocking=False,
+    description="Every filed request file was accepted as a whole. A rejected file applies nothing (its "
+    "receipt says why); every other request still applies. Failing (WARN) is alerted.",
+)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_initial_receipts(st, requests) -> None:
+    """A receipt per filed request as soon as it is read (pending or rejected), so a request has one
+    even when the publish after it fails."""
+    now = _now()
+    for r in requests:
+        path = receipt_path(r.request_id)
+        previous = json.loads(st.read_bytes(path)) if st.exists(path) else None
+        st.write_bytes(json.dumps(initial_receipt(r.record(), now=now, previous=previous), indent=2,
+                                  sort_keys=True).encode(), path)
+
+
 @dg.asset(
     group_name="removal",
     kinds={"parquet"},
+    check_specs=[REQUESTS_CHECK],
     description="Removal sources (hash lists, URLs, domains, prefixes, PDQ hashes) loaded and "
-    "normalized; every release applies all of them. Files under removal/requests/ are sources too.",
+    "normalized; every release applies all of them. Files under removal/requests/ are sources too, "
+    "each a request read on its own: a bad file is rejected with its reason, the others apply.",
 )
 def removal_list(
     context: dg.AssetExecutionContext, config: RemovalListConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     st = storage.get()
-    # Filed requests are read through the pipeline's storage (local or S3); configured sources by URI.
-    filed = {}
-    for relpath in st.list(REQUESTS_DIR):
-        source = request_source(relpath.rsplit("/", 1)[-1], st.uri(relpath))
-        if source is not None:
-            filed[source.name] = (source, relpath)
+    # Filed requests are read through the pipeline's storage (local or S3), one by one; configured
+    # sources by URI (a broken configured source is a configuration error and fails the run).
+    requests = read_requests([(p, st.uri(p)) for p in st.list(REQUESTS_DIR)], st.read_bytes)
+    filed_entries, filed_rejected = applied_tables(requests)
     configured = [
         RemovalSource(name=s.name, uri=s.uri, kind=s.kind, listed_on=s.listed_on, format=s.format)
         for s in config.sources
     ]
-    sources = [src for src, _ in filed.values()] + configured
-    entries, rejected = load_removal_list(
-        sources, read=lambda s: st.read_bytes(filed[s.name][1]) if filed.get(s.name, (None,))[0] is s else None
-    )
+    clash = sorted({s.name for s in configured} & {r.source for r in requests})
+    if clash:
+        raise dg.Failure(f"removal sources {clash}: a configured source has a filed request's name")
+    conf_entries, conf_rejected = load_removal_list(configured)
+    entries = pa.concat_tables([filed_entries, conf_entries]).sort_by([("source", "ascending"), ("kind", "ascending"),
+                                                                       ("value", "ascending")])
+    rejected = pa.concat_tables([filed_rejected, conf_rejected])
     st.write_parquet(rejected, REJECTED)
     st.write_parquet(entries, ENTRIES)
-    counts = entry_counts(entries)
+    st.write_bytes(json.dumps([r.record() for r in requests], indent=2, sort_keys=True).encode(), REQUESTS_INDEX)
+    flagged = flag_entries({"kind": k, "value": v, "source": s} for k, v, s in zip(
+        *(entries.column(c).to_pylist() for c in ("kind", "value", "source"))))
+    st.write_bytes(json.dumps(flagged, indent=2, sort_keys=True).encode(), FLAGGED)
+    write_initial_receipts(st, requests)
+    refused = {r.file: r.reason for r in requests if r.status == "rejected"}
+    for file, reason in refused.items():
+        context.log.error(f"removal request {file} rejected, nothing of it applied: {reason}")
     if rejected.num_rows:
         context.log.warning(f"{rejected.num_rows} removal entries rejected; reasons in {REJECTED}")
+    for f in flagged:
+        context.log.warning(f"over-broad removal entry ({f['source']}, {f['kind']}): {f['reason']}")
+    counts = entry_counts(entries)
     return dg.MaterializeResult(
         metadata={
             "entries": entries.num_rows,
             "rejected": rejected.num_rows,
-            "sources": len(sources),
+            "sources": len(counts),
+            "requests": dg.MetadataValue.json({r.file: {"request_id": r.request_id, "status": r.status,
+                                                        "reason": r.reason} for r in requests}),
             "entries_by_source": dg.MetadataValue.json(counts),
+            "overbroad_entries": dg.MetadataValue.json(flagged),
             "fingerprint": entries_fingerprint(entries),
-        }
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name=REQUESTS_CHECK.name, passed=not refused, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"rejected_requests": dg.MetadataValue.json(refused)})],
     )

@@ -199,7 +199,8 @@ def test_release_checks_catch_each_broken_rule():
     table = _release_table(3)
     hashes = pa.table({"SAMPLE_ID": table.column("SAMPLE_ID"), "md5": pa.array([None] * 3, pa.string()),
                        "sha1": pa.array([None] * 3, pa.string()), "pdq": pa.array([None] * 3, pa.string()),
-                       "pdq_quality": pa.array([None] * 3, pa.int32())})
+                       "pdq_quality": pa.array([None] * 3, pa.int32()),
+                       "url_canonical": pa.array([None] * 3, pa.string()), "host_canonical": pa.array([None] * 3, pa.string())})
     entries = pa.table({"kind": ["domain"], "value": ["other.example"], "source": ["s"], "listed_on": [None]})
     views = {"release": table, "release_hashes": hashes, "removal": entries}
     assert all(o.passed for o in run_checks(views, RELEASE_CHECKS))

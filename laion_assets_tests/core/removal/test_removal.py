@@ -67,7 +67,8 @@ def test_load_csv_parquet_and_lines_keeping_bad_entries_aside(tmp_path: Path):
         ("photographer", 4, "not an absolute http(s) URL"),
     ]
     assert "http://x/1.jpg" not in str(rejected.to_pylist())  # rejected rows carry no values
-    assert [s.name for s in sources_in_dir(tmp_path)] == ["iwf", "photographer", "sio"]
+    # Filed files are named by their whole file name: two files with one stem are two sources.
+    assert [s.name for s in sources_in_dir(tmp_path)] == ["iwf.csv", "photographer.url.txt", "sio.parquet"]
 
 
 def test_bad_source_settings_fail_naming_the_setting(tmp_path: Path):
@@ -93,7 +94,8 @@ def test_source_on_object_storage(tmp_path: Path, monkeypatch):
         s3.create_bucket(Bucket="lists")
         s3.put_object(Bucket="lists", Key="c3p/2026-11.txt", Body=f"{MD5}\n".encode())
         entries, rejected = load_removal_list([RemovalSource("c3p", "s3://lists/c3p/2026-11.txt", kind="image_md5")])
-        assert entries.to_pylist() == [{"kind": "image_md5", "value": MD5, "source": "c3p", "listed_on": None}]
+        assert entries.to_pylist() == [{"kind": "image_md5", "value": MD5, "source": "c3p", "listed_on": None,
+                                     "host": None}]
         assert rejected.num_rows == 0
     finally:
         server.stop()

@@ -1,0 +1,135 @@
+"""Takedown commands: `python -m laion_assets.takedown file <path> [--source NAME] [--root ROOT]`
+and `python -m laion_assets.takedown rederive [--confirm-source NAME] [--confirm-row-loss]`.
+
+`file` validates a removal request at once (strict: a file that cannot be used as a whole is
+refused with its reasons and exit status 1, and nothing is filed), copies it under
+`<root>/removal/requests/` through the pipeline's storage (a local directory or `s3://`), writes its
+pending receipt and prints the request id. The next `publish_job` run (or `removal_requests_sensor`)
+applies it; the receipt then says in which versions it landed and how many rows it removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from laion_assets.core.removal.guards import flag_entries
+from laion_assets.core.removal.requests import REJECTED, read_request
+
+USAGE_ERROR, REFUSED = 2, 1
+
+
+def _file_name(path: Path, source: str | None) -> str:
+    """The name the request is filed under: the file's own, or `--source` plus the file's suffixes
+    that matter (`.csv`, `.tsv`, `.parquet`, `.<kind>.txt`)."""
+    if source is None:
+        return path.name
+    parts = path.name.split(".")
+    keep = parts[-2:] if parts[-1] == "txt" and len(parts) >= 3 else parts[-1:]
+    return ".".join([source, *keep])
+
+
+def file_request(path: Path, *, source: str | None, root: str | None, out=None) -> int:
+    from laion_assets.definitions import build_resources
+    from laion_assets.settings import load_settings
+
+    out = out or sys.stdout
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        print(f"cannot read {path}: {e.strerror}", file=out)
+        return USAGE_ERROR
+    name = _file_name(path, source)
+    request = read_request(name, str(path), data)
+    if request is None:
+        print(f"{name}: not a request file (name it <source>.csv, .tsv, .parquet or <source>.<kind>.txt)", file=out)
+        return USAGE_ERROR
+    for r in request.record()["entries_rejected"]:
+        print(f"  line {r['line']}: rejected ({r['kind'] or 'no kind'}): {r['reason']}", file=out)
+    if request.status == REJECTED:
+        print(f"{name}: REJECTED, nothing filed: {request.reason}", file=out)
+        return REFUSED
+    import dagster as dg
+
+    settings = load_settings(overrides=None if root is None else {"LAION_ASSETS_ROOT": root})
+    # Resolved the way a run resolves it (EnvVar credentials, the S3 endpoint), outside any run.
+    with dg.build_resources({"storage": build_resources(settings)["storage"]}) as resources:
+        return _commit(resources.storage.get(), request, name, data, out)
+
+
+def _commit(st, request, name: str, data: bytes, out) -> int:
+    from laion_assets.core.removal.receipts import receipt_path
+    from laion_assets.defs.removal.assets import REQUESTS_DIR, write_initial_receipts
+
+    relpath = f"{REQUESTS_DIR}/{name}"
+    if st.exists(relpath) and st.read_bytes(relpath) != data:
+        print(f"{relpath} is already filed with other content: file this one under another --source", file=out)
+        return REFUSED
+    st.write_bytes(data, relpath)
+    write_initial_receipts(st, [request])
+    kinds = ", ".join(f"{k}: {n}" for k, n in request.kinds.items())
+    print(f"request {request.request_id} filed as {st.uri(relpath)}: {request.entries.num_rows} entries "
+          f"({kinds}), {request.rejected.num_rows} rejected; receipt {st.uri(receipt_path(request.request_id))}",
+          file=out)
+    for f in flag_entries(request.entries.select(["kind", "value"]).to_pylist()):
+        print(f"  WARNING over-broad {f['kind']} entry: {f['reason']} (publish holds it until confirmed)", file=out)
+    print(request.request_id, file=out)
+    return 0
+
+
+def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None) -> int:
+    """Run `publish_job` now, in this process, against the instance in $DAGSTER_HOME: every filed
+    request is applied, every variant re-derived from the stored shards, every older version holding
+    a removed row withdrawn, and the receipts written. Prints what changed."""
+    import time
+
+    import dagster as dg
+
+    from laion_assets.definitions import build_definitions
+    from laion_assets.settings import load_settings
+
+    out = out or sys.stdout
+    t0 = time.monotonic()
+    config = {"confirm_removal_sources": confirm_sources, "confirm_row_loss": confirm_row_loss}
+    job = build_definitions(load_settings()).resolve_job_def("publish_job")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config={"ops": {"published_dataset": {"config": config}}})
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and getattr(event.event_specific_data, "error", None):
+                print(f"{event.step_key}: {event.event_specific_data.error.message.strip()}", file=out)
+        print(f"re-derive FAILED (run {result.run_id}); nothing was published", file=out)
+        return REFUSED
+    meta = result.asset_materializations_for_node("published_dataset")[-1].metadata
+    for name, v in meta["variants"].value.items():
+        diff = v.get("diff") or {}
+        print(f"{name}: {v['version']} ({v['rows']} rows; removed {diff.get('rows_removed', 0)} since "
+              f"{v.get('previous')}); withdrawn: {', '.join(v.get('withdrawn', [])) or 'none'}", file=out)
+    print(f"re-derived in {time.monotonic() - t0:.1f} s (run {result.run_id})", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m laion_assets.takedown", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    filing = sub.add_parser("file", help="validate a removal request and file it under <root>/removal/requests/")
+    filing.add_argument("path", type=Path, help="CSV/TSV (kind,value[,listed_on]), parquet, or <name>.<kind>.txt")
+    filing.add_argument("--source", help="file it under this name (default: the file's own name)")
+    filing.add_argument("--root", help="storage root (default: LAION_ASSETS_ROOT)")
+    again = sub.add_parser("rederive", help="apply every filed request now: publish_job in this process "
+                           "($DAGSTER_HOME's instance), withdrawing every older version that holds a removed row")
+    again.add_argument("--confirm-source", action="append", default=[],
+                       help="a removal source whose mass or over-broad removal was checked (repeatable)")
+    again.add_argument("--confirm-row-loss", action="store_true", help="a large row loss was checked and is intended")
+    args = parser.parse_args(argv)
+    if args.command == "file":
+        return file_request(args.path, source=args.source, root=args.root)
+    if args.command == "rederive":
+        return rederive(confirm_sources=args.confirm_source, confirm_row_loss=args.confirm_row_loss)
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
