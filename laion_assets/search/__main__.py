@@ -15,10 +15,12 @@ import os
 import sys
 import time
 
+from laion_assets.settings import load_settings
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=os.environ.get("LAION_ASSETS_ROOT", "data"))
+    parser.add_argument("--root", default=load_settings().root)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--build", action="store_true", help="build missing indices of published releases first")
@@ -35,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from laion_assets.core.search.service import DEFAULT_BLUR_PUNSAFE_OVER, SearchService
     from laion_assets.core.storage.local import LocalStorage
     from laion_assets.search.server import serve
-    from laion_assets.settings import load_settings
 
-    env = dict(os.environ, LAION_ASSETS_ROOT=os.path.abspath(args.root))
-    settings = load_settings(env)
+    settings = load_settings(overrides={"LAION_ASSETS_ROOT": os.path.abspath(args.root)})
     st = LocalStorage(os.path.abspath(args.root))
     if args.build:
         for variant, version in release_variants(st).items():

@@ -19,7 +19,7 @@ ASSETS = {
     "removal_list", "stg_filtered_pairs", "stg_removal_entries", "stg_shard_drops", "removal_matches",
     "placeholder_images", "release_drops", "published_pairs", "drop_log", "dedup_stats", "stats_by_language",
     "stats_drops_by_reason", "stats_funnel", "stats_similarity_histogram", "stats_top_domains", "published_dataset",
-    "search_index",
+    "search_index", "removal_receipts",
 }
 # Checks declared in Python (core/<stage>/checks + defs); dbt's tests add checks on the dbt models.
 PYTHON_CHECKS = {
@@ -37,6 +37,7 @@ PYTHON_CHECKS = {
                           "release_similarity_over_threshold", "release_unique_images", "release_unique_pairs",
                           "release_urls_http"},
     "search_index": {"search_index_matches_release"},
+    "removal_list": {"removal_requests_accepted"},
 }
 DBT_CHECKED_MODELS = {"dedup_stats", "drop_log", "placeholder_images", "published_pairs", "release_drops",
                       "stg_filtered_pairs", "stg_removal_entries", "stg_shard_drops"}

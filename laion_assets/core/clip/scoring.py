@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 
+from laion_assets.core.schemas.scores import IMG_EMB_FILE, TEXT_EMB_FILE
 from laion_assets.core.clip.config import NOT_SCORED, SCORED, ClipConfig
 from laion_assets.core.clip.inputs import (
     InputPipelineError,
@@ -43,8 +44,6 @@ from laion_assets.core.lib.cpus import available_cpus
 from laion_assets.core.download.keys import image_member
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
-IMG_EMB_FILE = "img_emb.npy"
-TEXT_EMB_FILE = "text_emb.npy"
 
 
 @dataclass

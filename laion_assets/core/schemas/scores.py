@@ -21,3 +21,7 @@ SCORE_SCHEMA = pa.schema(
         pa.field("embedding_row", pa.int32()),
     ]
 )
+
+# The shard's float16 embeddings beside the score rows (row i = `embedding_row` i), per committed version.
+IMG_EMB_FILE = "img_emb.npy"
+TEXT_EMB_FILE = "text_emb.npy"

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from laion_assets.core.clip.scoring import IMG_EMB_FILE, TEXT_EMB_FILE
+from laion_assets.core.schemas.scores import IMG_EMB_FILE, TEXT_EMB_FILE
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.core.search import index as knn
 from laion_assets.core.search import layout

@@ -16,7 +16,6 @@ from pydantic import Field
 from laion_assets.core.search import audit, expansion, layout
 from laion_assets.core.search import index as knn
 from laion_assets.core.search.build import prune_indices, publish_index, release_variants
-from laion_assets.core.search.encode import QueryEncoder
 from laion_assets.core.search.pdq import PdqTable
 from laion_assets.defs.automation.schedules import PUBLISH_CONDITION
 from laion_assets.defs.clip.resources import ClipModelResource
@@ -64,6 +63,8 @@ def search_index(context: dg.AssetExecutionContext, config: SearchIndexConfig, s
     variants = release_variants(st)
     if not variants:
         raise dg.Failure("no published release under releases/: materialize published_dataset first")
+    from laion_assets.core.search.encode import QueryEncoder  # torch: only in the step, never at load
+
     encoder = QueryEncoder(clip_model.model_name, clip_model.pretrained, device="cpu")
     meta: dict[str, dg.MetadataValue] = {}
     problems, reports = [], []
