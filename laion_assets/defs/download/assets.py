@@ -25,7 +25,7 @@ def _views(st, pk):
     }
 
 
-image_downloads_checks = stage_checks("image_downloads", CHECKS, _views)
+image_downloads_checks = stage_checks("image_downloads", CHECKS, _views, partitions_def=shard_partitions)
 
 
 @dg.asset(

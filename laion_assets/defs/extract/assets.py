@@ -34,7 +34,7 @@ def _views(st, pk):
     }
 
 
-image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
+image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views, partitions_def=shard_partitions)
 
 
 @dg.asset(
