@@ -20,10 +20,10 @@ def require_registered_partition(context: dg.AssetExecutionContext) -> str:
     if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and not context.instance.has_dynamic_partition(
         partitions_def.name, key
     ):
+        context.instance.add_run_tags(context.run_id, {"dagster/retry_on_asset_or_op_failure": "false"})
         raise dg.Failure(
-            description=f"partition {key!r} is not a registered `{partitions_def.name}` partition: materialize "
-            "`crawl_manifest` for its crawl (or let the crawl discovery sensor register it), then pick a "
-            "listed partition",
+            description=f"partition {key!r} is not a registered `{partitions_def.name}` partition: pick a "
+            "listed partition (a crawl's shards are listed once its `crawl_manifest` is materialized)",
             allow_retries=False,
         )
     return key
