@@ -52,7 +52,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,9000,30000")
     ap.add_argument("--storage", default="sqlite,postgres")
+    ap.add_argument("--condition", choices=["shipped", "before"], default="shipped",
+                    help="before: the publish gate before issue 20 (all_deps_blocking_checks_passed), to compare")
     args = ap.parse_args()
+    if args.condition == "before":
+        import laion_assets.defs.automation.schedules as schedules
+
+        schedules.PUBLISH_CONDITION = (dg.AutomationCondition.eager()
+                                       & dg.AutomationCondition.all_deps_blocking_checks_passed())
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="instance-scale-"))
     os.environ.setdefault("LAION_ASSETS_PROFILE", "embedded")
@@ -93,7 +100,7 @@ def main() -> None:
     storage = args.storage.split(",")[0]
     a, b = results[(storage, lo)], results[(storage, hi)]
     ratio = (b["eval_first_s"] / hi) / (a["eval_first_s"] / lo)
-    print(f"bench: instance_scale partitions={hi} storage={storage} tick_s={b['tick_s']:.3f} "
+    print(f"bench: instance_scale partitions={hi} storage={storage} condition={args.condition} tick_s={b['tick_s']:.3f} "
           f"eval_s={b['eval_first_s']:.3f} eval_next_s={b['eval_next_s']:.3f} ratio={ratio:.2f}")
 
 

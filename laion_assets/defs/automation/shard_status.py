@@ -60,10 +60,12 @@ def _runs(instance: dg.DagsterInstance, key: str, statuses: list[dg.DagsterRunSt
 
 def failures_since_last_success(instance: dg.DagsterInstance, key: str, cap: int = 100) -> int:
     """Failed shard runs created after the shard's newest success or retry mark (at most `cap`)."""
+    failed = _runs(instance, key, FINISHED_FAILED, limit=cap)
+    if not failed:  # most shards: one query per tick
+        return 0
     marks = [r.create_timestamp for r in _runs(instance, key, [dg.DagsterRunStatus.SUCCESS], limit=1)]
     marks += [r.create_timestamp for r in _runs(instance, key, FINISHED_FAILED, limit=1, tags={RETRY_TAG: "1"})]
     since = max(marks, default=None)
-    failed = _runs(instance, key, FINISHED_FAILED, limit=cap)
     return sum(1 for r in failed if since is None or r.create_timestamp > since)
 
 
