@@ -155,7 +155,7 @@ def build_shard_backfill_schedule(settings: BackfillSettings | None = None) -> d
 
 publish_automation = dg.AutomationConditionSensorDefinition(
     "publish_automation",
-    target=dg.AssetSelection.groups("publish"),
+    target=dg.AssetSelection.groups("publish", "removal"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Evaluates the publish group's automation condition: dbt models and the release run "

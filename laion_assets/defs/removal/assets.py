@@ -41,6 +41,9 @@ def entries_fingerprint(entries: pa.Table) -> str:
 
 
 @dg.asset(
+    # Built once by publish automation when missing (a fresh instance): without it the dbt removal
+    # models never have their source and publish waits forever. Later builds: removal requests sensor.
+    automation_condition=dg.AutomationCondition.on_missing(),
     group_name="removal",
     kinds={"parquet"},
     description="Removal sources (hash lists, URLs, domains, prefixes, PDQ hashes) loaded and "
