@@ -43,7 +43,9 @@ def entries_fingerprint(entries: pa.Table) -> str:
 @dg.asset(
     # Built once by publish automation when missing (a fresh instance): without it the dbt removal
     # models never have their source and publish waits forever. Later builds: removal requests sensor.
-    automation_condition=dg.AutomationCondition.on_missing(),
+    # (`on_missing()` would not: it ignores an asset already missing at the sensor's first tick.)
+    automation_condition=dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed(),
     group_name="removal",
     kinds={"parquet"},
     description="Removal sources (hash lists, URLs, domains, prefixes, PDQ hashes) loaded and "
