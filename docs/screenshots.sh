@@ -49,6 +49,8 @@ shoot asset-graph "/asset-groups"
 shoot shard-job "/locations/laion_assets/jobs/shard_job"
 shoot extract-group "/locations/laion_assets/asset-groups/extract"
 shoot publish-group "/locations/laion_assets/asset-groups/publish"
-shoot checks "/asset-checks"
+# Checks live on each asset's page in Dagster 1.13 (a top-level /asset-checks opens the Overview):
+# the shard checks of filtered_pairs, one status per shard (partitioned checks).
+shoot checks "/assets/filtered_pairs?view=checks"
 shoot automation "/automation"
 shoot runs "/runs"

@@ -8,6 +8,7 @@ import pytest
 from laion_assets.core.filter.checks import CHECKS as FILTER_CHECKS
 from laion_assets.core.lib.validation import ConfigError
 from laion_assets.definitions import build_definitions
+from laion_assets.defs.filter.assets import filtered_pairs_checks
 from laion_assets.defs.lib.partitions import shard_partitions
 from laion_assets.defs.automation.schedules import BACKFILL_TAG, BackfillSettings, build_shard_backfill_schedule
 from laion_assets.settings import load_settings
@@ -20,7 +21,7 @@ class ShardDone(dg.Config):
 
 
 @dg.asset(name="filtered_pairs", partitions_def=shard_partitions,
-          check_specs=[dg.AssetCheckSpec(c.name, asset="filtered_pairs", blocking=c.blocking) for c in FILTER_CHECKS])
+          check_specs=filtered_pairs_checks.specs)  # the real stage's specs: partitioned per shard
 def shard_done(config: ShardDone) -> dg.MaterializeResult:
     """Stands in for a shard run's last stage: its materialization and check records are what matter."""
     return dg.MaterializeResult(check_results=[
@@ -41,6 +42,12 @@ def _in_flight(instance, key: str, status=dg.DagsterRunStatus.STARTED):
                                    tags={"dagster/partition": key}))
 
 
+def _plan_why(instance, settings) -> str:
+    from laion_assets.defs.automation.schedules import plan_backfill
+
+    return plan_backfill(instance, settings)[1]
+
+
 def _evaluate(instance, settings):
     schedule = build_shard_backfill_schedule(settings)
     repo = build_definitions(load_settings()).get_repository_def()
@@ -48,7 +55,7 @@ def _evaluate(instance, settings):
         return schedule.evaluate_tick(context)
 
 
-def test_schedule_launches_the_newest_crawls_missing_shards_within_the_run_bound(embedded_env):
+def test_schedule_launches_every_crawls_missing_shards_oldest_first_within_the_run_bound(embedded_env):
     with dg.instance_for_test() as instance:
         assert "crawl_manifest" in (_evaluate(instance, BackfillSettings()).skip_message or "")
         instance.add_dynamic_partitions("shards", [f"{OLD}/{i:05d}" for i in range(3)])
@@ -63,8 +70,12 @@ def test_schedule_launches_the_newest_crawls_missing_shards_within_the_run_bound
 
         result = _evaluate(instance, BackfillSettings(max_concurrent_runs=6, max_failed_runs_per_shard=2))
         keys = [r.partition_key for r in result.run_requests]
-        assert keys == [f"{NEW}/00005", f"{NEW}/00006", f"{NEW}/00007"]  # 6 - 3 in flight
-        assert all(r.tags[BACKFILL_TAG] == NEW for r in result.run_requests)
+        # 6 - 3 in flight; the older crawl's missing shards first (they block publish too)
+        assert keys == [f"{OLD}/00001", f"{OLD}/00002", f"{NEW}/00005"]
+        assert [r.tags[BACKFILL_TAG] for r in result.run_requests] == [OLD, OLD, NEW]
+        schedule_why = _plan_why(instance, BackfillSettings(max_concurrent_runs=6, max_failed_runs_per_shard=2))
+        assert f"{OLD}: 2 pending" in schedule_why and f"{NEW}: 6 pending" in schedule_why
+        assert f"left after 2 failed runs: {NEW}/00004" in schedule_why
 
         for key in keys:
             _in_flight(instance, key)

@@ -41,6 +41,8 @@ def test_instance_config_loads(path: Path, tmp_path: Path, monkeypatch):
     assert config["concurrency"]["pools"]["default_limit"] >= 1  # the gpu pool's limit
     if path.parent.name in ("ecs", "k8s"):
         assert "postgres" in config["storage"] and "S3ComputeLogManager" == config["compute_logs"]["class"]
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed (-m postgres runs it)
+        assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
         assert any(t["key"] == "laion-assets/gpu" for t in config["concurrency"]["runs"]["tag_concurrency_limits"])
 
 

@@ -1,5 +1,5 @@
-"""Scheduled backfills: each tick launches `shard_job` runs for the newest crawl's unmaterialized
-shards, never more than `max_concurrent_runs` shard runs in flight; publish follows by declarative
+"""Scheduled backfills: each tick launches `shard_job` runs for every registered crawl's
+unmaterialized shards (oldest crawl first), never more than `max_concurrent_runs` shard runs in flight; publish follows by declarative
 automation (`PUBLISH_CONDITION`) once every registered shard is materialized and its blocking checks
 passed.
 
@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from laion_assets.core.lib.validation import require_int_range
+from laion_assets.defs.automation.shard_status import failures_since_last_success
 from laion_assets.defs.jobs import shard_job
 from laion_assets.settings import load_settings
 from laion_assets.defs.lib.partitions import shard_partitions
@@ -27,8 +28,19 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 BACKFILL_TAG = "laion-assets/backfill"
 
 # Publish (dbt models, then the release) runs when shards changed since it last ran, no shard of any
-# registered crawl is missing or in progress, and every blocking check upstream passed.
-PUBLISH_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+# registered crawl is missing or in progress, and no blocking check upstream failed on ANY shard.
+# `all_deps_blocking_checks_passed()` is not that once the shard checks are partitioned: its
+# `all_deps_match` maps a partitioned dep's true partitions onto the unpartitioned model, so one
+# shard that passed lets the model through while another shard's blocking check failed. "No dep
+# partition has a failed blocking check" is `~any_deps_match(any_checks_match(check_failed))`; a
+# failed check that this tick re-runs (`will_be_requested`) does not block (the run itself stops
+# the child if it fails again).
+NO_BLOCKING_CHECK_FAILED = ~dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.any_checks_match(
+        dg.AutomationCondition.check_failed() & ~dg.AutomationCondition.will_be_requested(), blocking_only=True,
+    ).with_label("any_blocking_check_failed")
+).with_label("no_blocking_check_failed_on_any_dep_partition")
+PUBLISH_CONDITION = dg.AutomationCondition.eager() & NO_BLOCKING_CHECK_FAILED
 
 
 @dataclass(frozen=True)
@@ -66,36 +78,40 @@ def in_flight_partitions(instance: dg.DagsterInstance) -> list[str]:
     return [r.tags.get("dagster/partition", "") for r in runs]
 
 
-def failed_runs(instance: dg.DagsterInstance, partition_key: str) -> int:
-    return instance.get_runs_count(dg.RunsFilter(
-        job_name=shard_job.name, statuses=[dg.DagsterRunStatus.FAILURE], tags={"dagster/partition": partition_key}
-    ))
-
-
 def plan_backfill(instance: dg.DagsterInstance, settings: BackfillSettings) -> tuple[list[str], str]:
-    """The shards to launch now and a sentence saying why (for the tick's skip reason / log)."""
+    """The shards to launch now and a sentence saying why (for the tick's skip reason / log).
+
+    Every registered crawl is backfilled, oldest crawl first (its missing shards block publish as
+    much as the newest's), within one in-flight bound; the sentence says per crawl what is pending
+    and names the shards left after repeated failures (`ops shards retry <key>` lets them run again)."""
     keys = sorted(instance.get_dynamic_partitions(shard_partitions.name))
-    crawl = newest_crawl(keys)
-    if crawl is None:
+    if not keys:
         return [], "no shard partitions registered: materialize crawl_manifest or turn on crawl discovery"
     in_flight = in_flight_partitions(instance)
+    busy = set(in_flight)
     budget = settings.max_concurrent_runs - len(in_flight)
     done = instance.get_materialized_partitions(LAST_STAGE)
-    todo = [k for k in keys if crawl_of(k) == crawl and k not in done and k not in set(in_flight)]
+    todo = [k for k in keys if k not in done and k not in busy]
     if not todo:
-        return [], f"{crawl}: every shard is materialized or in flight ({len(in_flight)} runs in flight)"
+        return [], f"every shard of {len({crawl_of(k) for k in keys})} crawls is materialized or in flight ({len(in_flight)} runs in flight)"
+    pending = {c: sum(1 for k in todo if crawl_of(k) == c) for c in sorted({crawl_of(k) for k in todo})}
+    per_crawl = ", ".join(f"{c}: {n} pending" for c, n in pending.items())
     if budget <= 0:
-        return [], f"{crawl}: {len(in_flight)} shard runs in flight, limit {settings.max_concurrent_runs}"
-    chosen, gave_up = [], 0
-    for key in todo:
+        return [], f"{len(in_flight)} shard runs in flight, limit {settings.max_concurrent_runs} ({per_crawl})"
+    chosen, gave_up = [], []
+    for key in todo:  # sorted: oldest crawl first, then shard order
         if len(chosen) == budget:
             break
-        if failed_runs(instance, key) >= settings.max_failed_runs_per_shard:
-            gave_up += 1
+        if failures_since_last_success(instance, key, cap=settings.max_failed_runs_per_shard) >= settings.max_failed_runs_per_shard:
+            gave_up.append(key)
             continue
         chosen.append(key)
-    why = (f"{crawl}: launching {len(chosen)} of {len(todo)} unmaterialized shards "
-           f"({len(in_flight)} in flight, limit {settings.max_concurrent_runs}, {gave_up} left after repeated failures)")
+    why = (f"launching {len(chosen)} of {len(todo)} unmaterialized shards ({per_crawl}; "
+           f"{len(in_flight)} in flight, limit {settings.max_concurrent_runs})")
+    if gave_up:
+        shown = ", ".join(gave_up[:20]) + (f" and {len(gave_up) - 20} more" if len(gave_up) > 20 else "")
+        why += (f"; left after {settings.max_failed_runs_per_shard} failed runs: {shown} "
+                "(fix, then `python -m laion_assets.ops shards retry <key>`)")
     return chosen, why
 
 
@@ -107,9 +123,10 @@ def build_shard_backfill_schedule(settings: BackfillSettings | None = None) -> d
         cron_schedule=settings.cron,
         job=shard_job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=f"Every tick, `shard_job` runs for the newest crawl's unmaterialized shards, at most "
-        f"{settings.max_concurrent_runs} shard runs in flight (`LAION_BACKFILL_MAX_RUNS`); a shard with "
-        f"{settings.max_failed_runs_per_shard} failed runs is left for a person. Publish follows by "
+        description=f"Every tick, shard_job runs for every registered crawl's unmaterialized shards (oldest "
+        f"crawl first), at most {settings.max_concurrent_runs} shard runs in flight (LAION_BACKFILL_MAX_RUNS); "
+        f"a shard with {settings.max_failed_runs_per_shard} failed runs since its last success is left for a "
+        "person (python -m laion_assets.ops shards retry KEY lets it run again). Publish follows by "
         "declarative automation once every shard is done.",
     )
     def shard_backfill(context: dg.ScheduleEvaluationContext):

@@ -79,6 +79,9 @@ def check_failure_alert(record: Any, webhook: AlertWebhookResource, run_partitio
         return None
     failing = evaluation.metadata.get("failing_rows")
     detail = f" ({failing.value} failing rows)" if failing is not None else ""
+    keys = evaluation.metadata.get("failing_keys")
+    if keys is not None and keys.value:
+        detail += "; failing rows' keys: " + ", ".join(f"`{k}`" for k in keys.value)
     severity = evaluation.severity.value if evaluation.severity else "WARN"
     return Alert(
         title=f"Asset check failed ({severity}): {evaluation.asset_key.to_user_string()}.{evaluation.check_name}",
@@ -189,7 +192,7 @@ def failure_alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebh
 
 publish_automation = dg.AutomationConditionSensorDefinition(
     "publish_automation",
-    target=dg.AssetSelection.groups("publish"),
+    target=dg.AssetSelection.groups("publish", "removal"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Evaluates the publish group's automation condition: dbt models and the release run "

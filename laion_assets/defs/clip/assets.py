@@ -37,7 +37,7 @@ def _views(st, pk):
     }
 
 
-clip_scores_checks = stage_checks("clip_scores", CHECKS, _views)
+clip_scores_checks = stage_checks("clip_scores", CHECKS, _views, partitions_def=shard_partitions)
 
 
 @dg.asset(

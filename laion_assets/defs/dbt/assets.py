@@ -36,7 +36,12 @@ def laion_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, sto
     st = storage.get()
     warehouse = st.local_warehouse_path()
     with dbt_environment(LAION_ASSETS_ROOT=st.root_uri, LAION_WAREHOUSE_PATH=str(warehouse)):
-        yield from dbt.cli(["build", *vars_args(st.root_uri)], context=context).stream()
+        # The publish sensor requests models piecemeal (a model becomes ready when its own deps do).
+        # dbt's default (eager) indirect selection then runs a multi-model test with the first of its
+        # models, against the others' stale or missing tables: `every_kept_pair_published_or_dropped`
+        # failed in a `--select stg_filtered_pairs` run, and publish stalled behind that failure.
+        # `buildable` runs such a test with the last of its models, once all of them are fresh.
+        yield from dbt.cli(["build", "--indirect-selection", "buildable", *vars_args(st.root_uri)], context=context).stream()
     st.upload_file(warehouse, WAREHOUSE)  # a no-op on a local root: the file is already there
 
 

@@ -30,7 +30,8 @@ def _views(st, pk):
 
 
 image_downloads_checks = stage_checks("image_downloads", CHECKS + HEALTH_CHECKS, _views,
-                                      params=lambda st, pk: dict(load_settings().download_health))
+                                      params=lambda st, pk: dict(load_settings().download_health),
+                                      partitions_def=shard_partitions)
 
 
 @dg.asset(

@@ -9,6 +9,7 @@ from laion_assets.core.extract.checks import CHECKS
 from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import DETERMINISTIC_ERRORS, TRANSIENT_RETRY, deterministic_failure, drop_reasons, progress_logger, require_registered_partition, stats_metadata, table_metadata
+from laion_assets.defs.lib.partition_keys import require_shard_in_manifest
 from laion_assets.defs.lib.partitions import shard_partitions
 from laion_assets.defs.lib.validators import ranged
 from laion_assets.defs.crawl.assets import crawl_file_opener
@@ -36,7 +37,7 @@ def _views(st, pk):
     }
 
 
-image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views)
+image_text_pairs_checks = stage_checks("image_text_pairs", CHECKS, _views, partitions_def=shard_partitions)
 
 
 @dg.asset(
@@ -57,6 +58,7 @@ def image_text_pairs(
 ) -> dg.MaterializeResult:
     require_registered_partition(context)
     st = storage.get()
+    require_shard_in_manifest(context, st)
     paths = ShardPaths.from_partition_key(context.partition_key)
     files = shard_files(st.read_parquet(manifest_path(paths.crawl)), paths.shard)
     # Extraction gets the crawl's own paths (provenance) and streams each from where this build reads it.

@@ -48,7 +48,7 @@ def _views(st, pk):
     }
 
 
-filtered_pairs_checks = stage_checks("filtered_pairs", CHECKS, _views)
+filtered_pairs_checks = stage_checks("filtered_pairs", CHECKS, _views, partitions_def=shard_partitions)
 
 
 @dg.asset(

@@ -4,6 +4,10 @@ A stage's checks are evaluated inside its asset's step (`StageChecks`: `check_sp
 results returned with its `MaterializeResult`): one process per asset instead of one per check,
 which is most of what made a UI-launched shard slow (22 steps -> 4). A blocking check that fails at
 ERROR still fails the step after the materialization is recorded, so downstream steps do not run.
+
+Shard stages' specs carry the shard partitions (`partitions_def`): each evaluation is recorded for
+its shard, so the UI, the alerts and `all_deps_blocking_checks_passed` see one status per shard,
+not whichever shard ran last.
 """
 
 import re
@@ -62,14 +66,19 @@ def check_result(check: SqlCheck, outcome: CheckOutcome, params: Mapping[str, An
         description=check_description(check, params),
         metadata={
             "failing_rows": outcome.failing_rows,
+            # The sample's row keys (`key`, `<crawl>/<shard>/<n>`) for the alert and the UI: where to look.
+            "failing_keys": dg.MetadataValue.json([str(r["key"]) for r in outcome.sample if r.get("key") is not None]),
             "sample": dg.MetadataValue.json([{k: _jsonable(v) for k, v in row.items()} for row in outcome.sample]),
         },
     )
 
 
-def check_specs(asset: str, checks: Sequence[SqlCheck]) -> list[dg.AssetCheckSpec]:
-    """The asset check specs of `checks` on `asset` (blocking as each check says)."""
-    return [dg.AssetCheckSpec(c.name, asset=asset, description=check_description(c), blocking=c.blocking)
+def check_specs(asset: str, checks: Sequence[SqlCheck],
+                partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetCheckSpec]:
+    """The asset check specs of `checks` on `asset` (blocking as each check says), partitioned like
+    the asset when `partitions_def` is given."""
+    return [dg.AssetCheckSpec(c.name, asset=asset, description=check_description(c), blocking=c.blocking,
+                              partitions_def=partitions_def)
             for c in checks]
 
 
@@ -82,10 +91,11 @@ class StageChecks:
     checks: Sequence[SqlCheck]
     views: ViewsFn
     params: ParamsFn | None = None
+    partitions_def: dg.PartitionsDefinition | None = None
 
     @property
     def specs(self) -> list[dg.AssetCheckSpec]:
-        return check_specs(self.asset, self.checks)
+        return check_specs(self.asset, self.checks, self.partitions_def)
 
     def evaluate(self, st: Storage, partition_key: str | None = None) -> list[dg.AssetCheckResult]:
         extra = self.params(st, partition_key) if self.params else None
@@ -94,6 +104,7 @@ class StageChecks:
 
 
 def stage_checks(
-    asset: str, checks: Sequence[SqlCheck], views: ViewsFn, *, params: ParamsFn | None = None
+    asset: str, checks: Sequence[SqlCheck], views: ViewsFn, *, params: ParamsFn | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
 ) -> StageChecks:
-    return StageChecks(asset, tuple(checks), views, params)
+    return StageChecks(asset, tuple(checks), views, params, partitions_def)

@@ -33,6 +33,7 @@ def require_registered_partition(context: dg.AssetExecutionContext) -> str:
     if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and not context.instance.has_dynamic_partition(
         partitions_def.name, key
     ):
+        context.instance.add_run_tags(context.run_id, {"dagster/retry_on_asset_or_op_failure": "false"})
         raise dg.Failure(
             description=f"partition {key!r} is not a registered `{partitions_def.name}` partition (a key "
             "typed in the launchpad or sent over GraphQL must be one of the keys listed for the asset; "

@@ -71,6 +71,11 @@ def write_initial_receipts(st, requests) -> None:
 
 
 @dg.asset(
+    # Built once by publish automation when missing (a fresh instance): without it the dbt removal
+    # models never have their source and publish waits forever. Later builds: removal requests sensor.
+    # (`on_missing()` would not: it ignores an asset already missing at the sensor's first tick.)
+    automation_condition=dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed(),
     group_name="removal",
     kinds={"parquet"},
     check_specs=[REQUESTS_CHECK],
