@@ -2,6 +2,8 @@
 
 `skipped` = a rule decided not to keep the image (an opt-out, the security guard, or content that
 is not an acceptable image); running again would decide the same, so a re-run carries it over.
+`skipped/removed` = a takedown: the URL matches a removal entry (never fetched) or its image was
+purged; carried over like every skipped row.
 `failed` = the fetch did not succeed and might next time; a re-run retries exactly these rows.
 """
 
@@ -31,6 +33,9 @@ REASON_INFO: dict[str, tuple[str, str]] = {
     "not_an_image": ("skipped", "magic bytes are not JPEG, PNG or WEBP (e.g. an HTML page)"),
     "decompression_bomb": ("skipped", "header width*height over max_pixels; never decoded"),
     "decode_error": ("skipped", "Pillow could not decode the image (truncated or corrupt)"),
+    # takedowns (core/download/blocklist.py, core/release/purge.py): never fetched again
+    "removed": ("skipped", "a removal entry names the URL, its host or the image; `error` holds the "
+                "drop reason `removal:<source>`; the image, if it was held, is purged"),
     # fetch failures (retried on a re-run)
     "timeout": ("failed", "connect, read or total timeout"),
     "dns_error": ("failed", "host name did not resolve"),

@@ -1,0 +1,211 @@
+"""Purge what the builder holds of removed samples: their images, embeddings and score rows.
+
+A re-derive drops removed rows from the release (dbt's `drop_log`, reason `removal:<source>`), but
+the shards still hold the images (WebDataset tars), the float16 embeddings and the score rows.
+`purge_removed` deletes them, shard by shard, through the storage commit protocol, so a kill at any
+point leaves the old or the new state of each directory:
+1. images: a new `images/<shard>/v-<hash>/` whose tars lack the removed samples' members (the
+   other members copied with their headers and bytes; untouched tars copied whole), committed by
+   the status table, in which the removed rows become `skipped/removed` (`error` = the drop reason):
+   one row per URL stays the contract, and skipped rows are never fetched again;
+2. scores: a new `scores/<shard>/v-<hash>/` without the removed rows' embeddings (the rest keep their
+   order, `embedding_row` renumbered), committed by the score table without their rows;
+3. filter: the rows move from `filtered/<shard>.parquet` to the shard's drop log with the same
+   reason, exactly what a re-run of `filtered_pairs` now writes.
+Each step checks what is left to do, so a second call (or one after a kill between steps) finishes
+the job and otherwise changes no byte.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from laion_assets.core.download.blocklist import REMOVED, removal_reason, removed_row
+from laion_assets.core.download.keys import image_member, member_key
+from laion_assets.core.download.status import rows_to_table, table_to_rows
+from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
+from laion_assets.core.schemas.scores import SCORE_SCHEMA
+from laion_assets.core.storage.layout import WAREHOUSE, ShardPaths
+
+IMG_EMB_FILE, TEXT_EMB_FILE = "img_emb.npy", "text_emb.npy"  # core/clip/scoring.py (no torch here)
+COUNTS = ("status_rows_marked", "samples_removed", "tar_members_removed", "tars_rewritten",
+          "score_rows_removed", "embedding_rows_removed", "filtered_rows_moved", "bytes_freed")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # same filesystem (a local root): no copy of bytes that do not change
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def rewrite_tar(src: Path, dst: Path, drop_stems: set[str]) -> tuple[int, set[str]]:
+    """Copy `src` to `dst` without the members whose key (name before the first dot) is in
+    `drop_stems`; every other member keeps its header and bytes, in order. No file when nothing is
+    left. Returns (members dropped, stems dropped)."""
+    dropped, stems = 0, set()
+    with tarfile.open(src, "r") as tin:
+        members = [m for m in tin]
+        out = None
+        try:
+            for m in members:
+                stem = m.name.split(".", 1)[0]
+                if stem in drop_stems:
+                    dropped += 1
+                    stems.add(stem)
+                    continue
+                if out is None:
+                    out = tarfile.open(dst, "w", format=tarfile.PAX_FORMAT)
+                out.addfile(m, tin.extractfile(m) if m.isfile() else None)
+        finally:
+            if out is not None:
+                out.close()
+    return dropped, stems
+
+
+def _dir_bytes(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+
+
+def _purge_images(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: dict[str, int]) -> None:
+    if not st.exists(paths.downloads):
+        return
+    status = st.read_parquet(paths.downloads)
+    rows = table_to_rows(status)
+    todo = [i for i, r in enumerate(rows) if r.key in reasons and r.reason != REMOVED]
+    if not todo:
+        return
+    stems_by_tar: dict[str, set[str]] = defaultdict(set)
+    for i in todo:
+        r = rows[i]
+        if r.tar_path:
+            stems_by_tar[r.tar_path].add(image_member(r.key, r.tar_member).rpartition(".")[0])
+    old_dir = st.local_dir(paths.images_dir) if st.live_version(paths.images_dir) is not None else None
+    before = _dir_bytes(old_dir) if old_dir is not None else 0
+    with st.staging_dir(paths.images_dir, record=paths.downloads) as out:
+        if old_dir is not None:
+            for src in sorted(p for p in old_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+                stems = stems_by_tar.get(src.name)
+                if not stems:
+                    _link_or_copy(src, out / src.name)
+                    continue
+                dropped, found = rewrite_tar(src, out / src.name, stems)
+                counts["tar_members_removed"] += dropped
+                counts["samples_removed"] += len(found)
+                counts["tars_rewritten"] += 1
+        for i in todo:
+            rows[i] = removed_row(rows[i].key, rows[i].url, reasons[rows[i].key], rows[i])
+        counts["status_rows_marked"] += len(todo)
+        after = _dir_bytes(out)
+        st.write_parquet(rows_to_table(rows).replace_schema_metadata(None), paths.downloads)
+    counts["bytes_freed"] += before - after
+
+
+def _purge_scores(st: Any, paths: ShardPaths, keys: set[str], counts: dict[str, int]) -> None:
+    if not st.exists(paths.scores):
+        return
+    scores = st.read_parquet(paths.scores)
+    gone = pc.is_in(scores["key"], value_set=pa.array(sorted(keys), pa.string()))
+    if not pc.any(gone).as_py():
+        return
+    kept = scores.filter(pc.invert(gone))
+    valid = pc.is_valid(kept["embedding_row"]).to_numpy(zero_copy_only=False)
+    old_rows = pc.fill_null(kept["embedding_row"], -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    used = np.sort(old_rows[valid])
+    old_dir = st.local_dir(paths.embeddings_dir) if st.live_version(paths.embeddings_dir) is not None else None
+    before = _dir_bytes(old_dir) if old_dir is not None else 0
+    with st.staging_dir(paths.embeddings_dir, record=paths.scores) as out:
+        n_old = 0
+        if old_dir is not None:
+            for src in sorted(p for p in old_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+                if src.name in (IMG_EMB_FILE, TEXT_EMB_FILE):
+                    emb = np.load(src)
+                    n_old = emb.shape[0]
+                    np.save(out / src.name, emb[used])
+                else:
+                    _link_or_copy(src, out / src.name)
+        new_rows = np.full(len(old_rows), -1, np.int64)
+        new_rows[valid] = np.searchsorted(used, old_rows[valid])
+        column = pa.array(new_rows.astype(np.int32), pa.int32(), mask=~valid)
+        kept = kept.set_column(kept.schema.get_field_index("embedding_row"), "embedding_row", column)
+        counts["score_rows_removed"] += scores.num_rows - kept.num_rows
+        counts["embedding_rows_removed"] += n_old - len(used) if old_dir is not None else 0
+        after = _dir_bytes(out)
+        st.write_parquet(kept.cast(SCORE_SCHEMA), paths.scores)
+    counts["bytes_freed"] += before - after
+
+
+def _purge_filtered(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: dict[str, int]) -> None:
+    if not st.exists(paths.filtered):
+        return
+    filtered = st.read_parquet(paths.filtered)
+    gone = pc.is_in(filtered["key"], value_set=pa.array(sorted(reasons), pa.string()))
+    if not pc.any(gone).as_py():
+        return
+    moved = filtered.filter(gone)
+    new_drops = pa.table({
+        "crawl": moved["crawl"], "shard": moved["shard"], "key": moved["key"], "url": moved["url"],
+        "text": moved["text"], "sample_id": moved["sample_id"],
+        "reason": pa.array([reasons[k] for k in moved["key"].to_pylist()], pa.string()),
+    }, schema=DROP_LOG_SCHEMA)
+    drops = st.read_parquet(paths.drops).cast(DROP_LOG_SCHEMA) if st.exists(paths.drops) \
+        else DROP_LOG_SCHEMA.empty_table()
+    drops = pa.concat_tables([drops, new_drops]).sort_by("key")  # the filter stage's order
+    # the drop log first: a kill between the two writes leaves a pair in both, which the next call
+    # (or a re-run of filtered_pairs) resolves; never in neither
+    st.write_parquet(drops, paths.drops)
+    st.write_parquet(filtered.filter(pc.invert(gone)).cast(FILTERED_SCHEMA), paths.filtered)
+    counts["filtered_rows_moved"] += moved.num_rows
+
+
+def purge_removed(st: Any, removed: pa.Table) -> dict[str, dict[str, int]]:
+    """Delete the images, embeddings and score rows of `removed` (crawl, shard, key, sample_id and
+    optionally `reason`, the drop reason `removal:<source>`) from the stored shards.
+
+    Returns, per shard `<crawl>/<shard>` named by `removed`, the counts in COUNTS. Idempotent."""
+    has_reason = "reason" in removed.column_names
+    by_shard: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    cols = ["crawl", "shard", "key"] + (["reason"] if has_reason else [])
+    for r in removed.select(cols).to_pylist():
+        reason = r.get("reason") or removal_reason("unknown")
+        if not reason.startswith("removal:"):
+            raise ValueError(f"{r['crawl']}/{r['shard']} key {r['key']}: {reason!r} is not a removal reason")
+        by_shard[(r["crawl"], r["shard"])][r["key"]] = reason
+    out: dict[str, dict[str, int]] = {}
+    for (crawl, shard), reasons in sorted(by_shard.items()):
+        for key in reasons:
+            member_key(shard, key)  # a key that cannot name a member is bad input, not a no-op
+        paths = ShardPaths(crawl, shard)
+        counts = dict.fromkeys(COUNTS, 0)
+        _purge_images(st, paths, reasons, counts)
+        _purge_scores(st, paths, set(reasons), counts)
+        _purge_filtered(st, paths, reasons, counts)
+        out[f"{crawl}/{shard}"] = counts
+    return out
+
+
+def removed_in_warehouse(st: Any) -> pa.Table:
+    """The rows dbt's `drop_log` dropped by a removal entry (crawl, shard, key, sample_id, reason),
+    from `<root>/warehouse.duckdb` as the last `dbt build` left it."""
+    import duckdb
+
+    path = st.local_file(WAREHOUSE)
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(
+            "SELECT crawl, shard, key, sample_id, min(reason) AS reason FROM drop_log "
+            "WHERE starts_with(reason, 'removal:') GROUP BY ALL ORDER BY crawl, shard, key"
+        ).to_arrow_table()
+
+
+def purge_released_removals(st: Any) -> dict[str, dict[str, int]]:
+    """`purge_removed` for every row the warehouse's drop log removed: call after a re-derive."""
+    return purge_removed(st, removed_in_warehouse(st))
