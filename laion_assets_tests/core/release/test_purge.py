@@ -20,11 +20,12 @@ from laion_assets.core.removal.entries import REMOVAL_SCHEMA
 from laion_assets.core.schemas.pairs import PAIR_SCHEMA
 from laion_assets.core.storage import open_storage
 from laion_assets.core.storage.layout import REMOVAL_ENTRIES, ShardPaths
-from laion_assets.definitions import build_definitions, build_resources
+from laion_assets.definitions import build_definitions
 from laion_assets.runner import failed_checks
 from laion_assets.settings import load_settings
 from laion_assets.testing.http_server import TestServer, make_jpeg, static
-from laion_assets.testing.s3 import moto_s3
+from laion_assets.core.storage.s3 import S3Credentials
+from laion_assets.testing.s3 import TEST_CREDENTIALS, moto_s3
 
 CRAWL, N = "CC-TEST", 8
 REMOVED_KEYS = {"000000001", "000000004"}
@@ -86,23 +87,27 @@ def _everything(st, root: str) -> dict[str, str]:
 
 @pytest.fixture(params=["local", "s3"])
 def root(request, embedded_env, tmp_path: Path, monkeypatch):
+    """(the root, a Storage of our own on it: the test reads and purges beside the Dagster runs)."""
     if request.param == "local":
-        yield embedded_env["LAION_ASSETS_ROOT"]
+        yield embedded_env["LAION_ASSETS_ROOT"], open_storage(embedded_env["LAION_ASSETS_ROOT"])
         return
     with moto_s3() as s3:
         s3.create_bucket("laion-purge")
-        for k, v in {**s3.env, "LAION_ASSETS_ROOT": "s3://laion-purge/build",
-                     "LAION_LOCAL_CACHE": str(tmp_path / "cache")}.items():
+        uri = "s3://laion-purge/build"
+        for k, v in {**s3.env, "LAION_ASSETS_ROOT": uri, "LAION_LOCAL_CACHE": str(tmp_path / "cache")}.items():
             monkeypatch.setenv(k, v)
-        yield "s3://laion-purge/build"
+        creds = S3Credentials(endpoint_url=s3.endpoint_url, region="us-east-1",
+                              access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        yield uri, open_storage(uri, s3=lambda: (s3.client(), creds), cache_dir=str(tmp_path / "purge-cache"))
 
 
 def test_purge_removes_exactly_the_removed_samples_and_a_rerun_never_fetches_them(root, tmp_path: Path):
+    root, st = root
     routes = {f"/img{i}.jpg": static(make_jpeg(400 + 8 * i, 300, seed=i)) for i in range(N)}
     routes.update({f"/blocked/{i}.jpg": static(make_jpeg(400, 300, seed=50 + i)) for i in range(2)})
     routes["/hashed.jpg"] = static(make_jpeg(400, 300, seed=60))
     defs = build_definitions(load_settings())
-    st = build_resources(load_settings())["storage"].get()
     paths = ShardPaths(CRAWL, "00000")
     (tmp_path / "home").mkdir()
     with TestServer(routes) as srv, dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
