@@ -57,9 +57,10 @@ class UrlBlocklist:
                 book = self.exact[kind]
                 book[value] = min(source, book.get(value, source))
         self.hash_kinds = [k for k in ("url_md5", "url_sha1", "url_sha256") if self.exact[k]]
+        self.size = sum(len(v) for v in self.exact.values()) + sum(len(v) for v in self.prefixes.values())
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.exact.values()) + sum(len(v) for v in self.prefixes.values())
+        return self.size
 
     def source_for(self, url: str) -> str | None:
         found: list[str] = []
@@ -109,8 +110,9 @@ def split_removed(pairs: pa.Table, entries: pa.Table, previous_status: pa.Table 
     keys, urls = pairs["key"].to_pylist(), pairs["url"].to_pylist()
     keep: list[bool] = []
     removed: list[RowResult] = []
+    any_entry = len(blocklist) > 0
     for key, url in zip(keys, urls):
-        source = blocklist.source_for(url) if len(blocklist) else None
+        source = blocklist.source_for(url) if any_entry else None
         reason = removal_reason(source) if source is not None else None
         if reason is None and key in before and before[key][0] == url:
             reason = before[key][1]

@@ -198,3 +198,47 @@ def test_purge_rejects_a_reason_that_is_not_a_removal(tmp_path: Path):
                     "reason": ["below_threshold"]})
     with pytest.raises(ValueError, match="not a removal reason"):
         purge_removed(st, bad)
+
+
+def test_rewrite_tar_copies_kept_members_raw_and_drops_empty_tars(tmp_path: Path):
+    from laion_assets.core.download.writer import TarWriter
+    from laion_assets.core.release.purge import rewrite_tar
+
+    w = TarWriter(tmp_path, images_per_tar=100)
+    for i in range(5):  # PAX records too: non-ASCII captions and metadata
+        w.write(f"s_{i:09d}", make_jpeg(40, 30, seed=i), "légende " * i, {"k": "ü" * i})
+    w.close()
+    src = tmp_path / "00000.tar"
+    dropped, stems = rewrite_tar(src, tmp_path / "out.tar", {"s_000000001", "s_000000003", "s_9"})
+    assert (dropped, stems) == (6, {"s_000000001", "s_000000003"})
+    # byte for byte what tarfile itself writes for the kept members (headers, PAX, padding, end)
+    ref = io.BytesIO()
+    with tarfile.open(src) as tin, tarfile.open(fileobj=ref, mode="w", format=tarfile.PAX_FORMAT) as tout:
+        for m in tin:
+            if m.name.split(".")[0] not in stems:
+                tout.addfile(m, tin.extractfile(m))
+    assert (tmp_path / "out.tar").read_bytes() == ref.getvalue()
+    every = {f"s_{i:09d}" for i in range(5)}
+    assert rewrite_tar(src, tmp_path / "empty.tar", every) == (15, every)
+    assert not (tmp_path / "empty.tar").exists()
+
+
+def test_header_scan_agrees_with_tarfile_on_pax_names(tmp_path: Path):
+    from laion_assets.core.release.purge import _spans_fast, rewrite_tar
+
+    path = tmp_path / "pax.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+        for name in ["a" * 150 + ".jpg", "ümlaut_1.txt", "plain_2.json", "dir_3"]:
+            info = tarfile.TarInfo(name)
+            if name.startswith("dir"):
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            else:
+                info.size = 700
+                t.addfile(info, io.BytesIO(b"x" * 700))
+    with tarfile.open(path) as t:
+        expected = [(m.name, m.offset, m.offset_data + (-(-m.size // 512) * 512)) for m in t]
+    assert _spans_fast(path) == expected
+    assert rewrite_tar(path, tmp_path / "out.tar", {"ümlaut_1"}) == (1, {"ümlaut_1"})
+    with tarfile.open(tmp_path / "out.tar") as t:
+        assert [m.name for m in t] == ["a" * 150 + ".jpg", "plain_2.json", "dir_3"]
