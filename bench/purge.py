@@ -6,8 +6,8 @@
    rows, scores and float16 embeddings), `--removed` samples spread over it purged, next to
    rewriting the shard whole: every byte of its images and embeddings dirs read, written and
    committed through the same `staging_dir` (what any new version without hard links costs).
-Last line: `bench: purge prefilter_us_per_row=.. setup_us_per_row=.. purge_s=.. copy_s=..
-freed_mb=.. ratio=<copy_s / purge_s>`. CPU time is printed beside wall for each.
+Last line: `bench: purge prefilter_us_per_row=.. setup_us_per_row=.. purge_s=.. rewrite_s=..
+freed_mb=.. ratio=<rewrite_s / purge_s>`. CPU time is printed beside wall for each.
 """
 
 from __future__ import annotations
