@@ -34,11 +34,13 @@ from laion_assets.core.download.keys import image_member, member_key
 from laion_assets.core.download.status import rows_to_table, table_to_rows
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
-from laion_assets.core.storage.layout import WAREHOUSE, ShardPaths
+from laion_assets.core.storage.layout import MANIFESTS_DIR, REMOVAL_ENTRIES, WAREHOUSE, ShardPaths
 
 IMG_EMB_FILE, TEXT_EMB_FILE = "img_emb.npy", "text_emb.npy"  # core/clip/scoring.py (no torch here)
 COUNTS = ("status_rows_marked", "samples_removed", "tar_members_removed", "tars_rewritten",
-          "score_rows_removed", "embedding_rows_removed", "filtered_rows_moved", "bytes_freed")
+          "score_rows_removed", "embedding_rows_removed", "filtered_rows_moved", "drop_reasons_changed",
+          "bytes_freed")
+PAGE_OPT_OUT = "opt_out:page_optout"  # the filter's first rule: it wins over a removal
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -218,26 +220,34 @@ def _purge_scores(st: Any, paths: ShardPaths, keys: set[str], counts: dict[str, 
 
 
 def _purge_filtered(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: dict[str, int]) -> None:
+    """Kept pairs move to the drop log, and drop-log rows (e.g. below_threshold) take the removal
+    reason: what `filtered_pairs` writes once the download row is `skipped/removed`."""
     if not st.exists(paths.filtered):
         return
     filtered = st.read_parquet(paths.filtered)
     gone = pc.is_in(filtered["key"], value_set=pa.array(sorted(reasons), pa.string()))
-    if not pc.any(gone).as_py():
-        return
+    drops = st.read_parquet(paths.drops).cast(DROP_LOG_SCHEMA) if st.exists(paths.drops) \
+        else DROP_LOG_SCHEMA.empty_table()
+    old = drops["reason"].to_pylist()
+    new = [reasons.get(k, r) if r != PAGE_OPT_OUT else r for k, r in zip(drops["key"].to_pylist(), old)]
     moved = filtered.filter(gone)
+    if not moved.num_rows and new == old:
+        return
+    drops = drops.set_column(drops.schema.get_field_index("reason"), "reason", pa.array(new, pa.string())).cast(
+        DROP_LOG_SCHEMA)
     new_drops = pa.table({
         "crawl": moved["crawl"], "shard": moved["shard"], "key": moved["key"], "url": moved["url"],
         "text": moved["text"], "sample_id": moved["sample_id"],
         "reason": pa.array([reasons[k] for k in moved["key"].to_pylist()], pa.string()),
     }, schema=DROP_LOG_SCHEMA)
-    drops = st.read_parquet(paths.drops).cast(DROP_LOG_SCHEMA) if st.exists(paths.drops) \
-        else DROP_LOG_SCHEMA.empty_table()
     drops = pa.concat_tables([drops, new_drops]).sort_by("key")  # the filter stage's order
     # the drop log first: a kill between the two writes leaves a pair in both, which the next call
     # (or a re-run of filtered_pairs) resolves; never in neither
-    st.write_parquet(drops, paths.drops)
-    st.write_parquet(filtered.filter(pc.invert(gone)).cast(FILTERED_SCHEMA), paths.filtered)
+    st.write_parquet(drops.cast(DROP_LOG_SCHEMA), paths.drops)
+    if moved.num_rows:
+        st.write_parquet(filtered.filter(pc.invert(gone)).cast(FILTERED_SCHEMA), paths.filtered)
     counts["filtered_rows_moved"] += moved.num_rows
+    counts["drop_reasons_changed"] += sum(a != b for a, b in zip(old, new))
 
 
 def purge_removed(st: Any, removed: pa.Table) -> dict[str, dict[str, int]]:
@@ -282,3 +292,53 @@ def removed_in_warehouse(st: Any) -> pa.Table:
 def purge_released_removals(st: Any) -> dict[str, dict[str, int]]:
     """`purge_removed` for every row the warehouse's drop log removed: call after a re-derive."""
     return purge_removed(st, removed_in_warehouse(st))
+
+
+_MATCH_COLUMNS = {"sha256": pa.string(), "md5": pa.string(), "sha1": pa.string(), "pdq": pa.string(),
+                  "pdq_quality": pa.int32()}
+
+
+def removed_in_downloads(st: Any, entries: pa.Table) -> pa.Table:
+    """Every stored image (an `ok` status row of any shard of any crawl with a manifest) that a
+    removal entry matches, by the release's own rules (`removal.matches_sql`: URL kinds, image
+    hashes, PDQ): also the images the release never saw (below threshold, opted out, duplicates).
+    Columns crawl, shard, key, sample_id (null), reason (`removal:<smallest source>`)."""
+    import duckdb
+
+    from laion_assets.core.removal.entries import matches_sql
+
+    tables = []
+    for manifest in st.list(MANIFESTS_DIR, ".parquet"):
+        crawl = manifest.rsplit("/", 1)[1].removesuffix(".parquet")
+        for status_path in st.list(f"{crawl}/images", ".parquet"):
+            shard = status_path.rsplit("/", 1)[1].removesuffix(".parquet")
+            t = st.read_parquet(status_path)
+            t = t.filter(pc.equal(t["status"], "ok"))
+            cols = {"crawl": pa.array([crawl] * t.num_rows, pa.string()),
+                    "shard": pa.array([shard] * t.num_rows, pa.string()), "key": t["key"], "URL": t["url"]}
+            for name, typ in _MATCH_COLUMNS.items():
+                cols[name] = t[name].cast(typ) if name in t.column_names else pa.nulls(t.num_rows, typ)
+            tables.append(pa.table(cols))
+    empty = pa.table({"crawl": pa.array([], pa.string()), "shard": pa.array([], pa.string()),
+                      "key": pa.array([], pa.string()), "sample_id": pa.array([], pa.int64()),
+                      "reason": pa.array([], pa.string())})
+    if not tables or not entries.num_rows:
+        return empty
+    rows = pa.concat_tables(tables)
+    rows = rows.append_column("SAMPLE_ID", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    with duckdb.connect(":memory:") as con:
+        con.register("stored", rows)
+        con.register("entries_in", entries.select(["kind", "value", "source"]))
+        return con.sql(f"""
+            SELECT r.crawl, r.shard, r.key, NULL::BIGINT AS sample_id, 'removal:' || min(m.source) AS reason
+            FROM ({matches_sql('stored', 'entries_in')}) m JOIN stored r USING (SAMPLE_ID)
+            GROUP BY ALL ORDER BY r.crawl, r.shard, r.key
+        """).to_arrow_table().cast(empty.schema)
+
+
+def purge_stored_removals(st: Any) -> dict[str, dict[str, int]]:
+    """`purge_removed` for every stored image the removal list matches (`removed_in_downloads`),
+    whether or not a release ever held it: the audit sweep, reading every shard's status table."""
+    from laion_assets.core.download.blocklist import read_removal_entries
+
+    return purge_removed(st, removed_in_downloads(st, read_removal_entries(st, REMOVAL_ENTRIES)))
