@@ -39,7 +39,7 @@ from laion_assets.core.storage.layout import MANIFESTS_DIR, REMOVAL_ENTRIES, WAR
 IMG_EMB_FILE, TEXT_EMB_FILE = "img_emb.npy", "text_emb.npy"  # core/clip/scoring.py (no torch here)
 COUNTS = ("status_rows_marked", "samples_removed", "tar_members_removed", "tars_rewritten",
           "score_rows_removed", "embedding_rows_removed", "filtered_rows_moved", "drop_reasons_changed",
-          "bytes_freed")
+          "bytes_freed", "keys_not_found")
 PAGE_OPT_OUT = "opt_out:page_optout"  # the filter's first rule: it wins over a removal
 
 
@@ -153,9 +153,11 @@ def _dir_bytes(d: Path) -> int:
 
 def _purge_images(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: dict[str, int]) -> None:
     if not st.exists(paths.downloads):
+        counts["keys_not_found"] += len(reasons)
         return
     status = st.read_parquet(paths.downloads)
     rows = table_to_rows(status)
+    counts["keys_not_found"] += len(set(reasons) - {r.key for r in rows})
     todo = [i for i, r in enumerate(rows) if r.key in reasons and r.reason != REMOVED]
     if not todo:
         return
@@ -254,7 +256,11 @@ def purge_removed(st: Any, removed: pa.Table) -> dict[str, dict[str, int]]:
     """Delete the images, embeddings and score rows of `removed` (crawl, shard, key, sample_id and
     optionally `reason`, the drop reason `removal:<source>`) from the stored shards.
 
-    Returns, per shard `<crawl>/<shard>` named by `removed`, the counts in COUNTS. Idempotent."""
+    Returns, per shard `<crawl>/<shard>` named by `removed`, the counts in COUNTS (`keys_not_found`:
+    keys the shard has no status row for, e.g. a drop log from another build). Idempotent."""
+    missing = {"crawl", "shard", "key"} - set(removed.column_names)
+    if missing:
+        raise ValueError(f"removed rows need columns crawl, shard, key (missing: {sorted(missing)})")
     has_reason = "reason" in removed.column_names
     by_shard: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     cols = ["crawl", "shard", "key"] + (["reason"] if has_reason else [])

@@ -198,6 +198,10 @@ def test_purge_rejects_a_reason_that_is_not_a_removal(tmp_path: Path):
                     "reason": ["below_threshold"]})
     with pytest.raises(ValueError, match="not a removal reason"):
         purge_removed(st, bad)
+    with pytest.raises(ValueError, match="missing"):
+        purge_removed(st, bad.drop_columns(["shard"]))
+    unknown = purge_removed(st, bad.set_column(4, "reason", pa.array(["removal:x"])))
+    assert unknown == {f"{CRAWL}/00000": {**{k: 0 for k in unknown[f"{CRAWL}/00000"]}, "keys_not_found": 1}}
 
 
 def test_rewrite_tar_copies_kept_members_raw_and_drops_empty_tars(tmp_path: Path):
