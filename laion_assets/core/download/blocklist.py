@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA
 
 from .shard import DownloadResult, download_shard
-from .status import REASONS, RowResult, rows_to_table
+from .status import REASONS, RowResult, rows_to_table, table_to_rows
 
 REMOVED = "removed"
 URL_KINDS = ("url", "url_prefix", "domain", "url_md5", "url_sha1", "url_sha256")
@@ -102,23 +101,23 @@ def split_removed(pairs: pa.Table, entries: pa.Table, previous_status: pa.Table 
     """(the pairs still to download, status rows of the removed ones): a pair is removed when a URL
     entry matches it or its previous status row (same key and URL) is `skipped/removed`."""
     blocklist = UrlBlocklist(entries)
-    before: dict[str, tuple[str, str]] = {}
+    before: dict[str, RowResult] = {}
     if previous_status is not None and previous_status.num_rows:
-        prev = previous_status.filter(pc.equal(previous_status["reason"], REMOVED))
-        for k, u, e in zip(prev["key"].to_pylist(), prev["url"].to_pylist(), prev["error"].to_pylist()):
-            before[k] = (u, e or removal_reason("unknown"))
+        before = {r.key: r for r in table_to_rows(previous_status)}
     keys, urls = pairs["key"].to_pylist(), pairs["url"].to_pylist()
     keep: list[bool] = []
     removed: list[RowResult] = []
     any_entry = len(blocklist) > 0
     for key, url in zip(keys, urls):
+        prev = before.get(key)
+        prev = prev if prev is not None and prev.url == url else None
         source = blocklist.source_for(url) if any_entry else None
         reason = removal_reason(source) if source is not None else None
-        if reason is None and key in before and before[key][0] == url:
-            reason = before[key][1]
+        if reason is None and prev is not None and prev.reason == REMOVED:
+            reason = prev.error or removal_reason("unknown")
         keep.append(reason is None)
-        if reason is not None:
-            removed.append(removed_row(key, url, reason))
+        if reason is not None:  # an ok image of this row is not carried into the new version
+            removed.append(removed_row(key, url, reason, prev))
     return pairs.filter(pa.array(keep, pa.bool_())), rows_to_table(removed)
 
 

@@ -11,11 +11,12 @@ import tarfile
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from laion_assets.core.release.purge import purge_removed
+from laion_assets.core.release.purge import purge_released_removals, purge_removed, removed_in_warehouse
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA
 from laion_assets.core.schemas.pairs import PAIR_SCHEMA
 from laion_assets.core.storage import open_storage
@@ -123,7 +124,16 @@ def test_purge_removes_exactly_the_removed_samples_and_a_rerun_never_fetches_the
         removed = pa.table({"crawl": [CRAWL] * 2, "shard": ["00000"] * 2, "key": sorted(REMOVED_KEYS),
                             "sample_id": pa.array([1, 2], pa.int64()),
                             "reason": ["removal:photographer", "removal:hashlist"]})
-        counts = purge_removed(st, removed)[f"{CRAWL}/00000"]
+        # through the warehouse, as after a re-derive: a DuckDB `drop_log` with dbt's columns
+        wh = tmp_path / "warehouse.duckdb"
+        with duckdb.connect(str(wh)) as con:
+            con.register("r", removed)
+            con.execute("CREATE TABLE drop_log AS SELECT crawl, shard, key, sample_id, 'x' AS url_sha256, "
+                        "reason, 'release' AS stage FROM r UNION ALL SELECT 'CC-TEST', '00000', '000000002', 3, "
+                        "'x', 'below_threshold', 'shard'")
+        st.upload_file(wh, "warehouse.duckdb")
+        assert removed_in_warehouse(st).select(["key", "reason"]).equals(removed.select(["key", "reason"]))
+        counts = purge_released_removals(st)[f"{CRAWL}/00000"]
         assert counts["status_rows_marked"] == counts["samples_removed"] == 2
         assert counts["tar_members_removed"] == 6 and counts["tars_rewritten"] >= 1
         assert counts["score_rows_removed"] == counts["embedding_rows_removed"] == counts["filtered_rows_moved"] == 2
@@ -163,6 +173,7 @@ def test_purge_removes_exactly_the_removed_samples_and_a_rerun_never_fetches_the
         # and filtered_pairs writes what the purge wrote.
         _run(defs, instance, "00000", SHARD_OPS)
         assert [srv.requests_to(f"/img{i}.jpg") for i in range(N)] == [1] * N
+        assert st.read_parquet(paths.downloads).equals(status1)  # the removed rows carried as they are
         assert {r["key"]: r["reason"] for r in st.read_parquet(paths.drops).to_pylist()} == drops
         assert st.read_parquet(paths.filtered).select(["key", "url", "sample_id"]).equals(
             purged_filtered.select(["key", "url", "sample_id"]))
