@@ -44,6 +44,9 @@ PAGE_OPT_OUT = "opt_out:page_optout"  # the filter's first rule: it wins over a 
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
+    if src.is_dir():  # nothing the stages write today; carried whole so that no file is lost
+        shutil.copytree(src, dst, copy_function=_link_or_copy)
+        return
     try:
         os.link(src, dst)  # same filesystem (a local root): no copy of bytes that do not change
     except OSError:
@@ -170,8 +173,8 @@ def _purge_images(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: d
     before = _dir_bytes(old_dir) if old_dir is not None else 0
     with st.staging_dir(paths.images_dir, record=paths.downloads) as out:
         if old_dir is not None:
-            for src in sorted(p for p in old_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-                stems = stems_by_tar.get(src.name)
+            for src in sorted(p for p in old_dir.iterdir() if not p.name.startswith(".")):
+                stems = stems_by_tar.get(src.name) if src.is_file() else None
                 if not stems:
                     _link_or_copy(src, out / src.name)
                     continue
@@ -203,8 +206,8 @@ def _purge_scores(st: Any, paths: ShardPaths, keys: set[str], counts: dict[str, 
     with st.staging_dir(paths.embeddings_dir, record=paths.scores) as out:
         n_old = 0
         if old_dir is not None:
-            for src in sorted(p for p in old_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-                if src.name in (IMG_EMB_FILE, TEXT_EMB_FILE):
+            for src in sorted(p for p in old_dir.iterdir() if not p.name.startswith(".")):
+                if src.is_file() and src.name in (IMG_EMB_FILE, TEXT_EMB_FILE):
                     emb = np.load(src)
                     n_old = emb.shape[0]
                     np.save(out / src.name, emb[used])
