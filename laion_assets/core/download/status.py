@@ -2,6 +2,8 @@
 
 `skipped` = a rule decided not to keep the image (an opt-out, the security guard, or content that
 is not an acceptable image); running again would decide the same, so a re-run carries it over.
+`skipped/removed` = a takedown: the URL matches a removal entry (never fetched) or its image was
+purged; carried over like every skipped row.
 `failed` = the fetch did not succeed and might next time; a re-run retries exactly these rows.
 """
 
@@ -34,6 +36,9 @@ REASON_INFO: dict[str, tuple[str, str]] = {
     "decode_error": ("skipped", "Pillow could not decode the image (truncated or corrupt)"),
     "output_too_large": ("skipped", "the resized image would exceed max_output_pixels (e.g. 100000x2); never resized"),
     "decode_timeout": ("skipped", "decode/resize/encode ran past decode_timeout_s; its process was killed"),
+    # takedowns (core/download/blocklist.py, core/release/purge.py): never fetched again
+    "removed": ("skipped", "a removal entry names the URL, its host or the image; `error` holds the "
+                "drop reason `removal:<source>`; the image, if it was held, is purged"),
     # fetch failures (retried on a re-run)
     "timeout": ("failed", "connect, read or total timeout"),
     "dns_error": ("failed", "host name did not resolve"),

@@ -78,6 +78,7 @@ def _drop_reason_sql(config: FilterConfig, punsafe: str) -> str:
         CASE
             WHEN p.optout_page THEN 'opt_out:page_optout'
             WHEN d.key IS NULL THEN 'not_downloaded:no_download_row'
+            WHEN d.status = 'skipped' AND d.reason = 'removed' THEN coalesce(d.error, 'removal:unknown')
             WHEN d.status <> 'ok' AND d.reason IN ({opt_outs}) THEN 'opt_out:' || d.reason
             WHEN d.status <> 'ok' THEN 'not_downloaded:' || coalesce(d.reason, d.status)
             WHEN s.key IS NULL THEN 'not_scored:no_score_row'

@@ -34,6 +34,7 @@ from laion_assets.core.release.checks import (
 )
 from laion_assets.core.release.diff import default_diff_modes, protect_diff, release_diff
 from laion_assets.core.release.files import ReleaseVariant, build_facts, verify_release_dir, write_release_files
+from laion_assets.core.release.purge import purge_released_removals
 from laion_assets.core.release.withdraw import withdraw_versions
 from laion_assets.core.release.writer import ReleaseRows, release_version
 from laion_assets.core.storage.base import Storage
@@ -103,6 +104,7 @@ class PublishResult:
     outcomes: list[CheckOutcome]  # the default variant's release checks (on exactly the published rows)
     card_problems: list[str]  # verify_release_dir of the default variant's staged files
     facts: dict[str, Any] = field(default_factory=dict)
+    purged: dict[str, Any] = field(default_factory=dict)  # per shard: what purge_removed deleted
 
     @property
     def version(self) -> str:
@@ -244,4 +246,9 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
     first = variants[0].name
     card_problems = {name: meta.pop("card_problems") for name, meta in published.items()}[first]
     st.write_bytes(f"{first}/{published[first]['version']}\n".encode(), RELEASES_LATEST)
-    return PublishResult(published, first, plans[0].outcomes, card_problems, facts)
+    # Purge what the builder holds of removed rows (images, embeddings, score rows; the downloader
+    # never fetches them again): only the shards the drop log names are touched.
+    purged = purge_released_removals(st) if options.withdraw else {}
+    if purged:
+        log(f"purged removed samples from {len(purged)} shard(s)")
+    return PublishResult(published, first, plans[0].outcomes, card_problems, facts, purged)

@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from laion_assets.core.download import download_shard, list_tar_members
+from laion_assets.core.download import list_tar_members
+from laion_assets.core.download.blocklist import download_shard_unless_removed, read_removal_entries
 from laion_assets.core.download.checks import CHECKS
 from laion_assets.core.download.health import HEALTH_CHECKS
 from laion_assets.settings import load_settings
-from laion_assets.core.storage.layout import ShardPaths
+from laion_assets.core.storage.layout import REMOVAL_ENTRIES, ShardPaths
 from laion_assets.defs.lib.checks import stage_checks
 from laion_assets.defs.lib.metadata import TRANSIENT_RETRY, progress_logger, require_registered_partition, stats_metadata, table_metadata, value_counts
 from laion_assets.defs.extract.assets import image_text_pairs
@@ -60,9 +61,11 @@ def image_downloads(
         previous_status, previous_dir = st.read_parquet(paths.downloads), st.local_dir(paths.images_dir)
     # The status table is the commit record of the images: both become visible in one step.
     with st.staging_dir(paths.images_dir, record=paths.downloads) as out_dir:
-        result = download_shard(
+        result = download_shard_unless_removed(  # rows a removal entry names are never fetched
             pairs,
             out_dir,
+            entries=read_removal_entries(st, REMOVAL_ENTRIES),
+            history=st.read_parquet(paths.downloads) if st.exists(paths.downloads) else None,
             config=downloader.config(),
             previous_status=previous_status,
             previous_dir=previous_dir,

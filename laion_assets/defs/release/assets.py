@@ -139,5 +139,6 @@ def published_dataset(
             "pairs_extracted": facts["pairs_extracted"],
             "rows_removed_by_removal_lists": facts["removal"]["rows_removed"],
             "drops_by_reason": dg.MetadataValue.json(facts["drops"]),
+            "purged_shards": dg.MetadataValue.json(result.purged),
         },
     )
