@@ -8,7 +8,7 @@ import uuid
 import dagster as dg
 
 from laion_assets.core.checks import CheckOutcome
-from laion_assets.core.filter.shard import CHECKS as FILTER_CHECKS
+from laion_assets.core.filter.checks import CHECKS as FILTER_CHECKS
 from laion_assets.defs.automation.sensors import AlertWebhookResource, run_alerts
 from laion_assets.defs.automation.schedules import BackfillSettings, plan_backfill
 from laion_assets.defs.automation.shard_status import (

@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from laion_assets.core.filter.shard import CHECKS as FILTER_CHECKS
+from laion_assets.core.filter.checks import CHECKS as FILTER_CHECKS
 from laion_assets.defs.automation.progress import crawl_progress
 from laion_assets.defs.automation.shard_status import shard_check_status
 from laion_assets.testing.postgres import deploy_instance_yaml, postgres_server

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from laion_assets import ops
-from laion_assets.core.filter.shard import CHECKS as FILTER_CHECKS
+from laion_assets.core.filter.checks import CHECKS as FILTER_CHECKS
 from laion_assets.defs.automation.progress import crawl_progress
 from laion_assets.defs.automation.shard_status import shard_check_status
 from laion_assets.definitions import build_definitions

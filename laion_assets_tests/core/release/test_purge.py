@@ -19,7 +19,7 @@ import pytest
 from laion_assets.core.release.purge import purge_released_removals, purge_removed, removed_in_warehouse
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA
 from laion_assets.core.schemas.pairs import PAIR_SCHEMA
-from laion_assets.core.storage.local import open_storage
+from laion_assets.core.storage import open_storage
 from laion_assets.core.storage.layout import REMOVAL_ENTRIES, ShardPaths
 from laion_assets.definitions import build_definitions
 from laion_assets.runner import failed_checks
