@@ -84,8 +84,8 @@ def test_purge_after_rederive_leaves_no_removed_image_and_the_next_build_passes(
         assert sum(c["samples_removed"] for c in swept.values()) == 1
         assert f"{hidden[1]}_{hidden[2]}" not in _stems(st, hidden_paths)
         drops = {r["key"]: r["reason"] for r in st.read_parquet(hidden_paths.drops).to_pylist()}
-        assert drops[hidden[2]] == "removal:hashlist"
-        removed = sorted([*removed, (hidden[0], hidden[1], hidden[2], "removal:hashlist", "shard")])
+        assert drops[hidden[2]] == "removal:hashlist.csv"
+        removed = sorted([*removed, (hidden[0], hidden[1], hidden[2], "removal:hashlist.csv", "shard")])
 
         # The next build: every dbt test and release check passes, the same rows are published (same
         # version), and the removed rows are now the shards' own drops, with the same reasons.

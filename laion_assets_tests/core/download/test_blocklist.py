@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from laion_assets.core.download.blocklist import UrlBlocklist, split_removed
 from laion_assets.core.download.status import REASONS
-from laion_assets.core.removal.entries import REMOVAL_SCHEMA, host_sql
+from laion_assets.core.removal.entries import REMOVAL_SCHEMA, entry_host, host_sql
 
 URLS = [
     "http://bad.example/a.jpg",            # domain
@@ -36,7 +36,8 @@ def _entries() -> pa.Table:
         ("image_sha256", "0" * 64, "images"),  # needs the image: never matches a URL
     ]
     return pa.table({"kind": [r[0] for r in rows], "value": [r[1] for r in rows],
-                     "source": [r[2] for r in rows], "listed_on": [None] * len(rows)}, schema=REMOVAL_SCHEMA)
+                     "source": [r[2] for r in rows], "listed_on": [None] * len(rows),
+                     "host": [entry_host(r[0], r[1]) for r in rows]}, schema=REMOVAL_SCHEMA)
 
 
 def test_sources_follow_the_removal_rules():

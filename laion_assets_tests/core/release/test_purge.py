@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from laion_assets.core.release.purge import purge_released_removals, purge_removed, removed_in_warehouse
-from laion_assets.core.removal.entries import REMOVAL_SCHEMA
+from laion_assets.core.removal.entries import REMOVAL_SCHEMA, entry_host
 from laion_assets.core.schemas.pairs import PAIR_SCHEMA
 from laion_assets.core.storage import open_storage
 from laion_assets.core.storage.layout import REMOVAL_ENTRIES, ShardPaths
@@ -190,7 +190,8 @@ def test_purge_removes_exactly_the_removed_samples_and_a_rerun_never_fetches_the
         st.write_parquet(pa.table({
             "kind": ["url_prefix", "url_sha256", "domain"],
             "value": [srv.url("/blocked/"), hashlib.sha256(hashed.encode()).hexdigest(), "never.example"],
-            "source": ["lawyer", "hashlist", "lawyer"], "listed_on": [None] * 3}, schema=REMOVAL_SCHEMA),
+            "source": ["lawyer", "hashlist", "lawyer"], "listed_on": [None] * 3,
+            "host": [entry_host("url_prefix", srv.url("/blocked/")), None, "never.example"]}, schema=REMOVAL_SCHEMA),
             REMOVAL_ENTRIES)
         new = ShardPaths(CRAWL, "00001")
         st.write_parquet(_pairs([srv.url("/blocked/0.jpg"), urls[0], hashed, srv.url("/blocked/1.jpg")]), new.pairs)
