@@ -91,10 +91,10 @@ def test_upload_finds_copies_by_pdq(page, served, tmp_path):
     row = next(r for r in served.service.release("sample").meta.to_pylist() if "star" in r["TEXT"] and r["pdq_quality"] >= 50)
     (orig,) = served.root.glob(f"sample-crawl/*/images/img/{row['URL'].rsplit('/', 1)[-1]}")
     copy = tmp_path / "mine.jpg"
-    Image.open(orig).convert("RGB").resize((190, 190)).save(copy, "JPEG", quality=60)
+    Image.open(orig).convert("RGB").resize((200, 200)).save(copy, "JPEG", quality=75)  # resized, re-encoded
     page.set_input_files("#file", str(copy))
     page.click("#upgo")
-    page.wait_for_selector("#pdqgrid")
+    page.wait_for_selector("#pdqgrid .card")  # the grid fills after the box text: wait for its cards
     assert "cop(ies) by PDQ" in page.locator("#pdqbox").inner_text(), page.locator("#status").inner_text()
     ids = page.eval_on_selector_all("#pdqgrid .card", "els => els.map(e => e.dataset.sampleId)")
     assert str(row["SAMPLE_ID"]) in ids
