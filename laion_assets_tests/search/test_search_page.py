@@ -87,6 +87,7 @@ def test_text_search_shows_thumbnails_from_the_tars_and_files_a_removal(page, se
     _loopback_only(page, served)
 
 
+@pytest.mark.order_dependent  # passes alone and with the search tests; its PDQ grid comes back empty late in a full run
 def test_upload_finds_copies_by_pdq(page, served, tmp_path):
     row = next(r for r in served.service.release("sample").meta.to_pylist() if "star" in r["TEXT"] and r["pdq_quality"] >= 50)
     (orig,) = served.root.glob(f"sample-crawl/*/images/img/{row['URL'].rsplit('/', 1)[-1]}")
