@@ -77,21 +77,50 @@ def _serve(n_hosts: int, slow_s: float, huge_stream_bytes: int, kinds: tuple[str
     state = [_Host(kinds[k % len(kinds)]) for k in range(n_hosts)]
     seen_429: set[tuple[int, bytes]] = set()
 
+    live: list[set] = [set() for _ in range(n_hosts)]
+
     class Conn(asyncio.Protocol):
         def __init__(self, k: int):
-            self.k, self.h, self.buf = k, state[k], b""
+            self.k, self.h, self.buf, self._pending, self._gone = k, state[k], b"", 0, False
 
         def connection_made(self, transport):
             self.t = transport
+            self._settle_peers()
             h = self.h
             h.open += 1
             h.connections += 1
             h.max_open = max(h.max_open, h.open)
+            live[self.k].add(self)
 
         def connection_lost(self, exc):
-            self.h.open -= 1
-            self.h.inflight -= getattr(self, "_pending", 0)
-            self._pending = 0
+            self._forget()
+
+        def _forget(self) -> None:
+            if not self._gone:
+                self._gone = True
+                live[self.k].discard(self)
+                self.h.open -= 1
+                self.h.inflight -= self._pending
+                self._pending = 0
+
+        def _peer_closed(self) -> bool:
+            """Whether the client already closed this connection, though the loop has not yet read the
+            EOF. A client that aborts a request (read timeout, size cap) closes its socket before it
+            starts the next one, but the loop may see the new request first: without this, the count
+            would charge the client with one request it no longer has."""
+            sock = self.t.get_extra_info("socket")
+            raw = getattr(sock, "_sock", sock)
+            try:
+                return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+
+        def _settle_peers(self) -> None:
+            for c in list(live[self.k]):
+                if c is not self and c._peer_closed():
+                    c._forget()
 
         def data_received(self, data):
             self.buf += data
@@ -102,10 +131,11 @@ def _serve(n_hosts: int, slow_s: float, huge_stream_bytes: int, kinds: tuple[str
 
         def request(self, path: bytes) -> None:
             h = self.h
+            self._settle_peers()
             h.requests += 1
             h.inflight += 1
             h.max_inflight = max(h.max_inflight, h.inflight)
-            self._pending = getattr(self, "_pending", 0) + 1
+            self._pending += 1
             if path in (b"/robots.txt", b"/.well-known/tdmrep.json"):
                 return self.send(not_found)
             n = int(path.rsplit(b"/", 1)[-1].split(b".", 1)[0] or 0) if path[-4:] == b".jpg" else 0
