@@ -103,3 +103,12 @@ def test_requests_land_bad_files_fail_alone_and_the_sensor_retries(published_sam
     table = pq.read_table(root / "removal" / "receipts.parquet")
     assert set(table.column("file").to_pylist()) == set(receipts)
     assert c["URL"] not in json.dumps(receipts)  # receipts never carry values
+    # The new version's card and manifest list every request it was built with, by its receipt id.
+    card = (new_dir / "README.md").read_text()
+    listed = {r["file"]: r for r in json.loads((new_dir / "manifest.json").read_text())["removal"]["requests"]}
+    assert set(listed) == set(receipts)
+    for f, r in receipts.items():
+        assert f"`{r['request_id']}`" in card and listed[f]["request_id"] == r["request_id"], f
+    assert listed["broken.csv"]["status"] == "rejected" and listed["broken.csv"]["rows_removed"] == 0
+    assert listed["dmca-1.url.txt"]["rows_removed"] >= 1 and listed["nothing.url.txt"]["rows_removed"] == 0
+    assert c["URL"] not in card

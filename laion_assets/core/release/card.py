@@ -58,6 +58,10 @@ def dataset_card(m: dict[str, Any]) -> str:
                      [(name, s["entries"], s["rows_removed"],
                        ", ".join(f"{k}: {n}" for k, n in s["kinds"].items()), s.get("listed_on") or "-")
                       for name, s in removal["sources"].items()])
+    requests = removal.get("requests", [])
+    request_rows = _table(("request (receipt id)", "file", "status", "entries accepted", "entries rejected", "rows removed"),
+                          [(f"`{r['request_id']}`", r["file"], r["status"] + (f": {r['reason']}" if r.get("reason") else ""),
+                            r["entries_accepted"], r["entries_rejected"], r["rows_removed"]) for r in requests])
     rot = _table(("reason", "share of pairs"), [(f"`{r}`", f"{v:.2%}") for r, v in link_rot["by_reason"].items()])
     crawls = _table(("crawl", "rows"), list(m["rows_by_crawl"].items()))
     langs = _table(("language", "rows"), list(m["rows_by_language"].items())[:20])
@@ -115,6 +119,14 @@ no entry is ever turned back into a URL. PDQ matches use Hamming distance <=
 {filters.get('pdq_max_distance', 31)} on images whose PDQ quality is >= {filters.get('pdq_min_quality', 50)}.
 
 {sources}
+
+### Removal requests this version was built with
+{len(requests)} filed request(s). Each has a receipt (`removal/receipts/<id>.json` of the build, and
+`removal/receipts.parquet`) saying when it was filed and when it landed in which version; rejected
+requests applied nothing (their reason is given; rejected entries are counted, never shown). Rows
+removed are counted before the variant's NSFW policy.
+
+{request_rows if requests else "No removal request was filed."}
 
 ## NSFW policy and its limits
 This variant removes rows whose `punsafe` is over {variant['punsafe_max']}. `punsafe` came from:

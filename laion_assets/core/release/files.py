@@ -10,6 +10,7 @@ previous version names removed rows only by hashes (sha256 of the URL, SAMPLE_ID
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from laion_assets.core.release.card import dataset_card
 from laion_assets.core.release.rules import PLACEHOLDER_MIN_URLS
 from laion_assets.core.release.writer import PART_WRITER, ReleaseRows, release_version
 from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts
+from laion_assets.core.removal.requests import card_requests
 from laion_assets.core.schemas.release import RELEASE_COLUMNS, RELEASE_SCHEMA
 from laion_assets.core.lib.validation import ConfigError, require_range
 
@@ -52,9 +54,11 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "1B<n<10B")
 
 
-def build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table, *, published: int, warehouse: str = "wh") -> dict:
+def build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table, *, published: int, warehouse: str = "wh",
+                requests: Sequence[dict] = ()) -> dict:
     """What the build knows beyond the rows, from the warehouse's dbt models (schema `warehouse`):
-    the funnel before any variant's NSFW policy, removal sources with counts, link rot, filters."""
+    the funnel before any variant's NSFW policy, removal sources with counts, the filed removal
+    requests (`requests`: `removal/requests.json`'s records), link rot, filters."""
     drops = dict(con.sql(f"SELECT reason, count(*) FROM {warehouse}.drop_log GROUP BY 1 ORDER BY 1").fetchall())
     total = sum(drops.values()) + published
     dates: dict[str, str] = {}
@@ -72,7 +76,8 @@ def build_facts(con: duckdb.DuckDBPyConnection, entries: pa.Table, *, published:
         "drops": drops,
         "pairs_extracted": total,
         "pipeline_stats": funnel_row,
-        "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())},
+        "removal": {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values()),
+                    "requests": card_requests(requests, {s: v["rows_removed"] for s, v in sources.items()})},
         "link_rot": {"pairs": total, "failed": sum(rot.values()), "share": sum(rot.values()) / max(total, 1),
                      "by_reason": {r: n / max(total, 1) for r, n in sorted(rot.items())}},
         "filters": {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,

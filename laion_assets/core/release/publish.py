@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from laion_assets.core.checks import CheckOutcome, SqlCheck
 from laion_assets.core.removal.guards import flag_entries
+from laion_assets.core.removal.requests import read_requests_index
 from laion_assets.core.release.checks import (
     CHECKS,
     LossLimits,
@@ -223,7 +224,7 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
     try:
         with ReleaseRows.from_warehouse(st.local_file(WAREHOUSE), register=st.register_duckdb,
                                         temp_dir=scratch / "spill") as rows:
-            facts = build_facts(rows.con, entries, published=rows.count())
+            facts = build_facts(rows.con, entries, published=rows.count(), requests=read_requests_index(st))
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
             plans = [plan_variant(st, rows, v, entries, reasons_release, scratch / v.name, options) for v in variants]
         failures = [f for p in plans for f in p.failures] + list(extra_failures)

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
+from laion_assets.core.storage.layout import REMOVAL_RECEIPTS_DIR
+
 PENDING, LANDED, REJECTED = "pending", "landed", "rejected"
-RECEIPTS_DIR = "removal/receipts"
+RECEIPTS_DIR = REMOVAL_RECEIPTS_DIR
 
 RECEIPTS_SCHEMA = pa.schema([
     pa.field("request_id", pa.string(), nullable=False),

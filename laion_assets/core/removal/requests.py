@@ -99,6 +99,27 @@ def read_requests(files: Sequence[tuple[str, str]], read: Callable[[str], bytes]
     return out
 
 
+def read_requests_index(st) -> list[dict]:
+    """The records `removal_list` wrote for every filed request (`removal/requests.json`; [] when
+    none was ever filed). `st`: a `Storage`."""
+    import json
+
+    from laion_assets.core.storage.layout import REMOVAL_REQUESTS_INDEX
+
+    return json.loads(st.read_bytes(REMOVAL_REQUESTS_INDEX)) if st.exists(REMOVAL_REQUESTS_INDEX) else []
+
+
+def card_requests(records: Sequence[dict], rows_removed: dict[str, int]) -> list[dict]:
+    """What a release's card and manifest say of the filed requests it was built with, one per
+    request in file order: id (the receipt's), file, accepted or rejected (and why), entries
+    accepted and rejected, and rows its source removed from the build (`rows_removed`: by source).
+    No entry values; times stay in the receipts, so the same rows and requests give the same card."""
+    return [{"request_id": r["request_id"], "file": r["file"], "status": r["status"], "reason": r.get("reason"),
+             "entries_accepted": r.get("entries_accepted", 0), "entries_rejected": len(r.get("entries_rejected", [])),
+             "rows_removed": rows_removed.get(r.get("source"), 0) if r["status"] == ACCEPTED else 0}
+            for r in sorted(records, key=lambda r: (r["file"], r["request_id"]))]
+
+
 def applied_tables(requests: Sequence[FiledRequest]) -> tuple[pa.Table, pa.Table]:
     """(entries, rejected) of every request: accepted requests' entries; every refused entry, and one
     row (line NULL) per rejected file with its reason."""

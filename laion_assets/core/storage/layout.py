@@ -18,6 +18,10 @@ REMOVAL_DIR = "removal"
 REMOVAL_REQUESTS_DIR = f"{REMOVAL_DIR}/requests"
 REMOVAL_ENTRIES = f"{REMOVAL_DIR}/entries.parquet"
 REMOVAL_REJECTED = f"{REMOVAL_DIR}/rejected.parquet"
+REMOVAL_REQUESTS_INDEX = f"{REMOVAL_DIR}/requests.json"  # every filed request's record (no values)
+REMOVAL_FLAGGED = f"{REMOVAL_DIR}/flagged.json"
+REMOVAL_RECEIPTS_DIR = f"{REMOVAL_DIR}/receipts"  # <request_id>.json per request
+REMOVAL_RECEIPTS_TABLE = f"{REMOVAL_DIR}/receipts.parquet"
 
 RELEASES_DIR = "releases"
 RELEASES_LATEST = f"{RELEASES_DIR}/LATEST"

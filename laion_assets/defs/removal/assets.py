@@ -24,6 +24,7 @@ from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.core.storage.layout import REMOVAL_ENTRIES as ENTRIES
 from laion_assets.core.storage.layout import REMOVAL_REJECTED as REJECTED
 from laion_assets.core.storage.layout import REMOVAL_REQUESTS_DIR as REQUESTS_DIR
+from laion_assets.core.storage import layout
 
 
 class RemovalSourceConfig(dg.Config):
@@ -46,8 +47,8 @@ def entries_fingerprint(entries: pa.Table) -> str:
     return h.hexdigest()[:16]
 
 
-REQUESTS_INDEX = "removal/requests.json"
-FLAGGED = "removal/flagged.json"
+REQUESTS_INDEX = layout.REMOVAL_REQUESTS_INDEX
+FLAGGED = layout.REMOVAL_FLAGGED
 REQUESTS_CHECK = dg.AssetCheckSpec(
     "removal_requests_accepted", asset="removal_list", blocking=False,
     description="Every filed request file was accepted as a whole. A rejected file applies nothing (its "

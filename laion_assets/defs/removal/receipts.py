@@ -21,10 +21,11 @@ from laion_assets.core.removal.receipts import (
     receipts_summary,
     receipts_table,
 )
+from laion_assets.core.storage.layout import REMOVAL_RECEIPTS_TABLE
 from laion_assets.defs.lib.resources import StorageResource
 from laion_assets.defs.removal.assets import REQUESTS_INDEX, _now
 
-RECEIPTS_TABLE = "removal/receipts.parquet"
+RECEIPTS_TABLE = REMOVAL_RECEIPTS_TABLE
 WAREHOUSE = "warehouse.duckdb"  # the dbt warehouse (defs/release/assets.py WAREHOUSE)
 
 
