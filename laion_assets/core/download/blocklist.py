@@ -13,12 +13,12 @@ filter stage turns into the pair's drop reason.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from laion_assets.core.removal.canonical import canonical_parts, is_ip_host
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA
 
 from .shard import DownloadResult, download_shard
@@ -26,13 +26,11 @@ from .status import REASONS, RowResult, rows_to_table, table_to_rows
 
 REMOVED = "removed"
 URL_KINDS = ("url", "url_prefix", "domain", "url_md5", "url_sha1", "url_sha256")
-# The same host as core.removal.entries.host_sql (what dbt and the filter stage compute).
-_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)")
 
 
 def url_host(url: str) -> str:
-    m = _HOST.match(url)
-    return m.group(1).lower() if m else ""
+    """The canonical host of `url` (`core/removal/canonical.py`), "" when it has none."""
+    return canonical_parts(url)[1] or ""
 
 
 def removal_reason(source: str) -> str:
@@ -41,21 +39,28 @@ def removal_reason(source: str) -> str:
 
 class UrlBlocklist:
     """The URL-side removal entries, indexed once: `source_for(url)` is the (smallest) source of an
-    entry matching the URL, or None. Cost per URL: one host parse, one dict lookup per host label,
-    one digest per hash kind present."""
+    entry matching the URL, or None. The rules are `matches_sql`'s: url, url_prefix and domain
+    entries (stored canonical, with their canonical `host`) are compared with the URL's canonical
+    form, so every spelling of a removed URL or host is refused; a domain entry matches the host or
+    a dot-suffix of it, never a suffix of an IP address; URL hashes are of the URL as written (as
+    the lists that carry them compute them). Cost per URL: one WHATWG parse, one dict lookup per
+    host label, one digest per hash kind present."""
 
     def __init__(self, entries: pa.Table):
         self.exact: dict[str, dict[str, str]] = {k: {} for k in URL_KINDS}
         self.prefixes: dict[str, list[tuple[str, str]]] = {}
-        rows = entries.select(["kind", "value", "source"]).to_pylist() if entries.num_rows else []
+        cols = ["kind", "value", "source"] + (["host"] if "host" in entries.column_names else [])
+        rows = entries.select(cols).to_pylist() if entries.num_rows else []
         for r in rows:
             kind, value, source = r["kind"], r["value"], r["source"]
             if kind == "url_prefix":
-                self.prefixes.setdefault(url_host(value), []).append((value, source))
+                host = r.get("host") or url_host(value)
+                self.prefixes.setdefault(host, []).append((value, source))
             elif kind in self.exact:
                 book = self.exact[kind]
                 book[value] = min(source, book.get(value, source))
         self.hash_kinds = [k for k in ("url_md5", "url_sha1", "url_sha256") if self.exact[k]]
+        self.by_form = bool(self.exact["url"] or self.exact["domain"] or self.prefixes)
         self.size = sum(len(v) for v in self.exact.values()) + sum(len(v) for v in self.prefixes.values())
 
     def __len__(self) -> int:
@@ -63,19 +68,23 @@ class UrlBlocklist:
 
     def source_for(self, url: str) -> str | None:
         found: list[str] = []
-        if (s := self.exact["url"].get(url)) is not None:
-            found.append(s)
         for kind in self.hash_kinds:
             digest = hashlib.new(kind.split("_", 1)[1], url.encode("utf-8")).hexdigest()
             if (s := self.exact[kind].get(digest)) is not None:
                 found.append(s)
-        host = url_host(url)
-        if host and (self.exact["domain"] or self.prefixes):
-            labels = host.split(".")
-            for i in range(len(labels)):
-                if (s := self.exact["domain"].get(".".join(labels[i:]))) is not None:
-                    found.append(s)
-            found.extend(src for prefix, src in self.prefixes.get(host, ()) if url.startswith(prefix))
+        if self.by_form:
+            curl, host = canonical_parts(url)
+            curl = curl or url  # no canonical form: the URL as written stands in (as in SQL)
+            if (s := self.exact["url"].get(curl)) is not None:
+                found.append(s)
+            if host:
+                domains = self.exact["domain"]
+                if domains:
+                    labels = [host] if is_ip_host(host) else host.split(".")
+                    for i in range(len(labels)):
+                        if (s := domains.get(".".join(labels[i:]))) is not None:
+                            found.append(s)
+                found.extend(src for prefix, src in self.prefixes.get(host, ()) if curl.startswith(prefix))
         return min(found) if found else None
 
 

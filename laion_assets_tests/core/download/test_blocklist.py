@@ -46,12 +46,54 @@ def test_sources_follow_the_removal_rules():
         "hosts", "hosts", None, "photographer", None, None, "list-b", "list-b", "list-a", "hosts", None]
 
 
-def test_hosts_agree_with_the_sql_the_filter_and_dbt_use():
-    from laion_assets.core.download.blocklist import url_host
+SPELLINGS = [  # other spellings of removed URLs and hosts, and look-alikes that are not removed
+    "HTTP://BAD.EXAMPLE/a.jpg",                     # case of scheme and host
+    "http://bad.example./a.jpg",                    # trailing dot
+    "http://cdn.bad.example:80/b.jpg",              # explicit default port
+    "http://shop.example/%70rivate/d.jpg",          # percent-encoded unreserved path character
+    "http://shop．example/private/d.jpg",           # full-width dot
+    "http://bücher.example/x.jpg",                  # IDNA in Unicode (listed in punycode)
+    "http://xn--bcher-kva.example/y.jpg",
+    "http://0x7f.1/z.jpg",                          # IPv4 forms of a listed IP host
+    "http://2130706433/z.jpg",
+    "http://10.0.0.1/ip.jpg",                       # `0.1` never suffix-matches an IP address
+    "http://shop.example/privat/d.jpg",             # not under the prefix
+    "http://bad.example.evil/a.jpg",                # a longer host
+]
 
+
+def _spelling_entries() -> pa.Table:
+    from laion_assets.core.removal.entries import normalize
+
+    rows = [("domain", "Bad.Example.", "hosts"), ("url_prefix", "http://SHOP.example:80/private/", "photographer"),
+            ("domain", "xn--bcher-kva.example", "idn"), ("domain", "127.0.0.1", "ip"), ("domain", "0.1", "ip-frag")]
+    return pa.table({"kind": [r[0] for r in rows], "value": [normalize(r[0], r[1]) for r in rows],
+                     "source": [r[2] for r in rows], "listed_on": [None] * len(rows),
+                     "host": [entry_host(r[0], normalize(r[0], r[1])) for r in rows]}, schema=REMOVAL_SCHEMA)
+
+
+def test_every_spelling_is_refused_as_the_release_sql_refuses_it():
+    """The downloader's Python matcher and the release's SQL (`matches_sql` over the filter stage's
+    canonical columns) agree on every spelling: a removed URL is neither fetched nor published."""
+    from laion_assets.core.removal.canonical import canonical_columns
+    from laion_assets.core.removal.entries import matches_sql
+
+    entries = _spelling_entries()
+    bl = UrlBlocklist(entries)
+    got = [bl.source_for(u) for u in SPELLINGS]
+    assert got == ["hosts", "hosts", "hosts", "photographer", "photographer", "idn", "idn", "ip", "ip",
+                   None, None, None]
+    curl, chost = canonical_columns(SPELLINGS)
+    rows = pa.table({"SAMPLE_ID": list(range(len(SPELLINGS))), "URL": SPELLINGS, "URL_CANONICAL": curl,
+                     "HOST_CANONICAL": chost, **{c: pa.nulls(len(SPELLINGS), pa.string())
+                                                 for c in ("md5", "sha1", "sha256", "pdq")},
+                     "pdq_quality": pa.nulls(len(SPELLINGS), pa.int32())})
     with duckdb.connect() as con:
-        sql = [con.execute(f"SELECT coalesce({host_sql('?')}, '')", [u]).fetchone()[0] for u in URLS]
-    assert [url_host(u) for u in URLS] == sql
+        con.register("rows_v", rows)
+        con.register("entries_v", entries)
+        sql = dict(con.sql(f"SELECT SAMPLE_ID, min(source) FROM ({matches_sql('rows_v', 'entries_v', canonical=True)}) "
+                           "GROUP BY 1").fetchall())
+    assert [sql.get(i) for i in range(len(SPELLINGS))] == got
 
 
 def test_split_marks_removed_rows_and_keeps_a_previous_removal():
