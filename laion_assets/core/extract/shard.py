@@ -19,6 +19,7 @@ from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 from . import captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import PageOverBudget, decode_html, scan_html
+from .maincontent import MainContentError, main_content
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
@@ -27,7 +28,7 @@ from .wat import parse_wat_record, warc_location
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _ROW_COLS = ("url", "text", "page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title",
-             "page_language", "license", "optout_page", "optout_reasons")
+             "page_language", "license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,13 @@ class _Shard:
     def page(self, *, page_url: str, warc_path: str, offset: int, record_id: str | None, date: str | None,
              imgs: list[tuple[str | None, str | None]], base_href: str | None, title: str | None,
              html_lang: str | None, metas: list[tuple[str, str]], http_headers: dict[str, str],
-             license_hrefs: list[tuple[str, bool]], check_placeholders: bool = False) -> None:
+             license_hrefs: list[tuple[str, bool]], check_placeholders: bool = False, html: str | None = None) -> None:
         """Apply the caption and URL rules to one page's images and append the kept rows.
 
         `check_placeholders`: test each URL for a placeholder name (the WAT path; on the WARC path
-        pick_src already did, and marks a placeholder-only <img> as PlaceholderSrc)."""
+        pick_src already did, and marks a placeholder-only <img> as PlaceholderSrc).
+        `html`: the decoded page, given when main-content signals are on (trafilatura runs on it only
+        when the page kept a row)."""
         cfg, st = self.cfg, self.stats
         st["imgs_seen"] += len(imgs)
         reasons = optout_reasons(metas, http_headers)
@@ -164,6 +167,29 @@ class _Shard:
                                 ("warc_date", date), ("page_title", title), ("page_language", plang),
                                 ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
                 cols[name].extend([value] * kept)
+            self._main_content(html, page_url, base_href, kept)
+
+    def _main_content(self, html: str | None, page_url: str, base_href: str | None, kept: int) -> None:
+        """in_main_content / main_title / site_name for the page's last `kept` rows (nulls unless checked)."""
+        cols, st = self.cols, self.stats
+        signals = None  # also None when trafilatura finds no content on the page: nulls, not False
+        if html is not None:
+            st["pages_main_content_checked"] += 1
+            if len(html) > self.cfg.main_content_max_html_bytes:
+                st["main_content_errors"] += 1
+            else:
+                try:
+                    signals = main_content(html, page_url, base_href, self.cfg.max_host_chars)
+                except MainContentError:
+                    st["main_content_errors"] += 1
+        if signals is None:
+            for name in ("in_main_content", "main_title", "site_name"):
+                cols[name].extend([None] * kept)
+            return
+        urls = signals.image_urls
+        cols["in_main_content"].extend([u in urls for u in cols["url"][-kept:]])
+        cols["main_title"].extend([signals.title] * kept)
+        cols["site_name"].extend([signals.site_name] * kept)
 
     def warc_record(self, rec, warc_path: str) -> None:
         st = self.stats
@@ -244,7 +270,7 @@ class _Shard:
         self.page(page_url=uri, warc_path=warc_path, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
-                  license_hrefs=scan.license_hrefs)
+                  license_hrefs=scan.license_hrefs, html=text if cfg.main_content_signals else None)
 
     def _redecode_cp1252(self, body: bytes, imgs: list, max_tags: int, deadline: float) -> list:
         """Captions with U+FFFD on a UTF-8 page: their invalid bytes read as cp1252 (mixed-encoding pages),
@@ -331,7 +357,7 @@ class _Shard:
             "caption_language": langs,
             "caption_language_score": scores,
             "caption_language_reliable": reliable,
-            **{c: cols[c] for c in ("license", "optout_page", "optout_reasons")},
+            **{c: cols[c] for c in ("license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")},
         }
         return pa.table(data, schema=PAIR_SCHEMA)
 
