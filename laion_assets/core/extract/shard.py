@@ -16,7 +16,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
-from . import captions, language
+from . import arrowcols, captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import PageOverBudget, decode_html, scan_html
 from .maincontent import MainContentError, main_content
@@ -341,8 +341,7 @@ class _Shard:
                 found = dict(zip(unique, language.detect_many(unique)))
                 results = [found[t] for t in texts]
             langs = [lang for lang, _ in results]
-            probs = [prob for _, prob in results]  # float32 values as Python floats
-            scores = pa.array(probs, pa.float32())
+            scores = probs = [prob for _, prob in results]  # float32 values as Python floats
             # language.is_reliable per row (plain Python: pyarrow.compute costs ~50 ms to import)
             min_p, min_chars = float(cfg.caption_language_min_probability), cfg.caption_language_min_chars
             reliable = [p >= min_p and len(t) >= min_chars for p, t in zip(probs, texts)]
@@ -359,7 +358,7 @@ class _Shard:
             "caption_language_reliable": reliable,
             **{c: cols[c] for c in ("license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")},
         }
-        return pa.table(data, schema=PAIR_SCHEMA)
+        return arrowcols.table(data, PAIR_SCHEMA)  # not pa.table: that imports pandas (arrowcols.py)
 
 
 def _default_open(uri: str) -> BinaryIO:
@@ -410,7 +409,7 @@ def extract_shard(
     st["bad_record_ratio"] = st["bad_records"] / st["records_read"] if st["records_read"] else 0.0
     result = ExtractResult(
         table=shard.table(),
-        errors=pa.table(shard.errors, schema=PAIR_ERROR_SCHEMA),
+        errors=arrowcols.table(shard.errors, PAIR_ERROR_SCHEMA),
         stats=dict(st),
     )
     if st["bad_record_ratio"] > config.max_bad_record_ratio:

@@ -64,12 +64,13 @@ def test_batch_tables_from_the_cache_are_the_wheels_model(tmp_path, monkeypatch)
 
 def test_extracting_a_file_imports_no_heavy_stack(tmp_path):
     """A fresh extraction process (import + one real WARC) pulls in neither the ML stack, Dagster, nor
-    the sample-crawl writer (warcio, PIL) that settings.py used to import at module level."""
+    the sample-crawl writer (warcio, PIL) that settings.py used to import at module level, nor pandas
+    (which `pa.array` imports: the tables are built by arrowcols)."""
     warc = Path(os.environ.get("LAION_REAL_WARC_DIR") or ROOT.parent / "shared" / "data" / "real-warc")
     warc = warc / "cc-2014-35-excerpt.warc.gz"
     code = ("import sys; from laion_assets.core.extract import extract_shard; "
             f"r = extract_shard([{str(warc)!r}], crawl='X'); assert r.stats['pairs_kept'] > 0; "
-            "print(sorted(m for m in ('torch', 'open_clip', 'dagster', 'warcio', 'PIL') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'open_clip', 'dagster', 'warcio', 'PIL', 'pandas', 'pyarrow.compute') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT), "LAION_CACHE_DIR": str(tmp_path)}).stdout
     assert out.strip() == "[]"
