@@ -5,7 +5,7 @@ CPU. The first process on a machine writes the same arrays as plain `.npy` files
 directory renamed into place, so concurrent workers never read a half-written cache) and every later
 one loads those (plain reads, ~30 ms). Same arrays, same LanguageIdentifier, so
 results are identical (tested). The batch path (`load_tables`) reads only what it uses: the DFA arrays
-and a float32 copy of the naive-Bayes table (`ptc32.npy`, 57 MB) mapped read-only from the page cache,
+and a float32 copy of the naive-Bayes table (`ptc32.npy`, 57 MB), both mapped read-only from the page cache,
 so a fresh worker neither reads nor converts 28 MB of float16 and the pages are shared between the
 workers of a machine. Cache root: $LAION_CACHE_DIR, else $XDG_CACHE_HOME/laion-assets, else
 ~/.cache/laion-assets; if it cannot be written, the model is read from the wheel as before.
@@ -106,10 +106,13 @@ def load_tables() -> dict | None:
         if not (d / "classes.json").exists():
             _write_cache(d)
         # A memmap subclass makes every later gather slower; a plain ndarray view of the same pages does not.
+        # The two big read-only tables (DFA 39 MB, float32 NB 57 MB) are mapped: a process reads only the
+        # pages it touches, and the workers of a machine share them through the page cache.
         ptc32 = np.load(d / "ptc32.npy", mmap_mode="r").view(np.ndarray)
+        nextmove = np.load(d / "nextmove.npy", mmap_mode="r").view(np.ndarray)
         classes = json.loads((d / "classes.json").read_text())
         return {
-            "nextmove": np.load(d / "nextmove.npy"),
+            "nextmove": nextmove,
             "rowbase": np.load(d / "row.npy").astype(np.int64) << 8,
             "output": np.load(d / "output.npy"),
             "ptc32": ptc32,
