@@ -175,7 +175,7 @@ class _Shard:
         signals = None  # also None when trafilatura finds no content on the page: nulls, not False
         if html is not None:
             st["pages_main_content_checked"] += 1
-            if len(html) > self.cfg.main_content_max_html_bytes:
+            if len(html) > self.cfg.main_content_max_html_chars:
                 st["main_content_errors"] += 1
             else:
                 try:

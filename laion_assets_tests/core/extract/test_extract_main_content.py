@@ -66,7 +66,7 @@ def test_off_by_default_gives_nulls_and_the_same_rows(tmp_path):
 
 
 def test_page_over_the_size_cap_keeps_nulls_and_is_counted(tmp_path):
-    r = _shard(tmp_path, ARTICLE, ExtractConfig(main_content_signals=True, main_content_max_html_bytes=100))
+    r = _shard(tmp_path, ARTICLE, ExtractConfig(main_content_signals=True, main_content_max_html_chars=100))
     assert r.table.num_rows == 4 and r.table.column("in_main_content").null_count == 4
     assert r.stats["main_content_errors"] == 1
 
@@ -92,3 +92,11 @@ def test_real_pages(name):
         if r["in_main_content"] is not None:
             assert r["site_name"]
     assert on.stats["pages_main_content_checked"] >= 1 and on.stats["main_content_errors"] == 0
+
+
+def test_hostile_page_is_bounded_by_the_size_cap(tmp_path):
+    """30,000 images in 1.9 M characters: trafilatura is not run (it took ~5 s CPU on it), rows are kept."""
+    html = "<html><body>" + "".join(f'<p>text {i} <img src="/i{i}.jpg" alt="image number {i}"></p>' for i in range(30000))
+    r = _shard(tmp_path, html + "</body></html>", ON)
+    assert r.table.num_rows == 2000  # max_page_rows
+    assert r.stats["main_content_errors"] == 1 and r.table.column("in_main_content").null_count == 2000
