@@ -66,3 +66,27 @@ def main_content(html: str, page_url: str, base_href: str | None, max_host_chars
             if why is None:
                 urls.add(url)
     return MainContent(frozenset(urls), _clean(doc.title), _clean(doc.sitename))
+
+
+def add_main_content(cols: dict[str, list], stats: dict, cfg, html: str | None, page_url: str,
+                     base_href: str | None, kept: int) -> None:
+    """Append in_main_content / main_title / site_name for a page's last `kept` rows of `cols` (nulls
+    unless `html` is given and trafilatura judged the page); counts pages checked and failures."""
+    signals = None  # also None when trafilatura finds no content on the page: nulls, not False
+    if html is not None:
+        stats["pages_main_content_checked"] += 1
+        if len(html) > cfg.main_content_max_html_chars:
+            stats["main_content_errors"] += 1
+        else:
+            try:
+                signals = main_content(html, page_url, base_href, cfg.max_host_chars)
+            except MainContentError:
+                stats["main_content_errors"] += 1
+    if signals is None:
+        for name in ("in_main_content", "main_title", "site_name"):
+            cols[name].extend([None] * kept)
+        return
+    urls = signals.image_urls
+    cols["in_main_content"].extend([u in urls for u in cols["url"][-kept:]])
+    cols["main_title"].extend([signals.title] * kept)
+    cols["site_name"].extend([signals.site_name] * kept)

@@ -19,7 +19,7 @@ from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
 from . import arrowcols, captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import PageOverBudget, decode_html, scan_html
-from .maincontent import MainContentError, main_content
+from .maincontent import add_main_content
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
@@ -167,29 +167,7 @@ class _Shard:
                                 ("warc_date", date), ("page_title", title), ("page_language", plang),
                                 ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
                 cols[name].extend([value] * kept)
-            self._main_content(html, page_url, base_href, kept)
-
-    def _main_content(self, html: str | None, page_url: str, base_href: str | None, kept: int) -> None:
-        """in_main_content / main_title / site_name for the page's last `kept` rows (nulls unless checked)."""
-        cols, st = self.cols, self.stats
-        signals = None  # also None when trafilatura finds no content on the page: nulls, not False
-        if html is not None:
-            st["pages_main_content_checked"] += 1
-            if len(html) > self.cfg.main_content_max_html_chars:
-                st["main_content_errors"] += 1
-            else:
-                try:
-                    signals = main_content(html, page_url, base_href, self.cfg.max_host_chars)
-                except MainContentError:
-                    st["main_content_errors"] += 1
-        if signals is None:
-            for name in ("in_main_content", "main_title", "site_name"):
-                cols[name].extend([None] * kept)
-            return
-        urls = signals.image_urls
-        cols["in_main_content"].extend([u in urls for u in cols["url"][-kept:]])
-        cols["main_title"].extend([signals.title] * kept)
-        cols["site_name"].extend([signals.site_name] * kept)
+            add_main_content(cols, st, self.cfg, html, page_url, base_href, kept)
 
     def warc_record(self, rec, warc_path: str) -> None:
         st = self.stats
