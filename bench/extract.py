@@ -15,7 +15,9 @@ rules, read opt-outs or licences; ours does all of that (every rule in docs/extr
 
 Start-up (imports and models) is measured apart, in fresh processes: `startup` line.
 
-    python bench/extract.py [--format warc|wat] [--pages 1500] [--rounds 3]
+    python bench/extract.py [--format warc|wat] [--pages 1500] [--rounds 3] [--trafilatura]
+`--trafilatura`: also runs ours with main_content_signals on (trafilatura on the pages that yield pairs)
+and prints its cost as a `trafilatura` line (ours plain / ours with it); the last line stays plain ours.
 Last line: bench: extract pages_per_cpu_s=<ours> fastwarc_selectolax_pages_per_cpu_s=<peer> ratio=<ours/peer>
 (`--format wat`: fastwarc_json_pages_per_cpu_s).
 """
@@ -172,10 +174,10 @@ def peer_wat(path: str) -> tuple[int, int]:
     return pages, len(out)
 
 
-def ours(path: str, fmt: str) -> tuple[int, int]:
+def ours(path: str, fmt: str, main_content: bool = False) -> tuple[int, int]:
     from laion_assets.core.extract import ExtractConfig, extract_shard
 
-    r = extract_shard([path], crawl="BENCH", config=ExtractConfig(input_format=fmt))
+    r = extract_shard([path], crawl="BENCH", config=ExtractConfig(input_format=fmt, main_content_signals=main_content))
     return r.stats["html_pages"], r.stats["pairs_kept"]
 
 
@@ -204,6 +206,7 @@ def main() -> None:
     ap.add_argument("--format", choices=("warc", "wat"), default="warc")
     ap.add_argument("--pages", type=int, default=1500, help="distinct pages per round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--trafilatura", action="store_true", help="also price main_content_signals (WARC only)")
     args = ap.parse_args()
     fmt = args.format
     pages = real_pages()
@@ -211,13 +214,17 @@ def main() -> None:
         raise SystemExit(f"no HTML pages under {REAL} (set LAION_REAL_WARC_DIR to the real-warc folder)")
     peer_fn, peer_name = (peer_wat, "fastwarc_json") if fmt == "wat" else (peer_warc, "fastwarc_selectolax")
     print(f"format={fmt} pages_per_round={args.pages} rounds={args.rounds} load={os.getloadavg()}")
-    tot = {"ours": [0, 0.0, 0.0, 0], peer_name: [0, 0.0, 0.0, 0]}
+    tot = {"ours": [0, 0.0, 0.0, 0], peer_name: [0, 0.0, 0.0, 0], "ours_trafilatura": [0, 0.0, 0.0, 0]}
     with tempfile.TemporaryDirectory() as tmp:
         small = build(pages, 20, 999, Path(tmp), fmt)
         ours(small, fmt), peer_fn(small)  # imports and the language model: start-up, measured apart below
+        if args.trafilatura:
+            ours(small, fmt, main_content=True)  # trafilatura's import, outside the clock too
         for r in range(args.rounds):
             path = build(pages, args.pages, r, Path(tmp), fmt)
             sides = [("ours", lambda p: ours(p, fmt)), (peer_name, peer_fn)]
+            if args.trafilatura:
+                sides.append(("ours_trafilatura", lambda p: ours(p, fmt, main_content=True)))
             for name, fn in sides if r % 2 == 0 else sides[::-1]:
                 t0, c0 = time.perf_counter(), time.process_time()
                 n_pages, n_rows = fn(path)
@@ -229,7 +236,10 @@ def main() -> None:
         st = startup(small, fmt)
     for name, (cpu, rss) in st.items():
         print(f"startup {name:5s} cpu_s={cpu:.2f} peak_rss_MB={rss:.0f}  (fresh process, imports + one 20-page file)")
-    o, p = tot["ours"], tot[peer_name]
+    o, p, t = tot["ours"], tot[peer_name], tot["ours_trafilatura"]
+    if t[2]:
+        print(f"trafilatura: ours_with_main_content pages_per_cpu_s={t[0] / t[2]:.0f} rows={t[3]} cpu_s={t[2]:.2f} | "
+              f"ours_plain cpu_s={o[2]:.2f} | cost_ratio={t[2] / o[2]:.2f} (CPU with / without)")
     po, pp = o[0] / o[2], p[0] / p[2]
     print(f"total ours pages={o[0]} rows={o[3]} wall_s={o[1]:.2f} cpu_s={o[2]:.2f} | {peer_name} rows={p[3]} "
           f"wall_s={p[1]:.2f} cpu_s={p[2]:.2f} | wall_ratio={p[1] / o[1]:.2f} load={os.getloadavg()}")

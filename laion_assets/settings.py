@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from laion_assets.core.sample.crawl import SAMPLE_CRAWL
 from laion_assets.core.storage.layout import SAMPLE_CRAWL_DIR
 from laion_assets.core.lib.validation import ConfigError, require_choice, require_int_range
 
@@ -131,6 +130,8 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         model, pretrained = TINY_MODEL_NAME, str(TINY_CHECKPOINT)
     else:
         model, pretrained = "ViT-B-32", "laion2b_s34b_b79k"
+    from laion_assets.core.sample.crawl import SAMPLE_CRAWL  # here, not at import: it pulls warcio and PIL
+
     crawl = env.get("LAION_CRAWL", SAMPLE_CRAWL if embedded else "")
     if crawl:
         check_crawl_name(crawl)

@@ -293,6 +293,7 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
     want_a = mentions_cc(text, raw, codec)
     scanner = _SCAN_A if want_a else _SCAN
     imgs = page.imgs
+    findall, charref_sub = _ATTR.findall, _CHARREF.sub
     title_open = True  # no unclosed <title> seen yet (one failed search for </title> is enough)
     open_at = len(text) if text[-1:] != ">" else -1  # only a match ending here can be a tag left open
     for n, m in enumerate(scanner.finditer(text), 1):
@@ -308,8 +309,20 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
         if m.end() == open_at:
             break  # a tag still open at the end of the page is no tag (and nothing follows it)
         if tag == "img":
+            # parse_attrs inlined (the hot path: once per <img>); "alt" in lower() is a superset of
+            # _HAS_ALT's test, and an <img> whose parsed alt is blank is None either way
             raw = m.group(3)
-            imgs.append(parse_attrs(raw) if _HAS_ALT.search(raw) else None)
+            if "alt" not in raw.lower():
+                imgs.append(None)
+                continue
+            a = {}
+            for name, v2, v3, v4 in findall(raw):
+                name = name.lower()
+                if name not in a:
+                    v = v2 or v3 or v4
+                    a[name] = charref_sub(_charref, v) if "&" in v else v
+            alt = a.get("alt")
+            imgs.append(a if alt and not alt.isspace() else None)
         elif tag == "image":
             # HTML's <image src> is an <img>; SVG's <image href> (foreign content, not renamed) is not.
             a = parse_attrs(m.group(3))

@@ -28,15 +28,27 @@ def detect(text: str) -> tuple[str, float]:
 
 
 @lru_cache(maxsize=1)
-def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """py3langid's model as numpy arrays: the byte DFA (next-state table, shared with py3langid's
-    array, state -> row offset, state -> feature or -1) and the naive-Bayes feature table in float32
-    (100k x 142, 57 MB; gathering float32 rows is ~2x faster than converting float16 rows per call)."""
-    ident = _identifier()
-    nextmove = np.frombuffer(ident.tk_nextmove, dtype=np.dtype(f"u{ident.tk_nextmove.itemsize}"))
-    rowbase = np.asarray(ident._rowbase, dtype=np.int64)  # tk_row[state] << 8
-    output = np.asarray(ident.tk_output, dtype=np.int64)
-    return nextmove, rowbase, output, ident.nb_ptc.astype(np.float32)
+def _tables() -> tuple:
+    """py3langid's model as numpy arrays: the byte DFA (next-state table, state -> row offset, state ->
+    feature or -1), the naive-Bayes feature table in float32 (100k x 142, 57 MB; gathering float32 rows is
+    ~2x faster than converting float16 rows per call), class priors, labels and alias pairs; plus
+    memoryviews of the DFA for the per-byte tail walk. From the per-machine cache (langmodel.load_tables,
+    no identifier built, the float32 table mapped), else derived from py3langid's identifier."""
+    from .langmodel import load_tables
+
+    t = load_tables()
+    if t is not None:
+        nextmove, rowbase, output = t["nextmove"], t["rowbase"], t["output"]
+        ptc, pc, classes, alias = t["ptc32"], t["pc"], t["classes"], t["alias_pairs"]
+    else:
+        ident = _identifier()
+        nextmove = np.frombuffer(ident.tk_nextmove, dtype=np.dtype(f"u{ident.tk_nextmove.itemsize}"))
+        rowbase = np.asarray(ident._rowbase, dtype=np.int64)  # tk_row[state] << 8
+        output = np.asarray(ident.tk_output, dtype=np.int64)
+        ptc, pc, classes, alias = ident.nb_ptc.astype(np.float32), ident.nb_pc, ident.nb_classes, ident._alias_pairs
+    views = (memoryview(np.ascontiguousarray(nextmove)), memoryview(np.ascontiguousarray(rowbase)),
+             memoryview(np.ascontiguousarray(output)))
+    return nextmove, rowbase, output, ptc, pc, list(classes), list(alias), views
 
 
 _TAIL = 8  # when this few captions are still being walked, finish them one by one in Python
@@ -52,7 +64,7 @@ def _encode(text: str) -> bytes:
 
 def _walk(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """DFA walk over all byte strings at once: (text index, feature) for every feature hit."""
-    nextmove, rowbase, output, _ = _tables()
+    nextmove, rowbase, output, _, _, _, _, (nm, rb, out) = _tables()
     n = len(encoded)
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
     flat = np.frombuffer(b"".join(encoded), dtype=np.uint8)
@@ -79,8 +91,6 @@ def _walk(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     else:
         k = len(active)
     if k < len(active):  # the few longest texts: per byte in Python (numpy's per-call cost dominates)
-        ident = _identifier()
-        nm, rb, out = ident.tk_nextmove, ident._rowbase, ident.tk_output
         tail_pos, tail_feat = [], []
         for p in range(int(active[k])):
             st = int(state[p])
@@ -108,8 +118,7 @@ def detect_many(texts: Sequence[str]) -> list[tuple[str, float]]:
     n = len(texts)
     if n == 0:
         return []
-    ident = _identifier()
-    ptc, pc, classes = _tables()[3], ident.nb_pc, ident.nb_classes
+    _, _, _, ptc, pc, classes, alias_pairs, _ = _tables()
     encoded = [_encode(t) for t in texts]
     text_idx, feat = _walk(encoded)
     # count each (text, feature) pair; sorted by text, so each text's pairs are one contiguous run
@@ -139,7 +148,7 @@ def detect_many(texts: Sequence[str]) -> list[tuple[str, float]]:
         scores *= scale[t0:t1, None]
         np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
         scores /= scores.sum(axis=1, keepdims=True)
-        for i, j in ident._alias_pairs:  # aliased labels (srl -> sr): fold the duplicate column in
+        for i, j in alias_pairs:  # aliased labels (srl -> sr): fold the duplicate column in
             scores[:, i] += scores[:, j]
             scores[:, j] = 0.0
         bi = scores.argmax(axis=1)

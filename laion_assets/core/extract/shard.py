@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
-from . import captions, language
+from . import arrowcols, captions, language
 from .config import COUNT_KEYS, ExtractConfig, TooManyBadRecords
 from .htmlscan import PageOverBudget, decode_html, scan_html
+from .maincontent import add_main_content
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
@@ -28,7 +28,7 @@ from .wat import parse_wat_record, warc_location
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _ROW_COLS = ("url", "text", "page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title",
-             "page_language", "license", "optout_page", "optout_reasons")
+             "page_language", "license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,13 @@ class _Shard:
     def page(self, *, page_url: str, warc_path: str, offset: int, record_id: str | None, date: str | None,
              imgs: list[tuple[str | None, str | None]], base_href: str | None, title: str | None,
              html_lang: str | None, metas: list[tuple[str, str]], http_headers: dict[str, str],
-             license_hrefs: list[tuple[str, bool]], check_placeholders: bool = False) -> None:
+             license_hrefs: list[tuple[str, bool]], check_placeholders: bool = False, html: str | None = None) -> None:
         """Apply the caption and URL rules to one page's images and append the kept rows.
 
         `check_placeholders`: test each URL for a placeholder name (the WAT path; on the WARC path
-        pick_src already did, and marks a placeholder-only <img> as PlaceholderSrc)."""
+        pick_src already did, and marks a placeholder-only <img> as PlaceholderSrc).
+        `html`: the decoded page, given when main-content signals are on (trafilatura runs on it only
+        when the page kept a row)."""
         cfg, st = self.cfg, self.stats
         st["imgs_seen"] += len(imgs)
         reasons = optout_reasons(metas, http_headers)
@@ -165,6 +167,7 @@ class _Shard:
                                 ("warc_date", date), ("page_title", title), ("page_language", plang),
                                 ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
                 cols[name].extend([value] * kept)
+            add_main_content(cols, st, self.cfg, html, page_url, base_href, kept)
 
     def warc_record(self, rec, warc_path: str) -> None:
         st = self.stats
@@ -245,7 +248,7 @@ class _Shard:
         self.page(page_url=uri, warc_path=warc_path, offset=rec.offset, record_id=rec.headers.get("warc-record-id"),
                   date=rec.headers.get("warc-date"), imgs=imgs, base_href=scan.base_href, title=scan.title,
                   html_lang=scan.html_lang, metas=scan.metas, http_headers=headers,
-                  license_hrefs=scan.license_hrefs)
+                  license_hrefs=scan.license_hrefs, html=text if cfg.main_content_signals else None)
 
     def _redecode_cp1252(self, body: bytes, imgs: list, max_tags: int, deadline: float) -> list:
         """Captions with U+FFFD on a UTF-8 page: their invalid bytes read as cp1252 (mixed-encoding pages),
@@ -316,24 +319,24 @@ class _Shard:
                 found = dict(zip(unique, language.detect_many(unique)))
                 results = [found[t] for t in texts]
             langs = [lang for lang, _ in results]
-            scores = pa.array([prob for _, prob in results], pa.float32())
-            # language.is_reliable over all rows at once: probability and caption length
-            reliable = pc.and_(pc.greater_equal(pc.cast(scores, pa.float64()), float(cfg.caption_language_min_probability)),
-                               pc.greater_equal(pc.utf8_length(pa.array(texts, pa.string())), cfg.caption_language_min_chars))
-            self.stats["captions_language_reliable"] = int(pc.sum(reliable).as_py() or 0)
+            scores = probs = [prob for _, prob in results]  # float32 values as Python floats
+            # language.is_reliable per row (plain Python: pyarrow.compute costs ~50 ms to import)
+            min_p, min_chars = float(cfg.caption_language_min_probability), cfg.caption_language_min_chars
+            reliable = [p >= min_p and len(t) >= min_chars for p, t in zip(probs, texts)]
+            self.stats["captions_language_reliable"] = sum(reliable)
         else:
             langs, scores, reliable = [None] * n, [None] * n, [None] * n
         data = {
-            "key": pc.utf8_lpad(pc.cast(pa.array(range(n), pa.int64()), pa.string()), 9, "0"),
+            "key": [f"{i:09d}" for i in range(n)],
             **{c: cols[c] for c in ("url", "text", "page_url")},
             "crawl": [self.crawl] * n,
             **{c: cols[c] for c in ("warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},
             "caption_language": langs,
             "caption_language_score": scores,
             "caption_language_reliable": reliable,
-            **{c: cols[c] for c in ("license", "optout_page", "optout_reasons")},
+            **{c: cols[c] for c in ("license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")},
         }
-        return pa.table(data, schema=PAIR_SCHEMA)
+        return arrowcols.table(data, PAIR_SCHEMA)  # not pa.table: that imports pandas (arrowcols.py)
 
 
 def _default_open(uri: str) -> BinaryIO:
@@ -384,7 +387,7 @@ def extract_shard(
     st["bad_record_ratio"] = st["bad_records"] / st["records_read"] if st["records_read"] else 0.0
     result = ExtractResult(
         table=shard.table(),
-        errors=pa.table(shard.errors, schema=PAIR_ERROR_SCHEMA),
+        errors=arrowcols.table(shard.errors, PAIR_ERROR_SCHEMA),
         stats=dict(st),
     )
     if st["bad_record_ratio"] > config.max_bad_record_ratio:

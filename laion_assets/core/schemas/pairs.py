@@ -26,6 +26,11 @@ PAIR_SCHEMA = pa.schema(
         pa.field("license", pa.string()),
         pa.field("optout_page", pa.bool_(), nullable=False),
         pa.field("optout_reasons", pa.string()),
+        # trafilatura's signals (ExtractConfig.main_content_signals; null when off, on the WAT path, or
+        # when it failed on the page): the image is in the page's main content; its title and site name.
+        pa.field("in_main_content", pa.bool_()),
+        pa.field("main_title", pa.string()),
+        pa.field("site_name", pa.string()),
     ]
 )
 

@@ -19,10 +19,12 @@ from laion_assets.defs.lib.resources import StorageResource
 
 class ImageTextPairsRunConfig(dg.Config):
     """`input_format`: "warc", "wat" (Common Crawl's link metadata, no HTML parsing), or "auto"
-    (WAT when every file of the shard is a .wat/.wat.gz, WARC otherwise)."""
+    (WAT when every file of the shard is a .wat/.wat.gz, WARC otherwise). `main_content_signals`:
+    trafilatura on the pages that yield pairs (in_main_content, main_title, site_name; WARC only)."""
 
     input_format: str = "auto"
     max_bad_record_ratio: float = ExtractConfig.max_bad_record_ratio
+    main_content_signals: bool = ExtractConfig.main_content_signals
 
     _check_ratio = ranged("max_bad_record_ratio", 0.0, 1.0)
 
@@ -71,7 +73,8 @@ def image_text_pairs(
             uris,
             crawl=paths.crawl,
             config=ExtractConfig(
-                input_format=input_format, max_bad_record_ratio=config.max_bad_record_ratio
+                input_format=input_format, max_bad_record_ratio=config.max_bad_record_ratio,
+                main_content_signals=config.main_content_signals,
             ),
             open_fn=lambda path: open_crawl_file(uri_of[path]),
             progress=progress_logger(context, "pages extracted"),
