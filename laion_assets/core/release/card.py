@@ -43,6 +43,18 @@ configs:
 """
 
 
+def _semantic_section(m: dict[str, Any]) -> str:
+    """The paragraph on semantic dedup (core/release/semantic.py); empty when the variant has it off."""
+    s = m.get("semantic_dedup")
+    if not s:
+        return ""
+    return (f"\n## Semantic duplicates removed\nImages whose CLIP embedding has cosine similarity >= "
+            f"{s['min_cosine']} with a better-scored row of the same k-means cluster ({s['clusters']} clusters, "
+            f"seed {s['seed']}) were dropped as `semantic_duplicate`: **{s['dropped']}** of {s['rows_compared']} "
+            f"rows compared ({s['rows_not_compared']} without a stored embedding were kept). `{s['file']}` "
+            "lists each dropped row with the kept row it duplicates.\n")
+
+
 def dataset_card(m: dict[str, Any]) -> str:
     variant = m["variant"]
     funnel = m.get("funnel", {"pairs_extracted": m["rows"], "dropped": {}})
@@ -115,7 +127,7 @@ no entry is ever turned back into a URL. PDQ matches use Hamming distance <=
 {filters.get('pdq_max_distance', 31)} on images whose PDQ quality is >= {filters.get('pdq_min_quality', 50)}.
 
 {sources}
-
+{_semantic_section(m)}
 ## NSFW policy and its limits
 This variant removes rows whose `punsafe` is over {variant['punsafe_max']}. `punsafe` came from:
 {scorers}. A `zero_shot:` source means the probability comes from comparing the image embedding with
