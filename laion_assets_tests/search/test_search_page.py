@@ -4,6 +4,7 @@ Playwright, against the real service on the published sample."""
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,6 +13,8 @@ import pytest
 from PIL import Image
 
 from laion_assets.core.removal.entries import load_removal_list, sources_in_dir
+from laion_assets.core.removal.receipts import PENDING, receipt_path
+from laion_assets.core.removal.requests import read_request
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = os.environ.get("LAION_CHROMIUM", "/usr/bin/chromium")
@@ -76,7 +79,10 @@ def test_text_search_shows_thumbnails_from_the_tars_and_files_a_removal(page, se
     rid = receipt.inner_text().rsplit(" ", 1)[-1]
     assert rid.startswith("rq-") and first.locator("img").count() == 0
     (request,) = (served.root / "removal" / "requests").iterdir()
-    assert rid in request.name
+    # The id shown is the takedown path's receipt id of the filed file, and its receipt is there.
+    assert rid == read_request(request.name, str(request), request.read_bytes()).request_id
+    receipt = json.loads((served.root / receipt_path(rid)).read_text())
+    assert receipt["request_id"] == rid and receipt["status"] == PENDING and receipt["file"] == request.name
     entries, rejected = load_removal_list(sources_in_dir(request.parent))
     assert rejected.num_rows == 0 and entries.num_rows >= 1
 
