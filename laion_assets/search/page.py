@@ -92,7 +92,7 @@ function card(r){
     const out = await res.json();
     if (!res.ok) { rm.append(el('div', {class: 'flag'}, out.error)); return; }
     f.remove(); open.remove();
-    rm.append(el('div', {class: 'receipt'}, 'Removal request filed: ' + out.request_id));
+    rm.append(el('div', {class: 'receipt'}, 'Removal request filed, receipt ' + out.request_id));
     const i = $('img', c); if (i) i.replaceWith(el('div', {class: 'gone'}, 'not shown (removal requested)'));
   };
   rm.append(open, f);

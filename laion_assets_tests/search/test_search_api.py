@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, load_removal_list, matches_sql, pdq_distance, sources_in_dir
+from laion_assets.core.removal.receipts import PENDING, receipt_path
+from laion_assets.core.removal.requests import read_request
 from laion_assets.core.search.build import release_rows
 
 pytestmark = pytest.mark.e2e
@@ -79,7 +81,8 @@ def test_filters_and_bad_requests(served):
 def test_uploaded_reencoded_copy_finds_its_row_by_pdq(served, how):
     rel = served.service.release("sample")
     meta = rel.meta.to_pylist()
-    row = next(r for r in meta if "cross" in r["TEXT"])
+    # By file name, not SAMPLE_ID order (which follows the sample server's random port): the same row every session.
+    row = min((r for r in meta if "cross" in r["TEXT"]), key=lambda r: r["URL"].rsplit("/", 1)[-1])
     im = Image.open(io.BytesIO(_original(served, row["URL"]))).convert("RGB")
     buf = io.BytesIO()
     if how == "png":
@@ -113,7 +116,10 @@ def test_removal_filed_through_the_api_is_a_valid_request_that_matches_the_row(s
     assert status == 201, out
     assert re.fullmatch(r"rq-[0-9a-f]{16}", out["request_id"])
     path = served.root / out["file"]
-    assert path.is_file() and out["request_id"] in path.name and row["URL"] not in path.read_text()
+    assert path.is_file() and row["URL"] not in path.read_text()
+    # The id is the takedown path's receipt id, and the pending receipt exists.
+    assert out["request_id"] == read_request(path.name, str(path), path.read_bytes()).request_id
+    assert json.loads((served.root / receipt_path(out["request_id"])).read_text())["status"] == PENDING
 
     # The takedown path's own loader accepts it and its entries match the row (and only rows
     # sharing its URL or image bytes) in the release.

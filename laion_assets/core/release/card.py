@@ -43,6 +43,18 @@ configs:
 """
 
 
+def _semantic_section(m: dict[str, Any]) -> str:
+    """The paragraph on semantic dedup (core/release/semantic.py); empty when the variant has it off."""
+    s = m.get("semantic_dedup")
+    if not s:
+        return ""
+    return (f"\n## Semantic duplicates removed\nImages whose CLIP embedding has cosine similarity >= "
+            f"{s['min_cosine']} with a better-scored row of the same k-means cluster ({s['clusters']} clusters, "
+            f"seed {s['seed']}) were dropped as `semantic_duplicate`: **{s['dropped']}** of {s['rows_compared']} "
+            f"rows compared ({s['rows_not_compared']} without a stored embedding were kept). `{s['file']}` "
+            "lists each dropped row with the kept row it duplicates.\n")
+
+
 def dataset_card(m: dict[str, Any]) -> str:
     variant = m["variant"]
     funnel = m.get("funnel", {"pairs_extracted": m["rows"], "dropped": {}})
@@ -127,7 +139,7 @@ requests applied nothing (their reason is given; rejected entries are counted, n
 removed are counted before the variant's NSFW policy.
 
 {request_rows if requests else "No removal request was filed."}
-
+{_semantic_section(m)}
 ## NSFW policy and its limits
 This variant removes rows whose `punsafe` is over {variant['punsafe_max']}. `punsafe` came from:
 {scorers}. A `zero_shot:` source means the probability comes from comparing the image embedding with

@@ -37,11 +37,23 @@ class ReleaseVariant:
 
     name: str
     punsafe_max: float
+    # SemDeDup (core/release/semantic.py): drop rows whose image embedding has cosine >= this with a
+    # better-scored row of its cluster, as `semantic_duplicate`. None: off.
+    semdedup_min_cosine: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
             raise ConfigError("variant name", self.name, "letters, digits, '-' and '_'")
         require_range(f"variant {self.name} punsafe_max", self.punsafe_max, 0.0, 1.0)
+        if self.semdedup_min_cosine is not None:
+            require_range(f"variant {self.name} semdedup_min_cosine", self.semdedup_min_cosine, 0.0, 1.0)
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's `variant` (semdedup only when on, so earlier manifests stay as they were)."""
+        out: dict[str, Any] = {"name": self.name, "punsafe_max": self.punsafe_max}
+        if self.semdedup_min_cosine is not None:
+            out["semdedup_min_cosine"] = self.semdedup_min_cosine
+        return out
 
 
 DEFAULT_VARIANTS = (ReleaseVariant("research", 0.95), ReleaseVariant("research-safe", 0.45))
@@ -105,7 +117,7 @@ def write_release_files(
     rows = sum(f["rows"] for f in files)
     manifest = {
         "version": version,
-        "variant": {"name": variant.name, "punsafe_max": variant.punsafe_max},
+        "variant": variant.describe(),
         "rows": rows,
         "columns": [{"name": name, "type": str(typ), "nullable": nullable, "description": desc}
                     for name, (typ, nullable, desc) in RELEASE_COLUMNS.items()],

@@ -36,6 +36,7 @@ from laion_assets.core.release.checks import (
 from laion_assets.core.release.diff import default_diff_modes, protect_diff, release_diff
 from laion_assets.core.release.files import ReleaseVariant, build_facts, verify_release_dir, write_release_files
 from laion_assets.core.release.purge import purge_released_removals
+from laion_assets.core.release.semantic import SemanticDrops, semantic_duplicates
 from laion_assets.core.release.withdraw import withdraw_versions
 from laion_assets.core.release.writer import ReleaseRows, release_version
 from laion_assets.core.storage.base import Storage
@@ -76,6 +77,14 @@ class VariantPlan:
     lost: dict[str, int] = field(default_factory=dict)  # previous rows gone, by reason
     holds: list[str] = field(default_factory=list)  # loss guards that hold this publish
     unchanged: pa.Table | None = None  # (SAMPLE_ID, URL) in both versions: padding for protective diffs
+    semantic: SemanticDrops | None = None  # the variant's semantic duplicates (semdedup on)
+
+    def variant_reasons(self) -> pa.Table:
+        """(sample_id, reason) this variant drops on top of the build's drop log: NSFW policy, semantic dedup."""
+        tables = [self.nsfw.select(["sample_id", "reason"]).cast(_REASONS)]
+        if self.semantic is not None:
+            tables.append(self.semantic.reasons.cast(_REASONS))
+        return pa.concat_tables(tables)
 
     @property
     def failures(self) -> list[str]:
@@ -133,6 +142,10 @@ def previous_part_count(st: Storage, variant: str, version: str | None) -> int |
 def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entries: pa.Table,
                  reasons_release: pa.Table, out_dir: Path, options: PublishOptions,
                  checks: Sequence[SqlCheck] = CHECKS) -> VariantPlan:
+    semantic = None
+    if variant.semdedup_min_cosine is not None:  # the variant's rows are the build's minus its duplicates
+        semantic = semantic_duplicates(st, rows, variant)
+        rows = rows.without(variant.name, semantic.table.column("sample_id"))
     outcomes = rows.check(variant.punsafe_max, checks, entries)
     previous = latest_version(st, variant.name)
     files = rows.write_parts(variant.punsafe_max, out_dir, options.rows_per_part,
@@ -141,7 +154,8 @@ def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entrie
     ids, nsfw = rows.sample_ids(variant.punsafe_max), rows.policy_drops(variant.punsafe_max)
     prev_table = (read_release(st, variant.name, previous, ["SAMPLE_ID", "URL"])
                   if previous and previous != version else None)
-    reasons = pa.concat_tables([reasons_release.cast(_REASONS), nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
+    reasons = pa.concat_tables([reasons_release.cast(_REASONS), nsfw.select(["sample_id", "reason"]).cast(_REASONS),
+                                *([semantic.reasons.cast(_REASONS)] if semantic is not None else [])])
     prev_ids = None if prev_table is None else prev_table.column("SAMPLE_ID").combine_chunks()
     verdict = row_count_verdict(prev_ids, ids, reasons.column("sample_id").combine_chunks(),
                                 max_unexplained_drop_fraction=options.max_unexplained_drop_fraction)
@@ -153,7 +167,7 @@ def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entrie
         holds = loss_holds(lost, len(prev_ids), options.limits)
         unchanged = prev_table.filter(pc.is_in(prev_table.column("SAMPLE_ID"), value_set=ids))
     return VariantPlan(variant, files, version, ids, nsfw, previous, prev_table, verdict,
-                       rows.describe(variant.punsafe_max), outcomes, lost, holds, unchanged)
+                       rows.describe(variant.punsafe_max), outcomes, lost, holds, unchanged, semantic)
 
 
 def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reasons_release: pa.Table,
@@ -164,6 +178,9 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
     if plan.nsfw.num_rows:
         dropped["nsfw_policy"] = plan.nsfw.num_rows
     build = {k: v for k, v in facts.items() if k != "drops"}
+    if plan.semantic is not None:
+        dropped["semantic_duplicate"] = plan.semantic.table.num_rows
+        build["semantic_dedup"] = plan.semantic.summary()
     build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
     build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": len(plan.ids)}
     # Content-addressed: written once, never replaced; the variant's LATEST is the commit.
@@ -172,13 +189,14 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
             shutil.move(staged / f["path"], tmp / f["path"])
         write_release_files(tmp, files=plan.files, version=version, variant=variant, described=plan.described,
                             build=build)
+        if plan.semantic is not None:
+            plan.semantic.write(tmp)
         problems = verify_release_dir(tmp)
         if problems:
             raise ReleaseBlocked([f"{variant.name} {version}: {p}" for p in problems])
     diff_meta = None
     if plan.prev_table is not None:
-        why = pa.concat_tables([reasons_release.cast(_REASONS),
-                                plan.nsfw.select(["sample_id", "reason"]).cast(_REASONS)])
+        why = pa.concat_tables([reasons_release.cast(_REASONS), plan.variant_reasons()])
         full = release_diff(plan.prev_table, plan.ids, why)
         sources = facts["removal"]["sources"]
         modes = {**default_diff_modes({s: v["kinds"] for s, v in sources.items()}), **options.diff_modes}
@@ -236,6 +254,10 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
             published[plan.variant.name] = commit_variant(st, plan, facts, reasons_release,
                                                           scratch / plan.variant.name, options)
             log(f"published {plan.variant.name} {plan.version}: {len(plan.ids)} rows ({plan.verdict.message})")
+            if plan.semantic is not None:
+                log(f"{plan.variant.name}: {plan.semantic.table.num_rows} semantic duplicates of "
+                    f"{plan.semantic.rows_compared} rows (min cosine {plan.semantic.min_cosine}) in "
+                    f"{plan.semantic.elapsed_s:.2f} s")
         removed = reasons_release.filter(pc.starts_with(reasons_release.column("reason"), "removal:"))
         for plan in plans:
             withdrawn = withdraw_versions(st, plan.variant.name, plan.version, removed) if options.withdraw else []

@@ -65,9 +65,10 @@ def _variant_filter(punsafe_max: float) -> str:
 class ReleaseRows:
     """The published rows of one build in a private DuckDB, for every variant of the release."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, spill_dir: Path | None = None):
+    def __init__(self, con: duckdb.DuckDBPyConnection, spill_dir: Path | None = None, source: str = "published"):
         self.con = con
         self.spill_dir = spill_dir  # removed on close when this object made it
+        self.source = source  # the table (or a view of it, see `without`) every query reads
         self.columns = ", ".join(f'"{c}"' for c in RELEASE_SCHEMA.names)
 
     @classmethod
@@ -105,6 +106,20 @@ class ReleaseRows:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def without(self, name: str, sample_ids: pa.Array) -> ReleaseRows:
+        """These rows minus `sample_ids` (e.g. a variant's semantic duplicates), as a view named
+        `published_without_<name>` on the same connection: nothing is copied. The view belongs to
+        this object's connection; close this object, not the view's."""
+        view = "published_without_" + "".join(c if c.isalnum() else "_" for c in name)
+        ids = pa.table({"sample_id": pa.array(sample_ids, pa.int64())})
+        # A table and a plain view (not TEMP): write_parts' and check's cursors must see them too.
+        self.con.register("without_incoming", ids)
+        self.con.execute(f"CREATE OR REPLACE TABLE {view}_ids AS SELECT sample_id FROM without_incoming")
+        self.con.unregister("without_incoming")
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {self.source} "
+                         f"WHERE SAMPLE_ID NOT IN (SELECT sample_id FROM {view}_ids)")
+        return ReleaseRows(self.con, None, source=view)
+
     def close(self) -> None:
         self.con.close()
         if self.spill_dir is not None:
@@ -112,24 +127,24 @@ class ReleaseRows:
 
     # one variant's rows
     def release_sql(self, punsafe_max: float) -> str:
-        return f"SELECT {self.columns} FROM published WHERE {_variant_filter(punsafe_max)}"
+        return f"SELECT {self.columns} FROM {self.source} WHERE {_variant_filter(punsafe_max)}"
 
     def hashes_sql(self, punsafe_max: float) -> str:
-        return (f"SELECT SAMPLE_ID, {', '.join(HASH_COLUMNS)} FROM published "
+        return (f"SELECT SAMPLE_ID, {', '.join(HASH_COLUMNS)} FROM {self.source} "
                 f"WHERE {_variant_filter(punsafe_max)}")
 
     def count(self, punsafe_max: float | None = None) -> int:
         where = "" if punsafe_max is None else f" WHERE {_variant_filter(punsafe_max)}"
-        return self.con.sql(f"SELECT count(*) FROM published{where}").fetchall()[0][0]
+        return self.con.sql(f"SELECT count(*) FROM {self.source}{where}").fetchall()[0][0]
 
     def sample_ids(self, punsafe_max: float) -> pa.Array:
-        return self.con.sql(f"SELECT SAMPLE_ID FROM published WHERE {_variant_filter(punsafe_max)}") \
+        return self.con.sql(f"SELECT SAMPLE_ID FROM {self.source} WHERE {_variant_filter(punsafe_max)}") \
             .to_arrow_table().column(0).combine_chunks().cast(pa.int64())
 
     def policy_drops(self, punsafe_max: float) -> pa.Table:
         """(sample_id, reason) of the rows the variant's NSFW policy drops."""
         return self.con.sql(
-            f"SELECT SAMPLE_ID AS sample_id, 'nsfw_policy' AS reason FROM published "
+            f"SELECT SAMPLE_ID AS sample_id, 'nsfw_policy' AS reason FROM {self.source} "
             f"WHERE NOT ({_variant_filter(punsafe_max)})").to_arrow_table()
 
     def check(self, punsafe_max: float, checks: Sequence[SqlCheck], removal: pa.Table) -> list[CheckOutcome]:
@@ -145,7 +160,7 @@ class ReleaseRows:
 
     def describe(self, punsafe_max: float) -> dict[str, Any]:
         """Counts the card and manifest report, computed from the variant's rows."""
-        rows = f"(SELECT * FROM published WHERE {_variant_filter(punsafe_max)})"
+        rows = f"(SELECT * FROM {self.source} WHERE {_variant_filter(punsafe_max)})"
         by = lambda col: {str(k): v for k, v in self.con.sql(  # noqa: E731
             f"SELECT coalesce(CAST({col} AS VARCHAR), 'unknown'), count(*) FROM {rows} GROUP BY 1 ORDER BY 2 DESC, 1"
         ).fetchall()}

@@ -23,9 +23,13 @@ DEFAULT_SEED = 1234
 BLOCK_ROWS = 2048  # rows of a cluster's similarity matrix computed at once (memory: BLOCK_ROWS x size)
 
 
+MIN_POINTS_PER_CLUSTER = 39  # faiss k-means warns (and trains poorly) below 39 points per centroid
+
+
 def default_clusters(n: int) -> int:
-    """~sqrt(n) clusters, at least 1 and never more than n/16 (k-means needs points per centroid)."""
-    return max(1, min(int(math.sqrt(n)), n // 16))
+    """~sqrt(n) clusters, at least 1 and never fewer than 39 points each (k-means needs points per
+    centroid); a small release is one cluster, i.e. every pair compared (exact)."""
+    return max(1, min(int(math.sqrt(n)), n // MIN_POINTS_PER_CLUSTER))
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,11 @@ def release_dir(variant: str, version: str) -> str:
     return f"{RELEASES_DIR}/{variant}/{version}"
 
 
+# In a release version's directory of a variant with semantic dedup on: the rows it dropped as
+# `semantic_duplicate` (sample_id, reason, duplicate_of, similarity; core/release/semantic.py).
+RELEASE_SEMANTIC_DROPS = "semantic_duplicates.parquet"
+
+
 def variant_latest(variant: str) -> str:
     return f"{RELEASES_DIR}/{variant}/LATEST"
 

@@ -27,6 +27,8 @@ class ReleasePolicyResource(dg.ConfigurableResource):
     """The release variants a deployment publishes by default (production: Re-LAION's two cuts)."""
 
     variants: dict[str, float] = {v.name: v.punsafe_max for v in DEFAULT_VARIANTS}
+    # Variant name -> SemDeDup min cosine (core/release/semantic.py); a variant not named: off.
+    semantic_dedup: dict[str, float] = {}
 
 
 # The embedded profile scores with the tiny shapes model, whose zero-shot punsafe is noise (it knows
@@ -41,6 +43,12 @@ class PublishedDatasetRunConfig(dg.Config):
         default={},
         description="Variant name -> punsafe cut-off (rows over it dropped as nsfw_policy); the first is "
         "the default. Empty: the `release_policy` resource's variants.",
+    )
+    semantic_dedup: dict[str, float] = Field(
+        default={},
+        description="Variant name -> min cosine similarity: semantic dedup (SemDeDup) drops rows whose image "
+        "embedding is at least this close to a better-scored row of its cluster, as semantic_duplicate. "
+        "Empty: the `release_policy` resource's; a variant not named: off.",
     )
     max_unexplained_drop_fraction: float = Field(
         default=0.05,
@@ -107,7 +115,12 @@ def published_dataset(
     release_policy: ReleasePolicyResource,
 ) -> dg.MaterializeResult:
     st = storage.get()
-    variants = [ReleaseVariant(name, cut) for name, cut in (config.variants or release_policy.variants).items()]
+    cuts = config.variants or release_policy.variants
+    semdedup = config.semantic_dedup or release_policy.semantic_dedup
+    unknown = sorted(set(semdedup) - set(cuts))
+    if unknown:
+        raise dg.Failure(f"semantic_dedup names variants that are not published: {unknown} (variants: {sorted(cuts)})")
+    variants = [ReleaseVariant(name, cut, semdedup.get(name)) for name, cut in cuts.items()]
     if not variants:
         raise dg.Failure("variants: at least one release variant is needed")
     try:

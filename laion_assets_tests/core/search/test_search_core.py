@@ -4,12 +4,14 @@ PDQ matching equal to the takedown path's distance, SemDeDup, takedown expansion
 from __future__ import annotations
 
 import datetime
+import json
 
 import faiss
 import numpy as np
 import pytest
 
 from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, load_removal_list, pdq_distance, sources_in_dir
+from laion_assets.core.removal.requests import read_request
 from laion_assets.core.search import index as knn
 from laion_assets.core.search.audit import audit_markdown, run_audit
 from laion_assets.core.search.expansion import takedown_candidates
@@ -119,6 +121,10 @@ def test_removal_request_file_is_valid_and_idempotent(tmp_path):
     day = datetime.date(2026, 12, 1)
     rid, rel = file_removal_request(st, row, reason="mine, see\nmy site", contact="a@b.c", today=day)
     assert file_removal_request(st, row, reason="mine, see\nmy site", contact="a@b.c", today=day) == (rid, rel)
+    name = rel.rsplit("/", 1)[-1]
+    assert rid == read_request(name, str(tmp_path / rel), (tmp_path / rel).read_bytes()).request_id
+    (receipt,) = (tmp_path / "removal" / "receipts").iterdir()
+    assert receipt.name == f"{rid}.json" and json.loads(receipt.read_text())["status"] == "pending"
     entries, rejected = load_removal_list(sources_in_dir(tmp_path / "removal" / "requests"))
     assert rejected.num_rows == 0
     assert sorted(zip(entries.column("kind").to_pylist(), entries.column("listed_on").to_pylist())) == [
