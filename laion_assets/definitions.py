@@ -16,7 +16,7 @@ from laion_assets.defs.dbt.assets import laion_dbt_models
 from laion_assets.defs.dbt.project import dbt_cli
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
-from laion_assets.defs.filter.assets import filtered_pairs, filtered_pairs_drop_log
+from laion_assets.defs.filter.assets import filtered_pairs
 from laion_assets.defs.jobs import JOBS
 from laion_assets.defs.release.assets import (
     EMBEDDED_VARIANTS,
@@ -86,8 +86,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     image_text_pairs,
     image_downloads,
     clip_scores,
-    filtered_pairs,
-    filtered_pairs_drop_log,
+    filtered_pairs,  # and its drop log, filtered_pairs_drop_log (one step, two assets)
     removal_list,
     laion_dbt_models,
     published_dataset,
