@@ -18,6 +18,8 @@ from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
 from laion_assets.defs.filter.assets import filtered_pairs
 from laion_assets.defs.jobs import JOBS
+from laion_assets.defs.progress.assets import crawl_progress
+from laion_assets.defs.progress.schedules import crawl_progress_schedule
 from laion_assets.defs.release.assets import (
     EMBEDDED_VARIANTS,
     ReleasePolicyResource,
@@ -92,6 +94,7 @@ SHARD_AND_PUBLISH_ASSETS = [
     published_dataset,
     search_index,
     removal_receipts,
+    crawl_progress,
 ]
 
 
@@ -120,7 +123,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
         jobs=JOBS,
         sensors=[crawl_discovery_sensor, failure_alerts, publish_automation, removal_requests_sensor],
-        schedules=[build_shard_backfill_schedule()],
+        schedules=[build_shard_backfill_schedule(), crawl_progress_schedule],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a
         # UI-launched or backfilled shard near in-process speed. Shards run in parallel as runs.
         executor=dg.in_process_executor,

@@ -46,4 +46,10 @@ clip_job = dg.define_asset_job(
     "Steps of `clip_scores` share the `gpu` pool: set its limit to the GPUs you have.",
 )
 
-JOBS = [crawl_job, shard_job, clip_job, publish_job]
+progress_job = dg.define_asset_job(
+    "progress_job",
+    selection=dg.AssetSelection.assets("crawl_progress"),
+    description="Refresh the crawl_progress report (reads the instance only); crawl_progress_schedule runs it.",
+)
+
+JOBS = [crawl_job, shard_job, clip_job, publish_job, progress_job]

@@ -20,7 +20,7 @@ ASSETS = {
     "removal_list", "stg_filtered_pairs", "stg_removal_entries", "stg_shard_drops", "removal_matches",
     "placeholder_images", "release_drops", "published_pairs", "drop_log", "dedup_stats", "stats_by_language",
     "stats_drops_by_reason", "stats_funnel", "stats_similarity_histogram", "stats_top_domains", "published_dataset",
-    "search_index", "removal_receipts",
+    "search_index", "removal_receipts", "crawl_progress",
 }
 # Checks declared in Python (core/<stage>/checks + defs); dbt's tests add checks on the dbt models.
 PYTHON_CHECKS = {
@@ -42,8 +42,8 @@ PYTHON_CHECKS = {
 }
 DBT_CHECKED_MODELS = {"dedup_stats", "drop_log", "placeholder_images", "published_pairs", "release_drops",
                       "stg_filtered_pairs", "stg_removal_entries", "stg_shard_drops"}
-JOBS = {"crawl_job", "shard_job", "clip_job", "publish_job"}
-SCHEDULES = {"shard_backfill"}
+JOBS = {"crawl_job", "shard_job", "clip_job", "publish_job", "progress_job"}
+SCHEDULES = {"shard_backfill", "crawl_progress_schedule"}
 SENSORS = {"crawl_discovery_sensor", "failure_alerts", "publish_automation", "removal_requests_sensor"}
 
 
