@@ -7,11 +7,13 @@ The cause it pins: the drop logs were a never-materialized `AssetSpec`, so `stg_
 `drop_log`, `stats_funnel`, `stats_drops_by_reason`) were never requested under the daemon."""
 
 import dagster as dg
+import pytest
 
 from laion_assets.definitions import build_definitions
 from laion_assets.settings import load_settings
 
 PUBLISH = dg.AssetSelection.groups("publish", "removal")
+pytestmark = pytest.mark.slow_automation  # > 60 s (a shard run and a publish): not in the default run
 DROP_LOG_MODELS = {"stg_shard_drops", "drop_log", "stats_funnel", "stats_drops_by_reason"}
 
 
