@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARD_ASSETS = "image_text_pairs,image_downloads,clip_scores,filtered_pairs"
+SHARD_ASSETS = "image_text_pairs,image_downloads,clip_scores,filtered_pairs,filtered_pairs_drop_log"  # the last step writes both
 
 
 def free_port() -> int:

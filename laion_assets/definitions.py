@@ -16,8 +16,10 @@ from laion_assets.defs.dbt.assets import laion_dbt_models
 from laion_assets.defs.dbt.project import dbt_cli
 from laion_assets.defs.download.assets import image_downloads
 from laion_assets.defs.extract.assets import image_text_pairs
-from laion_assets.defs.filter.assets import filtered_pairs, filtered_pairs_drop_log
+from laion_assets.defs.filter.assets import filtered_pairs
 from laion_assets.defs.jobs import JOBS
+from laion_assets.defs.progress.assets import crawl_progress
+from laion_assets.defs.progress.schedules import crawl_progress_schedule
 from laion_assets.defs.release.assets import (
     EMBEDDED_VARIANTS,
     ReleasePolicyResource,
@@ -86,13 +88,13 @@ SHARD_AND_PUBLISH_ASSETS = [
     image_text_pairs,
     image_downloads,
     clip_scores,
-    filtered_pairs,
-    filtered_pairs_drop_log,
+    filtered_pairs,  # and its drop log, filtered_pairs_drop_log (one step, two assets)
     removal_list,
     laion_dbt_models,
     published_dataset,
     search_index,
     removal_receipts,
+    crawl_progress,
 ]
 
 
@@ -121,7 +123,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=dg.map_asset_specs(for_the_ui, [*sample, manifest, *SHARD_AND_PUBLISH_ASSETS]),
         jobs=JOBS,
         sensors=[crawl_discovery_sensor, failure_alerts, publish_automation, removal_requests_sensor],
-        schedules=[build_shard_backfill_schedule()],
+        schedules=[build_shard_backfill_schedule(), crawl_progress_schedule],
         # Every job here is a chain of a few steps; one process per run (not per step) keeps a
         # UI-launched or backfilled shard near in-process speed. Shards run in parallel as runs.
         executor=dg.in_process_executor,

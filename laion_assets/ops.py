@@ -4,6 +4,7 @@
     python -m laion_assets.ops shards given-up               # shards the schedule no longer retries
     python -m laion_assets.ops shards retry KEY...           # after a fix: let the schedule retry them
     python -m laion_assets.ops partitions delete KEY...      # remove keys added by mistake
+    python -m laion_assets.ops drop-logs record              # once, after upgrading: see docs/operations.md
 
 Deleting a key removes it from the `shards` partitions (what the schedule, publish and the UI list);
 the shard's files and its run history stay.
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None, instance: dg.DagsterInstance | None = No
     parts = sub.add_parser("partitions").add_subparsers(dest="action", required=True)
     delete = parts.add_parser("delete")
     delete.add_argument("keys", nargs="+")
+    drops = sub.add_parser("drop-logs", help="record drop logs written before they were an asset output")
+    drops.add_subparsers(dest="action", required=True).add_parser("record")
     args = parser.parse_args(argv)
 
     inst = instance or dg.DagsterInstance.get()
@@ -65,6 +68,15 @@ def main(argv: list[str] | None = None, instance: dg.DagsterInstance | None = No
             print(f"{key}: failures before run {run_id} forgiven" if run_id else f"{key}: no failed run")
     elif args.cmd == "partitions" and args.action == "delete":
         print("\n".join(delete_partitions(inst, args.keys)))
+    elif args.cmd == "drop-logs" and args.action == "record":
+        from laion_assets.definitions import build_resources
+        from laion_assets.defs.automation.drop_log_records import record_existing_drop_logs
+        from laion_assets.settings import load_settings
+
+        recorded, absent = record_existing_drop_logs(inst, build_resources(load_settings())["storage"].get())
+        print(f"recorded the drop log of {len(recorded)} shards")
+        if absent:
+            print(f"no drop-log file, re-run these shards: {', '.join(absent)}")
     return 0
 
 

@@ -17,7 +17,8 @@ crawl_job = dg.define_asset_job(
 
 shard_job = dg.define_asset_job(
     "shard_job",
-    selection=dg.AssetSelection.assets(*SHARD_STAGES),
+    # filtered_pairs_drop_log: the last stage's second output (one step writes both).
+    selection=dg.AssetSelection.assets(*SHARD_STAGES, "filtered_pairs_drop_log"),
     partitions_def=shard_partitions,
     description="One shard end to end: extract, download, CLIP-score, filter, in one process. Backfills "
     "and the `shard_backfill` schedule run this. Partitions (`<crawl>/<shard>`) appear once `crawl_job` "
@@ -45,4 +46,10 @@ clip_job = dg.define_asset_job(
     "Steps of `clip_scores` share the `gpu` pool: set its limit to the GPUs you have.",
 )
 
-JOBS = [crawl_job, shard_job, clip_job, publish_job]
+progress_job = dg.define_asset_job(
+    "progress_job",
+    selection=dg.AssetSelection.assets("crawl_progress"),
+    description="Refresh the crawl_progress report (reads the instance only); crawl_progress_schedule runs it.",
+)
+
+JOBS = [crawl_job, shard_job, clip_job, publish_job, progress_job]

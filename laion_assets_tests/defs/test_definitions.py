@@ -30,7 +30,8 @@ def test_graph_has_every_stage_in_its_group(embedded_env):
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {k: groups.get(k) for k in STAGES} == STAGES
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
-    assert partitioned == {"image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs"}
+    assert partitioned == {"image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs",
+                           "filtered_pairs_drop_log"}  # the drop log: per shard, written by filtered_pairs
     assert graph.get(dg.AssetKey("clip_scores")).pools == {"gpu"}
     checks_by_asset: dict[str, int] = {}
     for check_key in graph.asset_check_keys:

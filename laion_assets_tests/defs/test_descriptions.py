@@ -51,3 +51,12 @@ def test_helpers_escape_tags_and_fill_placeholders():
     check = SqlCheck(name="c", description="ratio <= {max_ratio} per <version>", sql="", params={"max_ratio": 0.05})
     assert check_description(check) == "ratio <= 0.05 per `<version>`"
     assert problems("a <= b and c > d") == []  # comparisons are not tags
+
+
+def test_schedule_and_sensor_descriptions_are_plain_text(embedded_env):
+    """The UI shows schedule and sensor descriptions as plain text (the schedules list, the
+    automation page): backticks would show raw."""
+    descriptions = all_descriptions(build_definitions(load_settings()))
+    plain = {n: t for n, t in descriptions.items() if n.startswith(("schedule ", "sensor "))}
+    assert set(plain) >= {"schedule shard_backfill", "schedule crawl_progress_schedule", "sensor failure_alerts"}
+    assert {n: t for n, t in plain.items() if "`" in (t or "")} == {}

@@ -101,3 +101,22 @@ def test_failures_count_since_the_last_success_and_a_retry_mark_resets_them():
         assert keys == [A, B]
         _finished(instance, B, dg.DagsterRunStatus.FAILURE)
         assert failures_since_last_success(instance, B) == 1  # counting starts again after the mark
+
+
+@dg.asset(name="filtered_pairs", partitions_def=shard_partitions, check_specs=filtered_pairs_checks.specs)
+def filtered_failing_stand_in() -> dg.MaterializeResult:
+    """The stage's step failing before its checks (a missing WARC upstream, a crash)."""
+    raise RuntimeError("the step failed before its checks ran")
+
+
+def test_a_shard_whose_run_failed_before_its_checks_reads_as_planned():
+    """Seen under the daemon: a failed run leaves PLANNED check records, which carry no evaluation
+    metadata; reading the shard's status crashed on them (AttributeError)."""
+    names = [c.name for c in FILTER_CHECKS]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("shards", [A])
+        result = dg.materialize([filtered_failing_stand_in], instance=instance, partition_key=A, raise_on_error=False)
+        assert not result.success
+        status = shard_check_status(instance, "filtered_pairs", names, A)
+        assert {s.status for s in status} == {"PLANNED"}
+        assert {(s.severity, s.failing_rows) for s in status} == {(None, None)}

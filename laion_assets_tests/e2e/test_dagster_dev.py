@@ -74,7 +74,8 @@ LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionB
   ... on InvalidSubsetError { message } } }"""
 BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status } } }"""
-SHARD_ASSETS = ("image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs")
+# filtered_pairs_drop_log: the filtered_pairs step's second output (a multi-asset, selected whole)
+SHARD_ASSETS = ("image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs", "filtered_pairs_drop_log")
 
 
 def launch(url: str, job: str, tags: dict[str, str] | None = None) -> str:
@@ -189,6 +190,7 @@ def test_dagster_dev_loads_and_runs_a_shard(embedded_env, tmp_path: Path):
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey("filtered_pairs"),
                                       asset_partitions=[backfill_key]), limit=5).records}
             assert done == {"filtered_pairs"}
+            assert instance.get_materialized_partitions(dg.AssetKey("filtered_pairs_drop_log")) >= {backfill_key}
 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

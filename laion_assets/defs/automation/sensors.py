@@ -157,7 +157,7 @@ def _finished_since(instance: dg.DagsterInstance, after: float, limit: int) -> l
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts one Slack-compatible alert per failed asset check (ERROR or WARN) and per "
-    f"failed run to the webhook in `{WEBHOOK_ENV}`; off while it is unset.",
+    f"failed run to the webhook in {WEBHOOK_ENV}; off while it is unset.",
 )
 def failure_alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhookResource):
     if not context.cursor:

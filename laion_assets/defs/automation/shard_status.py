@@ -26,7 +26,7 @@ class CheckStatus:
     asset: str
     check: str
     partition: str
-    status: str  # SUCCEEDED, FAILED, PLANNED (running) or MISSING (never evaluated for this shard)
+    status: str  # SUCCEEDED, FAILED, PLANNED (running, or its run failed first) or MISSING (never evaluated)
     severity: str | None
     failing_rows: int | None
 
@@ -40,12 +40,14 @@ def shard_check_status(instance: dg.DagsterInstance, asset: str, checks: Sequenc
     out = []
     for key in keys:
         record = latest.get(key)
+        # A PLANNED record (its run failed or runs before the check) carries no evaluation fields.
         evaluation = record.evaluation if record else None
-        rows = evaluation.metadata.get("failing_rows") if evaluation else None
+        rows = getattr(evaluation, "metadata", {}).get("failing_rows")
+        severity = getattr(evaluation, "severity", None)
         out.append(CheckStatus(
             asset, key.name, partition_key,
             record.status.value if record else "MISSING",
-            evaluation.severity.value if evaluation and evaluation.severity else None,
+            severity.value if severity else None,
             rows.value if rows is not None else None,
         ))
     return out

@@ -24,7 +24,7 @@ from laion_assets.defs.lib.resources import StorageResource
     minimum_interval_seconds=3600,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Registers new crawls (manifest + shard partitions) found under the crawl source's "
-    "discovery root, filtered by `discover_only` / `discover_newer_than`; each crawl once (cursor).",
+    "discovery root, filtered by discover_only / discover_newer_than; each crawl once (cursor).",
 )
 def crawl_discovery_sensor(
     context: dg.SensorEvaluationContext, storage: StorageResource, crawl_source: CrawlSourceResource

@@ -1,6 +1,8 @@
 """`filtered_pairs`: the shard's pairs that are downloaded, scored over threshold and not opted out,
 plus the shard's drop log (every other pair, with its reason)."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field
 
@@ -51,20 +53,43 @@ def _views(st, pk):
 filtered_pairs_checks = stage_checks("filtered_pairs", CHECKS, _views, partitions_def=shard_partitions)
 
 
-@dg.asset(
+# The drop logs are written by `filtered_pairs` in the same step as the kept pairs; dbt reads them as
+# their own source (`shard_drops`). They are a second output of the step, materialized per shard with
+# the kept pairs: as a never-materialized `AssetSpec` they stayed "missing" and never "updated", so
+# declarative automation (eager) never requested `stg_shard_drops` and publish waited forever.
+DROP_LOG = "filtered_pairs_drop_log"
+
+
+@dg.multi_asset(
+    name="filtered_pairs",
+    specs=[
+        dg.AssetSpec(
+            "filtered_pairs",
+            deps=[clip_scores],
+            partitions_def=shard_partitions,
+            group_name="filter",
+            kinds={"duckdb", "parquet"},
+            description="Pairs kept for publishing: image downloaded, CLIP similarity at or over the "
+            "threshold of the caption's language (or `min_similarity`), no opt-out. Every other pair goes "
+            "to the shard's drop log (`<crawl>/drops/<shard>.parquet`) with its reason.",
+        ),
+        dg.AssetSpec(
+            DROP_LOG,
+            deps=["filtered_pairs"],
+            partitions_def=shard_partitions,
+            group_name="filter",
+            kinds={"parquet"},
+            description="Every shard's drop log, `<crawl>/drops/<shard>.parquet`: the pairs `filtered_pairs` "
+            "did not keep, one reason each. Written by `filtered_pairs` in the same step as its kept pairs "
+            "(materialized with it, never on its own).",
+        ),
+    ],
     check_specs=filtered_pairs_checks.specs,
     retry_policy=TRANSIENT_RETRY,
-    deps=[clip_scores],
-    partitions_def=shard_partitions,
-    group_name="filter",
-    kinds={"duckdb", "parquet"},
-    description="Pairs kept for publishing: image downloaded, CLIP similarity at or over the "
-    "threshold of the caption's language (or `min_similarity`), no opt-out. Every other pair goes "
-    "to the shard's drop log (`<crawl>/drops/<shard>.parquet`) with its reason.",
 )
 def filtered_pairs(
     context: dg.AssetExecutionContext, config: FilteredPairsRunConfig, storage: StorageResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     require_registered_partition(context)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
@@ -81,10 +106,11 @@ def filtered_pairs(
     )
     # Drop log first: a crash between the two writes leaves the old kept table, never kept rows
     # without their drop log.
-    st.write_parquet(result.drops, paths.drops)
+    drops_out = st.write_parquet(result.drops, paths.drops)
     out = st.write_parquet(result.table, paths.filtered)
     context.log.info(f"{context.partition_key}: kept {result.table.num_rows}/{result.stats['pairs_in']}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="filtered_pairs",
         check_results=filtered_pairs_checks.evaluate(st, context.partition_key),
         metadata={
             "rows": result.table.num_rows,
@@ -96,15 +122,7 @@ def filtered_pairs(
             **drop_reasons(result.stats),
         }
     )
-
-
-# The drop logs are written by `filtered_pairs` itself; dbt reads them as their own source, so they
-# appear as an asset of their own (observable, not materialized separately).
-filtered_pairs_drop_log = dg.AssetSpec(
-    "filtered_pairs_drop_log",
-    deps=[filtered_pairs],
-    group_name="filter",
-    kinds={"parquet"},
-    description="Every shard's drop log, `<crawl>/drops/<shard>.parquet`: the pairs `filtered_pairs` did "
-    "not keep, one reason each. Written by `filtered_pairs` in the same step as its kept pairs.",
-)
+    yield dg.MaterializeResult(asset_key=DROP_LOG, metadata={
+        "rows": result.drops.num_rows, "path": dg.MetadataValue.path(drops_out),
+        **drop_reasons(result.stats),
+    })

@@ -47,7 +47,7 @@ def request_states(st) -> dict[str, bool]:
     job=publish_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Launches `publish_job` while a file under `removal/requests/` has no landed (or "
+    description="Launches publish_job while a file under removal/requests/ has no landed (or "
     "rejected) receipt; retries after a failed run, with backoff.",
 )
 def removal_requests_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
