@@ -83,7 +83,7 @@ def robots_case(seed: int) -> None:
     rng = random.Random(seed)
     pattern, path = H.wildcard_rule(rng)
     text, extra = H.robots_file(rng)
-    with H.measured("robots_tdmrep_rules", limit_s=2.0, peak_limit_mb=64 + len(text) * 40 / 2**20):
+    with H.measured("robots_tdmrep_rules", limit_s=5.0, peak_limit_mb=64 + len(text) * 40 / 2**20):
         rules = RobotsRules.parse(f"User-agent: *\nDisallow: {pattern}\n", ["laion-assets"])
         rules.allowed("http://h" + path)
         tdm = parse_tdmrep(f'[{{"location": "{pattern}", "tdm-reservation": 1}}]')
@@ -223,6 +223,25 @@ def test_smoke_text_classes(seed, tmp_path):
     lazy_case(seed)
     listing_case(seed, tmp_path)
     webhook_case(seed)
+
+
+@pytest.mark.parametrize("value", ["${src}", "{{image.url}}", "/img/<x>.jpg", "x.jpg\"", "`x.jpg`"])
+def test_lazy_templates_the_campaign_found_are_not_taken(value):
+    """`${src}` passed `parses_as_url` (a relative URL) and became `https://page/dir/${src}`."""
+    assert not parses_as_url(value)
+
+
+def test_webhook_answers_the_campaign_found_are_delivery_errors():
+    """A head cut before its end (`HTTP/1.1 200 OK\\r\\nX-Cut:` then close) counted as delivered;
+    port 0 was sent to port 80."""
+    r = RawReceiver(lambda c, s: c.sendall(b"HTTP/1.1 200 OK\r\nX-Cut:"))
+    try:
+        with pytest.raises(AlertDeliveryError, match="inside the response head"):
+            post_json(r.url, {"text": "x"}, timeout_s=2.0, setting="LAION_ALERT_WEBHOOK_URL")
+    finally:
+        r.close()
+    with pytest.raises(AlertDeliveryError, match="port is 0"):
+        post_json(f"http://127.0.0.1:0/{H.SECRET}", {"text": "x"}, timeout_s=1.0, setting="LAION_ALERT_WEBHOOK_URL")
 
 
 def test_smoke_flood_and_cache():
