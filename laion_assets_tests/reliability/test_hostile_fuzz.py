@@ -240,6 +240,12 @@ def test_webhook_answers_the_campaign_found_are_delivery_errors():
             post_json(r.url, {"text": "x"}, timeout_s=2.0, setting="LAION_ALERT_WEBHOOK_URL")
     finally:
         r.close()
+    r = RawReceiver(lambda c, s: c.sendall(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\n\r\n"))
+    try:  # the head's end came in the last 4 KiB read past the 16 KiB limit: was accepted
+        with pytest.raises(AlertDeliveryError, match="response head over"):
+            post_json(r.url, {"text": "x"}, timeout_s=2.0, setting="LAION_ALERT_WEBHOOK_URL")
+    finally:
+        r.close()
     with pytest.raises(AlertDeliveryError, match="port is 0"):
         post_json(f"http://127.0.0.1:0/{H.SECRET}", {"text": "x"}, timeout_s=1.0, setting="LAION_ALERT_WEBHOOK_URL")
 

@@ -108,6 +108,9 @@ def _read_status(sock: socket.socket, deadline: float, setting: str, timeout_s: 
         buf += chunk
     if buf and b"\r\n\r\n" not in buf and b"\n\n" not in buf:  # a cut answer is no delivery: retried
         raise _fail(setting, "connection closed inside the response head")
+    ends = [i for i in (buf.find(b"\r\n\r\n"), buf.find(b"\n\n")) if i >= 0]
+    if ends and min(ends) > MAX_RESPONSE_HEAD_BYTES:  # the last recv may bring the end past the limit
+        raise _fail(setting, f"response head over {MAX_RESPONSE_HEAD_BYTES} bytes")
     line = buf.split(b"\n", 1)[0].rstrip(b"\r")
     parts = line.split(b" ", 2)
     if (len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3
