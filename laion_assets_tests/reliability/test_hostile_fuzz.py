@@ -20,6 +20,7 @@ import random
 import sys
 import time
 
+import pyarrow as pa
 import pytest
 
 from laion_assets.core.alerts.webhook import AlertDeliveryError, post_json
@@ -119,8 +120,9 @@ def caption_cache_case(seed: int) -> None:
         for alt in alts:
             text, _ = captions.clean_caption(alt)
             assert len(text) <= 2000
+    pa.array(list(captions._cache.values()))  # what extraction does with every caption: encodes it
     held = sum(sys.getsizeof(k) + sys.getsizeof(v) + 64 for k, v in captions._cache.items())
-    assert held == captions.cache_bytes() <= captions.CACHE_MAX_BYTES
+    assert held <= captions.cache_bytes() <= captions.CACHE_MAX_BYTES
     assert max(map(len, captions._cache), default=0) <= captions.RAW_CUT_FACTOR * 2000
     H.FIGURES["caption_cache"]["max_held_kb"] = max(H.FIGURES["caption_cache"]["max_held_kb"], held // 1024)
 
@@ -248,6 +250,19 @@ def test_webhook_answers_the_campaign_found_are_delivery_errors():
         r.close()
     with pytest.raises(AlertDeliveryError, match="port is 0"):
         post_json(f"http://127.0.0.1:0/{H.SECRET}", {"text": "x"}, timeout_s=1.0, setting="LAION_ALERT_WEBHOOK_URL")
+
+
+def test_caption_cache_counts_the_utf8_copy_a_caption_gets_once_stored():
+    """Charged at `getsizeof` before pyarrow encoded the value, the cache held more than it counted
+    (this test before the fix: 27.8 MB held for 16.8 MB counted)."""
+    captions._cache.clear()
+    captions._sizes.clear()
+    captions._cache_bytes = 0
+    for i in range(3000):
+        captions.clean_caption(f"{i} " + "\u4e2d\u6587\u00e9" * 1500)
+    pa.array(list(captions._cache.values()))
+    held = sum(sys.getsizeof(k) + sys.getsizeof(v) + 64 for k, v in captions._cache.items())
+    assert held <= captions.cache_bytes() <= captions.CACHE_MAX_BYTES
 
 
 def test_smoke_flood_and_cache():
