@@ -38,7 +38,7 @@ class Settings:
     clip_pretrained: str
     clip_device: str
     allow_private_hosts: tuple[str, ...]
-    sample_image_port: int
+    sample_image_port: int | None  # None: chosen per storage root and reserved on the host
     sample_server_enabled: bool
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
@@ -155,7 +155,10 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         clip_pretrained=env.get("LAION_CLIP_PRETRAINED", pretrained),
         clip_device=device,
         allow_private_hosts=allow,
-        sample_image_port=_env_int(env, "LAION_SAMPLE_IMAGE_PORT", 18765, 0, 65535),
+        sample_image_port=(  # unset: None, a port chosen per storage root (core/sample/ports.py)
+            _env_int(env, "LAION_SAMPLE_IMAGE_PORT", 0, 0, 65535)
+            if env.get("LAION_SAMPLE_IMAGE_PORT", "").strip() else None
+        ),
         sample_server_enabled=embedded,
         s3_endpoint_url=env.get("LAION_S3_ENDPOINT_URL") or None,
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

@@ -16,9 +16,17 @@ REAL_WARC_DIR = Path(os.environ.get("LAION_REAL_WARC_DIR") or REPO.parent / "sha
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port that no live sample crawl on this host has reserved (an earlier session's kept tmp
+    root still owns its port: `core/sample/ports.py`), so an explicit test port is never refused."""
+    from laion_assets.core.sample.ports import PortRegistry
+
+    registry = PortRegistry()
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if registry.live(port) is None:
+            return port
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ def parse_webhook_url(url: str, setting: str) -> tuple[str, str, int, str]:
         raise _fail(setting, "the URL must start with http:// or https://")
     if not host:
         raise _fail(setting, "the URL has no host")
+    if port == 0:  # would silently become the scheme's default port
+        raise _fail(setting, "the URL's port is 0")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return scheme, host, port or (443 if scheme == "https" else 80), target
 
@@ -104,6 +106,11 @@ def _read_status(sock: socket.socket, deadline: float, setting: str, timeout_s: 
         if not chunk:
             break
         buf += chunk
+    if buf and b"\r\n\r\n" not in buf and b"\n\n" not in buf:  # a cut answer is no delivery: retried
+        raise _fail(setting, "connection closed inside the response head")
+    ends = [i for i in (buf.find(b"\r\n\r\n"), buf.find(b"\n\n")) if i >= 0]
+    if ends and min(ends) > MAX_RESPONSE_HEAD_BYTES:  # the last recv may bring the end past the limit
+        raise _fail(setting, f"response head over {MAX_RESPONSE_HEAD_BYTES} bytes")
     line = buf.split(b"\n", 1)[0].rstrip(b"\r")
     parts = line.split(b" ", 2)
     if (len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3

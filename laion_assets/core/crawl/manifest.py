@@ -62,8 +62,10 @@ def listing_line_file(line: str, lineno: int, source: str, base: str) -> WarcFil
     name that is not a WARC/WAT/ARC file, is refused here, naming the line."""
     local = "://" not in source
     where = f"crawl listing {source!r} line {lineno}"
-    if any(ord(c) < 0x20 for c in line) or " " in line:
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in line) or " " in line:  # C0, DEL, C1
         raise ValueError(f"{where}: spaces or control characters in {line[:200]!r}")
+    if ".." in line.split("://", 1)[-1].split("/"):  # in every form: an absolute path or URI too
+        raise ValueError(f"{where}: '..' in {line[:200]!r}")
     if line.startswith(("s3://", "https://", "http://")):
         path, uri = line, line
     elif line.startswith("file://"):
@@ -78,8 +80,6 @@ def listing_line_file(line: str, lineno: int, source: str, base: str) -> WarcFil
         raise ValueError(f"{where}: unsupported form {line[:200]!r} (relative path, absolute path, "
                          "file://, s3://, https:// or http://)")
     else:
-        if ".." in line.split("/"):
-            raise ValueError(f"{where}: '..' in {line[:200]!r}")
         path, uri = line, base + line
     if not path.endswith(WARC_SUFFIXES):
         raise ValueError(f"{where}: {line[:200]!r} is not a {'/'.join(WARC_SUFFIXES)} file")

@@ -27,6 +27,7 @@ _REMOVE = {"Cc", "Cf", "Cs", "Co", "Cn"}
 RAW_CUT_FACTOR = 4
 CACHE_MAX_BYTES = 16 * 1024 * 1024
 _cache: dict[str, str] = {}
+_sizes: dict[str, int] = {}  # what each entry was charged: eviction gives back exactly that
 _cache_bytes = 0
 _cfg = None  # (repair config, the same without encoding repair), built on first use: ftfy loads lazily
 
@@ -56,14 +57,24 @@ def _fix(alt: str) -> str:
     fixed = _cache.get(alt)
     if fixed is None:
         fixed = repair(alt)
-        size = sys.getsizeof(alt) + sys.getsizeof(fixed) + 64  # key, value, dict slot
+        size = _str_bytes(alt) + _str_bytes(fixed) + 64  # key, value, dict slot
         while _cache and _cache_bytes + size > CACHE_MAX_BYTES:  # oldest first
             old = next(iter(_cache))
-            _cache_bytes -= sys.getsizeof(old) + sys.getsizeof(_cache.pop(old)) + 64
+            del _cache[old]
+            _cache_bytes -= _sizes.pop(old)
         if size <= CACHE_MAX_BYTES:
             _cache[alt] = fixed
+            _sizes[alt] = size
             _cache_bytes += size
     return fixed
+
+
+def _str_bytes(s: str) -> int:
+    """The string's size once anything encodes it: CPython keeps a UTF-8 copy on a non-ASCII str
+    (pyarrow encodes every caption it stores), which `getsizeof` counts only after the fact, so
+    charging the size at insertion undercounted and evicting at the grown size let the total drift
+    (found by the issue 19 fuzz campaign)."""
+    return sys.getsizeof(s) if s.isascii() else sys.getsizeof(s) + len(s.encode("utf-8", "surrogatepass")) + 1
 
 
 def cache_bytes() -> int:

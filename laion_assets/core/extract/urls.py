@@ -67,13 +67,16 @@ _SRCSET_ITEM = re.compile(r"\s*([^\s,][^\s]*?)(?:,|\s+([^,]*?)\s*(?:,|$)|$)")
 
 
 _WS_CHARS = frozenset(" \t\n\r\f")
+# RFC 3986 never allows these unencoded; in a lazy value they mean an unrendered template (`${src}`,
+# `{{url}}`) or markup, not a URL (found by the issue 19 fuzz campaign).
+_NOT_IN_URLS = frozenset('{}<>"`')
 
 
 def parses_as_url(v: str) -> bool:
     """A lazy-loading attribute value that is one URL: not a JSON/list literal (`[https://cdn/x.jpg,
     (default)]`, `{"src": ...}`), no whitespace inside (a list, or srcset-like `x.jpg 2x`), and urlsplit
     reads it with either no scheme (relative) or an http(s) scheme and a host."""
-    if v[0] in "[{(<\"'`" or not _WS_CHARS.isdisjoint(v):
+    if v[0] in "[{(<\"'`" or not _WS_CHARS.isdisjoint(v) or not _NOT_IN_URLS.isdisjoint(v):
         return False
     try:
         parts = urlsplit(v)

@@ -53,6 +53,7 @@ def image_downloads(
     sample_image_server: SampleImageServerResource,
 ) -> dg.MaterializeResult:
     require_registered_partition(context)
+    sample_image_server.require_served()  # the sample's images on their port, else fail now (not 0 of N)
     st = storage.get()
     paths = ShardPaths.from_partition_key(context.partition_key)
     pairs = st.read_parquet(paths.pairs)

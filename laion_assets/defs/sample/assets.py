@@ -44,15 +44,16 @@ def sample_crawl(
         mismatch_ratio=config.mismatch_ratio,
         seed=config.seed,
     )
-    base_url = f"http://127.0.0.1:{sample_image_server.build_port()}"
-    wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
-    live = st.live_relpath(SAMPLE_CRAWL_DIR)
-    reused = st.exists(f"{live}/spec.json") and st.read_bytes(f"{live}/spec.json").decode() == wanted
-    if not reused:
-        with st.staging_dir(SAMPLE_CRAWL_DIR) as tmp:
-            build_sample_crawl(tmp, base_url, spec)
-            write_token(tmp / "images")  # what the image server is recognised by
+    with sample_image_server.build_port() as port:  # reserved for this root once the sample is committed
+        base_url = f"http://127.0.0.1:{port}"
+        wanted = json.dumps({**spec.__dict__, "image_base_url": base_url}, sort_keys=True)
         live = st.live_relpath(SAMPLE_CRAWL_DIR)
+        reused = st.exists(f"{live}/spec.json") and st.read_bytes(f"{live}/spec.json").decode() == wanted
+        if not reused:
+            with st.staging_dir(SAMPLE_CRAWL_DIR) as tmp:
+                build_sample_crawl(tmp, base_url, spec)
+                write_token(tmp / "images")  # what the image server is recognised by
+            live = st.live_relpath(SAMPLE_CRAWL_DIR)
     with sample_image_server.lease() as lease:  # fails now, not at download, if the port is not ours
         context.log.info(f"sample images served on {lease.base_url}")
     expected = json.loads(st.read_bytes(f"{live}/expected.json"))
