@@ -190,6 +190,7 @@ def download_shard(
     fetch_stats: dict = {}
     errors: list[BaseException] = []
     alive = False
+    groups: list[list[int]] = [todo] if todo else []
     if todo and daemonic:
         thread, errors = _run_here(rows, todo, config, writer, out, deadline, fetch_stats)
         alive = thread.is_alive()
@@ -225,7 +226,7 @@ def download_shard(
     stats.update(fetch_stats)
     stats["carried_over"] = carried
     stats["fetched_rows"] = len(todo)
-    stats["processes"] = n_proc if todo else 0
+    stats["processes"] = len(groups)  # downloader processes that ran (one host: one, whatever n_proc)
     stats["tars"] = len(writer.paths)
     stats["watchdog_fired"] = int(alive or stats["reason_shard_timeout"] > 0)
     return DownloadResult(rows_to_table(results), list(writer.paths), stats)
