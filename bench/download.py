@@ -45,13 +45,13 @@ if "--tree" in sys.argv:  # --short's child: import that checkout's laion_assets
 else:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pyarrow as pa  # noqa: E402
-from PIL import Image  # noqa: E402
+import pyarrow as pa
+from PIL import Image
 
-from laion_assets.core.lib.cpus import available_cpus  # noqa: E402
-from laion_assets.core.download import DownloadConfig, download_shard  # noqa: E402
-from laion_assets.core.download.resizer import process_image, target_size  # noqa: E402
-from laion_assets.testing.http_server import TestServer, make_jpeg, static  # noqa: E402
+from laion_assets.core.download import DownloadConfig, download_shard
+from laion_assets.core.download.resizer import process_image, target_size
+from laion_assets.core.lib.cpus import available_cpus
+from laion_assets.testing.http_server import TestServer, make_jpeg, static
 
 SIZES = [(320, 240), (500, 375), (640, 480), (800, 600), (1024, 768), (1280, 960), (1600, 1200),
          (2048, 1536), (600, 900), (1200, 1600)]

@@ -145,7 +145,7 @@ def short_main(args, images: list[bytes]) -> None:
                     cmd = [sys.executable, str(Path(__file__).resolve().parent / "download.py"),
                            "--short-child", "--tree", tree, "--urls-file", f.name, "--shards",
                            str(args.shards), "--processes", str(n_proc), "--image-size", str(args.image_size)]
-                    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
                                          env={**os.environ, "PYTHONPATH": tree})
                     line = [ln for ln in out.stdout.splitlines() if ln.startswith("SHORT ")]
                     if not line:

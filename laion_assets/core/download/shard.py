@@ -28,7 +28,15 @@ import pyarrow as pa
 from PIL import Image
 
 from .config import DownloadConfig
-from .engine import Engine, Rows, Sample, host_of, place_sample, sample_meta, watchdog_grace_s
+from .engine import (
+    Engine,
+    Rows,
+    Sample,
+    host_of,
+    place_sample,
+    sample_meta,
+    watchdog_grace_s,
+)
 from .fetcher import FetchFailure
 from .keys import image_member
 from .resizer import pdq_hash

@@ -24,8 +24,8 @@ import time
 from multiprocessing.connection import Connection, wait
 
 from .config import DownloadConfig
-from .decoder import _context
 from .decodepool import DecoderClient, PoolHandle
+from .decoder import _context
 from .engine import Engine, Rows, Sample, place_sample, watchdog_grace_s
 from .fetcher import FetchFailure
 from .status import RowResult

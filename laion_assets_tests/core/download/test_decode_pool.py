@@ -8,8 +8,7 @@ import time
 
 import pyarrow as pa
 
-from laion_assets.core.download import DownloadConfig, download_shard
-from laion_assets.core.download import decodepool
+from laion_assets.core.download import DownloadConfig, decodepool, download_shard
 from laion_assets.testing.http_server import TestServer, make_jpeg, static
 
 from .test_download_hostile import FAST
