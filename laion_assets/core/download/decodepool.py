@@ -23,11 +23,13 @@ downloader thread takes whichever decoder is free:
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import signal
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -155,7 +157,7 @@ class DecoderPool:
         os.write(self._w, TOKEN.pack(slot, gen, pid))
 
     def _supervise(self) -> None:
-        while not self.closed:
+        while not self.closed and not sys.is_finalizing():
             with self._lock:
                 by_sentinel = {p.sentinel: k for k, p in enumerate(self.procs) if p is not None}
             for s in wait([*by_sentinel, self._wake_r], timeout=1.0):
@@ -163,7 +165,7 @@ class DecoderPool:
                     continue
                 k = by_sentinel[s]
                 with self._lock:
-                    if self.closed:
+                    if self.closed or sys.is_finalizing():
                         return
                     self.procs[k].join(1.0)
                     self.procs[k], self.ready[k] = None, False
@@ -219,6 +221,8 @@ class DecoderPool:
 
     def close(self) -> None:
         with self._lock:
+            if self.closed:
+                return
             self.closed = True
             for p in self.procs:
                 if p is not None:
@@ -244,6 +248,15 @@ class DecoderPool:
 
 _shared: DecoderPool | None = None
 _shared_lock = threading.Lock()
+
+
+@atexit.register
+def _close_shared() -> None:
+    """Before multiprocessing's own exit handler (registered earlier, so it runs later) terminates
+    the decoders: else the supervisor would restart them during shutdown, orphans that hold the
+    fork server and this process's stdout open."""
+    if _shared is not None:
+        _shared.close()
 
 
 @contextmanager

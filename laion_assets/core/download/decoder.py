@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
+from multiprocessing.connection import wait
 
 from .resizer import ImageRejected, Processed, process_image
 
@@ -31,13 +32,18 @@ def bounded() -> bool:
 
 
 def watch_parent() -> None:
-    """An orphan (its fork server gone: the process that started it was SIGKILLed) exits instead
-    of decoding on."""
-    ppid = os.getppid()  # the fork server, which exits with the process that started it
+    """An orphan (the process that started it was SIGKILLed) exits instead of decoding on. The
+    watch is on that process's sentinel, not on the fork server: the fork server lives as long as
+    any of its children do, so watching it would keep orphans (and it) alive."""
+    parent = mp.parent_process()
 
     def watch() -> None:
-        while os.getppid() == ppid:
-            time.sleep(0.5)
+        if parent is not None:
+            wait([parent.sentinel])
+        else:  # not started by multiprocessing: fall back to the parent pid
+            ppid = os.getppid()
+            while os.getppid() == ppid:
+                time.sleep(0.5)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
