@@ -17,6 +17,11 @@
   processes, no network, no tar; run before and after the downloads, the two rates averaged.
 Last line: `bench: download images_per_s=... baseline_images_per_s=... processes=... scaling=...
 cpu_ms_per_image=... plain_loop_cpu_ms_per_image=... ratio=...`.
+
+Modes (`bench/download_modes.py`): `--mix one,skewed,many` (1 core vs every core on the host farm,
+by host mix; last line `bench: download mode=mix ... ratio=<smallest scaling>`) and `--short
+[--old TREE]` (short shards in a fresh interpreter, this tree vs an older checkout; `ratio=<after
+/ before, first shard, 1 process>`).
 """
 
 from __future__ import annotations
@@ -34,15 +39,19 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+if "--tree" in sys.argv:  # --short's child: import that checkout's laion_assets
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pyarrow as pa  # noqa: E402
-from PIL import Image  # noqa: E402
+import pyarrow as pa
+from PIL import Image
 
-from laion_assets.core.lib.cpus import available_cpus  # noqa: E402
-from laion_assets.core.download import DownloadConfig, download_shard  # noqa: E402
-from laion_assets.core.download.resizer import process_image, target_size  # noqa: E402
-from laion_assets.testing.http_server import TestServer, make_jpeg, static  # noqa: E402
+from laion_assets.core.download import DownloadConfig, download_shard
+from laion_assets.core.download.resizer import process_image, target_size
+from laion_assets.core.lib.cpus import available_cpus
+from laion_assets.testing.http_server import TestServer, make_jpeg, static
 
 SIZES = [(320, 240), (500, 375), (640, 480), (800, 600), (1024, 768), (1280, 960), (1600, 1200),
          (2048, 1536), (600, 900), (1200, 1600)]
@@ -179,7 +188,28 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--server", choices=["lean", "threaded"], default="lean",
                     help="lean: asyncio server (~0.15 ms CPU/request); threaded: the tests' TestServer")
+    ap.add_argument("--mix", default="", help="one,skewed,many: 1 core vs all cores by host mix")
+    ap.add_argument("--short", action="store_true", help="short shards in a fresh interpreter")
+    ap.add_argument("--old", default="", help="--short: an older checkout to compare with")
+    ap.add_argument("--shards", type=int, default=3, help="--short: shards per interpreter")
+    ap.add_argument("--short-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--urls-file", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+
+    import download_modes
+
+    if args.short_child:
+        return download_modes.short_child(args.tree, args.urls_file, args.shards, args.processes,
+                                          args.image_size)
+    if args.mix or args.short:
+        images = make_pool(args.distinct)
+        print(f"load {download_modes.loadavg()}; {available_cpus()} usable cores", flush=True)
+        if args.mix:
+            download_modes.mix_main(args, images)
+        if args.short:
+            download_modes.short_main(args, images)
+        return
 
     images = make_pool(args.distinct)
     sizes = [len(images[i % len(images)]) for i in range(args.n)]
@@ -235,6 +265,8 @@ def main() -> None:
                 parent_cpu = cpu_s() - p0
             ok = res.stats["status_ok"]
             startup = res.stats.get("worker_startup_cpu_s", 0.0)
+            if "decoder_cpu_s" in res.stats:  # forked by the fork server: not our reaped children
+                cpu = parent_cpu + startup + res.stats.get("worker_cpu_s", 0.0) + res.stats["decoder_cpu_s"]
             steady = 1e3 * (cpu - startup) / max(ok, 1)
             runs[n_proc] = (ok / wall, steady, 1e3 * parent_cpu / max(ok, 1))
             print(f"download, {n_proc} process(es) (x{run_cfg.decode_threads(n_proc)} decode threads): "

@@ -71,8 +71,8 @@ def _response(body: bytes, ctype: bytes = b"image/jpeg", status: bytes = b"200 O
 
 
 def _serve(n_hosts: int, slow_s: float, huge_stream_bytes: int, kinds: tuple[str, ...], ready,
-           control) -> None:
-    images = small_jpegs()
+           control, images: list[bytes] | None = None) -> None:
+    images = list(images) if images else small_jpegs()
     not_found = _response(b"not found", b"text/plain", b"404 Not Found")
     state = [_Host(kinds[k % len(kinds)]) for k in range(n_hosts)]
     seen_429: set[tuple[int, bytes]] = set()
@@ -206,7 +206,7 @@ class HostFarm:
     """Context manager running `hosts` loopback hosts in a spawned process (see module doc)."""
 
     def __init__(self, hosts: int = 200, slow_s: float = 0.3, huge_stream_bytes: int = 32 << 20,
-                 kinds: tuple[str, ...] = KINDS):
+                 kinds: tuple[str, ...] = KINDS, images: list[bytes] | None = None):
         if hosts > 250 * 250:
             raise ValueError(f"hosts={hosts}: at most {250 * 250}")
         unknown = set(kinds) - set(KINDS)
@@ -214,6 +214,7 @@ class HostFarm:
             raise ValueError(f"kinds={sorted(unknown)}: allowed {sorted(set(KINDS))}")
         self.n_hosts, self.slow_s, self.huge_stream_bytes = hosts, slow_s, huge_stream_bytes
         self.kinds = tuple(kinds)
+        self.images = images  # served bodies (path /img/<n>.jpg -> images[n % len]); None: small_jpegs()
         self.hosts: list[tuple[str, int, str]] = []
         self._stats: dict | None = None
 
@@ -222,7 +223,8 @@ class HostFarm:
         ready_r, ready_w = ctx.Pipe(duplex=False)
         self._control, child_control = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, daemon=True, name="hostfarm", args=(
-            self.n_hosts, self.slow_s, self.huge_stream_bytes, self.kinds, ready_w, child_control))
+            self.n_hosts, self.slow_s, self.huge_stream_bytes, self.kinds, ready_w, child_control,
+            self.images))
         self._proc.start()
         waited = 0.0
         while not ready_r.poll(0.2):

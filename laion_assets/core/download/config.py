@@ -100,11 +100,11 @@ class DownloadConfig:
     border_color: tuple[int, int, int] = (255, 255, 255)
     encode_quality: int = 95  # JPEG quality of the stored image
     downscale_filter: str = "area"  # area (= img2dataset's cv2.INTER_AREA) | bilinear | bicubic | lanczos
-    # Decode/resize/encode scales across processes: the shard's hosts are split over `processes`
-    # downloader processes (each fetches and decodes its hosts' rows), the parent writes the tars.
-    processes: int = 0  # 0 = available_cpus() (affinity and cgroup quota); 1 = all in this process
-    min_rows_per_process: int = 256  # fewer rows per process than this -> fewer processes (start-up ~0.5 s)
-    decode_workers: int = 0  # decode threads per process; 0 = available_cpus() with 1 process, else 1
+    # The shard's hosts are split over `processes` downloader processes (each fetches its hosts'
+    # rows); all of them feed one pool of `decode_workers` decoder processes; the parent writes tars.
+    processes: int = 0  # 0 = available_cpus() (affinity and cgroup quota); 1 = one downloader process
+    min_rows_per_process: int = 256  # fewer rows per process than this -> fewer processes
+    decode_workers: int = 0  # decoder processes in the shard's pool (shared); 0 = available_cpus()
     # --- output / run ---------------------------------------------------------------------------
     images_per_tar: int = 10_000
     shard_timeout_s: float = 3600.0  # watchdog: rows still running then end as failed/shard_timeout
@@ -126,12 +126,14 @@ class DownloadConfig:
         if not self.user_agent_token.strip():
             raise ConfigError("user_agent_token", self.user_agent_token, "must not be empty")
 
+    def decode_pool_size(self) -> int:
+        """Decoder processes shared by all of a shard's downloader processes: every usable core
+        (each downloader has as many decode threads, so one big host alone can use them all)."""
+        return self.decode_workers or available_cpus()
+
     def decode_threads(self, processes: int) -> int:
-        """Decode threads in each of `processes` downloader processes: all cores when alone,
-        else 2 (one decoding while the other waits for the GIL behind the event loop)."""
-        if self.decode_workers:
-            return self.decode_workers
-        return available_cpus() if processes == 1 else 2
+        """Decode threads in each downloader process (one per pool decoder, whatever `processes`)."""
+        return self.decode_pool_size()
 
     def process_count(self, rows: int | None = None) -> int:
         """Downloader processes for a shard of `rows` rows (all of them when rows is None)."""

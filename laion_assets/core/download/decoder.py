@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
+from multiprocessing.connection import wait
 
 from .resizer import ImageRejected, Processed, process_image
 
@@ -30,35 +31,54 @@ def bounded() -> bool:
     return not mp.current_process().daemon
 
 
-def _decoder_main(conn) -> None:
-    """The decoder: answer ("ok", Processed) or ("rejected", reason, detail) per job."""
-    ppid = os.getppid()  # the fork server, which exits with the process that started it
+def watch_parent() -> None:
+    """An orphan (the process that started it was SIGKILLed) exits instead of decoding on. The
+    watch is on that process's sentinel, not on the fork server: the fork server lives as long as
+    any of its children do, so watching it would keep orphans (and it) alive."""
+    parent = mp.parent_process()
 
-    def watch_parent() -> None:  # an orphan (parent SIGKILLed mid-decode) exits instead of spinning
-        while os.getppid() == ppid:
-            time.sleep(0.5)
+    def watch() -> None:
+        if parent is not None:
+            wait([parent.sentinel])
+        else:  # not started by multiprocessing: fall back to the parent pid
+            ppid = os.getppid()
+            while os.getppid() == ppid:
+                time.sleep(0.5)
         os._exit(1)
 
-    threading.Thread(target=watch_parent, daemon=True).start()
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def answer_job(body: bytes, kwargs: dict) -> tuple:
+    """("ok", Processed) or ("rejected", reason, detail): one image never ends a decoder."""
+    try:
+        return ("ok", process_image(body, **kwargs))
+    except ImageRejected as e:
+        return ("rejected", e.reason, e.detail)
+    except Exception as e:  # noqa: BLE001 - one image must not end the decoder
+        return ("rejected", "decode_error", f"{type(e).__name__}: {e}")
+
+
+def _decoder_main(conn) -> None:
+    """The decoder: answer ("ok", Processed) or ("rejected", reason, detail) per job."""
+    watch_parent()
     conn.send(("ready",))
     while True:
         try:
             body, kwargs = conn.recv()
         except (EOFError, OSError):
             return
-        try:
-            conn.send(("ok", process_image(body, **kwargs)))
-        except ImageRejected as e:
-            conn.send(("rejected", e.reason, e.detail))
-        except Exception as e:  # noqa: BLE001 - one image must not end the decoder
-            conn.send(("rejected", "decode_error", f"{type(e).__name__}: {e}"))
+        conn.send(answer_job(body, kwargs))
 
 
 def _context():
-    """A fork server with Pillow/numpy/pdqhash preloaded: a decoder is a fork of it (~10 ms), not a
-    fresh interpreter that also re-imports the caller's `__main__` (spawn: 0.3-1 s each)."""
+    """A fork server with Pillow/numpy/pdqhash and the fetch stack preloaded: a decoder or a
+    downloader process is a fork of it (~10 ms), not a fresh interpreter (spawn: 0.3-1 s each). The
+    server is a clean single-threaded process, so forking it is safe whatever threads and locks the
+    caller holds (a Dagster run)."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload([__name__, "laion_assets.core.download.decodepool",
+                                "laion_assets.core.download.workers"])
     return ctx
 
 

@@ -21,12 +21,23 @@ from laion_assets.core.lib.ids import sample_id
 from .config import DownloadConfig
 from .fetcher import Fetcher, FetchFailure, check_url
 from .keys import member_key
-from .decoder import decode, release_thread_decoder
-from .resizer import ImageRejected, content_type_format
+from .resizer import ImageRejected, content_type_format, process_image
 from .status import RowResult
 from .writer import TarWriter
 
 WATCHDOG_GRACE_S = 10.0
+
+
+def watchdog_grace_s(shard_timeout_s: float) -> float:
+    """How long the watchdog waits for cancelled rows (and the parent, 3x this, for a downloader
+    process) after the shard timeout: 10 s, less for short timeouts (a test's 1 s shard)."""
+    return min(WATCHDOG_GRACE_S, max(0.2, shard_timeout_s / 4))
+
+
+def decode_inline(body: bytes, timeout_s: float, **kwargs):
+    """Decode in the calling thread (a daemonic caller, which may not start decoder processes):
+    bounded in memory by the resizer's limits, not in time."""
+    return process_image(body, **kwargs)
 
 
 def host_of(url: str) -> str:
@@ -75,12 +86,6 @@ class _DecodePool:
         return fut
 
     def _work(self) -> None:
-        try:
-            self._work_jobs()
-        finally:
-            release_thread_decoder()
-
-    def _work_jobs(self) -> None:
         while True:
             job = self.jobs.get()
             if job is None or self.closed:
@@ -182,8 +187,10 @@ class Engine:
     is handed over for the parent process to write."""
 
     def __init__(self, rows: Rows, config: DownloadConfig, threads: int, writer: TarWriter | None,
-                 on_done: Callable[[int, RowResult, Sample | None], None]):
+                 on_done: Callable[[int, RowResult, Sample | None], None], decoder=None):
         self.rows, self.cfg, self.threads, self.writer, self.on_done = rows, config, threads, writer, on_done
+        self.decoder = decoder  # a decodepool.DecoderClient; None: decode in the thread
+        self.decode = decoder.decode if decoder is not None else decode_inline
         self.pending: dict[int, Sample] = {}
         self.fetch_stats: dict[str, float] = {}
 
@@ -225,7 +232,7 @@ class Engine:
         """Runs in a decode thread: decode/resize/encode/hash, then the tar (or hand-over)."""
         cfg, rows = self.cfg, self.rows
         declared = content_type_format(row.content_type)
-        p = decode(
+        p = self.decode(
             body, cfg.decode_timeout_s, image_size=cfg.image_size, resize_mode=cfg.resize_mode, max_pixels=cfg.max_pixels,
             encode_quality=cfg.encode_quality, resize_only_if_bigger=cfg.resize_only_if_bigger,
             border_color=cfg.border_color, downscale_filter=cfg.downscale_filter,
@@ -272,13 +279,15 @@ class Engine:
             for t in active:
                 t.cancel()
             if active:
-                await asyncio.wait(active, timeout=WATCHDOG_GRACE_S)
+                await asyncio.wait(active, timeout=watchdog_grace_s(cfg.shard_timeout_s))
         finally:
             if ticking is not None:
                 ticking.cancel()
             pool.close()
+            if self.decoder is not None:
+                self.decoder.stop()
             try:
-                await asyncio.wait_for(fetcher.aclose(), WATCHDOG_GRACE_S)
+                await asyncio.wait_for(fetcher.aclose(), watchdog_grace_s(cfg.shard_timeout_s))
             except Exception:  # noqa: BLE001 - closing sockets must not fail the shard
                 pass
             s = fetcher.stats

@@ -1,12 +1,14 @@
 """`download_shard`: every input row ends in exactly one status row, whatever the network does.
 
-Decode/resize/encode is ~85 % of a row's CPU and partly holds the GIL, so one process caps at a few
-cores: the shard's hosts are split over `config.process_count(rows)` spawned downloader processes
-(each an event loop plus decode threads), and this process only writes the tars and the status.
-Two watchdogs: inside each loop, rows still running at `shard_timeout_s` are cancelled and end as
-failed/shard_timeout; outside it, this process stops waiting at a hard deadline (and kills a stuck
-downloader process), so not even a stuck resolver or a blocked executor can hang the shard
-(img2dataset's most reported bug).
+Decode/resize/encode is ~85 % of a row's CPU: it runs in this process's decoder pool
+(`decodepool.py`, `config.decode_pool_size()` killable processes, kept across shards) that every
+downloader process feeds, so every core decodes whatever the host mix. The shard's hosts are split
+over `config.process_count(rows)` downloader processes (each host in one of them: per-host limits
+hold), and this process only writes the tars and the status. Two watchdogs: inside each loop, rows
+still running at `shard_timeout_s` are cancelled and end as failed/shard_timeout; outside it, this
+process stops waiting at a hard deadline and kills a stuck downloader process, so not even a stuck
+resolver or native code holding a downloader's GIL can hang the shard (img2dataset's most reported
+bug). Only a daemonic caller (which may not start children) runs the loop in a thread here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ import pyarrow as pa
 from PIL import Image
 
 from .config import DownloadConfig
-from .engine import WATCHDOG_GRACE_S, Engine, Rows, Sample, host_of, place_sample, sample_meta
+from .engine import (
+    Engine,
+    Rows,
+    Sample,
+    host_of,
+    place_sample,
+    sample_meta,
+    watchdog_grace_s,
+)
 from .fetcher import FetchFailure
 from .keys import image_member
 from .resizer import pdq_hash
@@ -132,8 +142,9 @@ def split_by_host(todo: list[int], urls: list[str], n: int) -> list[list[int]]:
 
 def _run_here(rows: Rows, todo: list[int], config: DownloadConfig, writer: TarWriter, out: Collector,
               deadline: float, stats: dict) -> tuple[threading.Thread, list[BaseException]]:
-    """One process: the event loop in a thread, decode threads appending to the tars themselves."""
-    engine = Engine(rows, config, config.decode_threads(1), writer,
+    """A daemonic caller: the event loop in a thread, decodes in its threads (no decoder processes),
+    appending to the tars themselves."""
+    engine = Engine(rows, config, config.decode_pool_size(), writer,
                     lambda i, row, _sample: out.finish(i, row))
     errors: list[BaseException] = []
 
@@ -146,7 +157,7 @@ def _run_here(rows: Rows, todo: list[int], config: DownloadConfig, writer: TarWr
 
     thread = threading.Thread(target=target, name="download-shard", daemon=True)
     thread.start()
-    thread.join(max(0.0, deadline - time.monotonic()) + 3 * WATCHDOG_GRACE_S)
+    thread.join(max(0.0, deadline - time.monotonic()) + 3 * watchdog_grace_s(config.shard_timeout_s))
     return thread, errors
 
 
@@ -162,9 +173,9 @@ def download_shard(
 ) -> DownloadResult:
     """Download, resize and tar one shard of pairs into `out_dir` (a fresh empty directory).
 
-    Members are named `<shard>_<key>` (see `keys.member_key`). With more than one downloader
-    process (`config.process_count`), the rows are split by host over spawned processes that fetch
-    and decode, and this process writes the tars. With `previous_status`/`previous_dir` (a prior
+    Members are named `<shard>_<key>` (see `keys.member_key`). The rows are split by host over
+    `config.process_count` downloader processes that fetch (and feed this process's decoder pool),
+    and this process writes the tars. With `previous_status`/`previous_dir` (a prior
     run of the same shard), ok rows are carried over with their tar members copied, skipped rows
     are kept, and only failed/new rows are fetched.
     """
@@ -181,20 +192,31 @@ def download_shard(
     carried = len(rows.keys) - len(todo)
     deadline = started + config.shard_timeout_s
     n_proc = config.process_count(len(todo))
-    if mp.current_process().daemon:  # a daemonic process may not start children: decode here
+    daemonic = mp.current_process().daemon  # a daemonic process may not start children: all here
+    if daemonic:
         n_proc = 1
     fetch_stats: dict = {}
     errors: list[BaseException] = []
     alive = False
-    if todo and n_proc == 1:
+    groups: list[list[int]] = [todo] if todo else []
+    if todo and daemonic:
         thread, errors = _run_here(rows, todo, config, writer, out, deadline, fetch_stats)
         alive = thread.is_alive()
     elif todo:
+        from .decodepool import decoder_pool
         from .workers import run_processes
 
         groups = split_by_host(todo, rows.urls, n_proc)
-        alive, errors = run_processes([rows.subset(g) for g in groups], config, writer, out,
-                                      deadline, fetch_stats)
+        try:
+            with decoder_pool(config.decode_pool_size()) as pool:
+                cpu0, starts0 = pool.cpu_s(), pool.starts
+                alive, errors = run_processes([rows.subset(g) for g in groups], config, writer, out,
+                                              deadline, fetch_stats, pool.handle)
+                fetch_stats["decoder_cpu_s"] = round(pool.cpu_s() - cpu0, 3)
+                fetch_stats["decoder_starts"] = pool.starts - starts0
+                fetch_stats["decoders"] = pool.size
+        except RuntimeError as e:  # the pool could not start (e.g. an unguarded script): fail at once
+            errors = [e]
     writer.close()  # late writes from a stuck worker are dropped from here on
     for i, r in enumerate(out.results):
         if r is None:
@@ -212,7 +234,7 @@ def download_shard(
     stats.update(fetch_stats)
     stats["carried_over"] = carried
     stats["fetched_rows"] = len(todo)
-    stats["processes"] = n_proc if todo else 0
+    stats["processes"] = len(groups)  # downloader processes that ran (one host: one, whatever n_proc)
     stats["tars"] = len(writer.paths)
     stats["watchdog_fired"] = int(alive or stats["reason_shard_timeout"] > 0)
     return DownloadResult(rows_to_table(results), list(writer.paths), stats)

@@ -1,7 +1,12 @@
-"""Downloader processes: each fetches and decodes one group of hosts' rows; this process writes tars.
+"""Downloader processes: each fetches one group of hosts' rows and has them decoded by the shard's
+decoder pool (`decodepool.py`, shared by all of them); this process writes tars.
 
-Processes are spawned (never forked: the caller may hold threads and locks, e.g. a Dagster run), so
-nothing is shared but what is pickled: the rows, the config and a pipe. A worker sends its finished
+Processes are forked from the preloaded fork server (`decoder._context()`, a clean single-threaded
+process: never from the caller, which may hold threads and locks, e.g. a Dagster run), so one starts
+in ~10-50 ms, and nothing is shared but what is pickled: the rows, the config, the pool handle and a
+pipe. Even a shard of one process runs its event loop here, not in the caller: this process's
+watchdog waits on pipes and kills the downloader at the hard deadline, whatever holds that
+process's GIL (native code, or pure Python that never yields the loop). A worker sends its finished
 rows in batches (status row + encoded JPEG + .json, ~25 kB each) every 50 ms or 64 rows, from a
 sender thread; the parent appends them to the tars and records them. A worker that dies or outlives the deadline is killed; its rows
 not yet received end as internal_error / shard_timeout in `download_shard`.
@@ -19,7 +24,9 @@ import time
 from multiprocessing.connection import Connection, wait
 
 from .config import DownloadConfig
-from .engine import WATCHDOG_GRACE_S, Engine, Rows, Sample, place_sample
+from .decodepool import DecoderClient, PoolHandle
+from .decoder import _context
+from .engine import Engine, Rows, Sample, place_sample, watchdog_grace_s
 from .fetcher import FetchFailure
 from .status import RowResult
 from .writer import TarWriter
@@ -29,8 +36,9 @@ BATCH_S = 0.05
 OUTBOX_BATCHES = 8
 
 
-def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, deadline: float) -> None:
-    """Entry point of a spawned downloader process."""
+def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, deadline: float,
+            pool: PoolHandle) -> None:
+    """Entry point of a downloader process."""
     batch: list[tuple[int, RowResult, Sample | None]] = []
     last = time.monotonic()
     # A sender thread does the pipe writes, so the event loop never waits while the parent is busy
@@ -68,7 +76,7 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
             send()
 
     startup_cpu_s = time.process_time()  # interpreter start + imports, paid once per process
-    engine = Engine(rows, config, threads, None, on_done)
+    engine = Engine(rows, config, threads, None, on_done, DecoderClient(pool))
     error = None
     try:
         asyncio.run(engine.run(list(range(len(rows.ids))), deadline, tick))
@@ -85,14 +93,14 @@ def _worker(conn: Connection, rows: Rows, config: DownloadConfig, threads: int, 
 
 
 def run_processes(groups: list[Rows], config: DownloadConfig, writer: TarWriter, out,
-                  deadline: float, stats: dict) -> tuple[bool, list[BaseException]]:
+                  deadline: float, stats: dict, pool: PoolHandle) -> tuple[bool, list[BaseException]]:
     """Run one downloader process per group; returns (a process had to be killed, errors)."""
-    ctx = mp.get_context("spawn")
-    threads = config.decode_threads(len(groups))
+    ctx = _context()
+    threads = pool.size  # a thread per decoder: one process alone can keep every decoder busy
     procs: list = []
     conns: list[Connection] = []
     try:
-        return _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs, conns)
+        return _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs, conns, pool)
     finally:  # whatever happened here (a full disk in the tar writer...), no process outlives us
         for p in procs:
             if p.is_alive():
@@ -102,12 +110,12 @@ def run_processes(groups: list[Rows], config: DownloadConfig, writer: TarWriter,
             conn.close()
 
 
-def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs, conns
+def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs, conns, pool
                ) -> tuple[bool, list[BaseException]]:
     for rows in groups:
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_worker, args=(send, rows, config, threads, deadline),
-                        name="laion-downloader", daemon=False)  # it starts decoder processes
+        p = ctx.Process(target=_worker, args=(send, rows, config, threads, deadline, pool),
+                        name="laion-downloader", daemon=False)
         p.start()
         send.close()  # only the child holds the write end: EOF when it exits
         procs.append(p)
@@ -115,7 +123,8 @@ def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs
     errors: list[BaseException] = []
     open_conns = set(conns)
     sent: set = set()  # processes that sent anything (a process that sent nothing failed at start)
-    hard_deadline = deadline + 3 * WATCHDOG_GRACE_S
+    grace_s = watchdog_grace_s(config.shard_timeout_s)
+    hard_deadline = deadline + 3 * grace_s
     while open_conns and time.monotonic() < hard_deadline:
         for conn in wait(list(open_conns), timeout=min(1.0, max(0.0, hard_deadline - time.monotonic()))):
             try:
@@ -145,7 +154,7 @@ def _supervise(ctx, groups, config, threads, writer, out, deadline, stats, procs
                     errors.append(RuntimeError(msg[2]))
     killed = False
     for p in procs:
-        p.join(max(0.0, min(WATCHDOG_GRACE_S, hard_deadline - time.monotonic())))
+        p.join(max(0.0, min(grace_s, hard_deadline - time.monotonic())))
         if p.is_alive():
             killed = True
             p.kill()
