@@ -9,7 +9,8 @@
 # 1. CLIP ViT-B/32 images/s end to end from WebDataset tars (bench/clip_gpu.py: fp16, packed
 #    batches, nvJPEG decode on CUDA), beside the model's forward alone. Random weights: the machine
 #    has no network and the cost is the architecture's. Goal >= 10,000/s on one H100/H200.
-# 2. Download images/s on 1 process vs all cores (bench/download.py; goal >= 12x on 16 cores).
+# 2. Download images/s with a 1-core budget vs all cores, on one host, a skewed mix and many hosts
+#    (bench/device_download.sh -> bench/download.py --mix; goal >= 12x on 16 cores).
 # 3. Extraction pages/s on 1 core vs all cores (bench/extract_cores.py).
 # The project is installed first when the machine is bare (scripts/install.sh, the pinned set: the
 # PyPI torch wheel carries its CUDA runtime, so the same pin runs on the GPU when one is present).
@@ -38,11 +39,11 @@ step() {  # name, timeout_s, command...
 } | tee -a "$log"
 if [ -n "$quick" ]; then
   step clip_gpu 300 $py bench/clip_gpu.py --n 64 --batch-size 16 --workers 1
-  step download 300 $py bench/download.py --n 300 --cpu-n 30
+  step download 300 bash bench/device_download.sh 200
   step extract_cores 300 $py bench/extract_cores.py --files 2 --pages 100
 else
   step clip_gpu 240 $py bench/clip_gpu.py --n 65536 --batch-size 1024
-  step download 150 $py bench/download.py --n 20000 --distinct 400 --cpu-n 200
+  step download 200 bash bench/device_download.sh 6000
   step extract_cores 90 $py bench/extract_cores.py --pages 400
 fi
 echo "== summary" && grep '^bench: \|rc=' "$log"
