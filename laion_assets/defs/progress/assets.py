@@ -63,6 +63,15 @@ def progress_metadata(progress: list[CrawlProgress], now: float) -> dict[str, ob
     return metadata
 
 
+def shard_runs_mark(instance: dg.DagsterInstance) -> str:
+    """The newest shard run by last update, with its status ("" when none): it changes whenever a
+    shard run is created or changes status. (Not a time: SQLite keeps run update times to the
+    second, so a run changed in the second of a report would look older than it.)"""
+    newest = instance.get_run_records(dg.RunsFilter(job_name="shard_job"), limit=1, order_by="update_timestamp",
+                                      ascending=False)
+    return f"{newest[0].dagster_run.run_id}:{newest[0].dagster_run.status.value}" if newest else ""
+
+
 @dg.asset(
     group_name="reports",
     kinds={"dagster"},
@@ -73,6 +82,7 @@ def progress_metadata(progress: list[CrawlProgress], now: float) -> dict[str, ob
     "change. Reads the instance only (no data files).",
 )
 def crawl_progress(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    mark = shard_runs_mark(context.instance)  # read before the figures: a run changing meanwhile refreshes again
     progress = gather_progress(context.instance, BackfillSettings.from_env())
     context.log.info(format_summary(progress, time.time()))
-    return dg.MaterializeResult(metadata=progress_metadata(progress, time.time()))
+    return dg.MaterializeResult(metadata={**progress_metadata(progress, time.time()), "shard_runs_mark": mark})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dagster as dg
 
 from laion_assets.defs.jobs import progress_job
+from laion_assets.defs.progress.assets import shard_runs_mark
 from laion_assets.defs.lib.partitions import shard_partitions
 
 PROGRESS_ASSET = dg.AssetKey("crawl_progress")
@@ -18,10 +19,10 @@ def refresh_reason(instance: dg.DagsterInstance) -> str | None:
     last = instance.get_latest_materialization_event(PROGRESS_ASSET)
     if last is None:
         return "no progress report yet"
-    newest = instance.get_run_records(dg.RunsFilter(job_name="shard_job"), limit=1, order_by="update_timestamp",
-                                      ascending=False)
-    if newest and newest[0].update_timestamp.timestamp() > last.timestamp:
-        return f"shard run {newest[0].dagster_run.run_id} changed since the last report"
+    seen = last.asset_materialization.metadata.get("shard_runs_mark")
+    mark = shard_runs_mark(instance)
+    if seen is None or seen.value != mark:
+        return f"shard run {mark.split(':', 1)[0] or '-'} changed since the last report"
     reported = last.asset_materialization.metadata.get("shards_registered")
     registered = len(instance.get_dynamic_partitions(shard_partitions.name))
     if reported is None or reported.value != registered:
