@@ -120,7 +120,8 @@ def test_bad_run_config_fails_at_run_start_naming_the_setting(defs_and_instance,
     import re
 
     defs, instance, root = defs_and_instance
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey(asset)})
+    keys = {dg.AssetKey(asset)} | ({dg.AssetKey("filtered_pairs_drop_log")} if asset == "filtered_pairs" else set())
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)  # one step: both outputs
     partitioned = asset in ("image_text_pairs", "image_downloads", "clip_scores", "filtered_pairs")
     result = job.execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False,
