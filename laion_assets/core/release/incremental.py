@@ -22,31 +22,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from laion_assets.core.lib.cpus import available_cpus
-from laion_assets.core.release.checks import CHECKS, RowCountVerdict, loss_holds
-from laion_assets.core.release.diff import release_diff
-from laion_assets.core.release.files import ReleaseVariant, removal_sources, verify_release_dir, write_release_files
-from laion_assets.core.release.purge import purge_removed
+from laion_assets.core.release.files import ReleaseVariant, removal_sources
 from laion_assets.core.release.release_index import (
-    FORMAT, KEYS, RULES, _after_purge, _commit_state, _entry_keys, _read_state, inputs_fingerprint, key_sql,
+    FORMAT, KEYS, RULES, _entry_keys, inputs_fingerprint, key_sql,
 )
-from laion_assets.core.release.withdraw import withdraw_versions
-from laion_assets.core.release.writer import PART_WRITER, ReleaseRows, part_count, part_of, release_version, write_part
+from laion_assets.core.release.writer import PART_WRITER, part_of
 from laion_assets.core.removal.entries import host_sql, matches_sql, pdq_matches_sql
 from laion_assets.core.storage.base import Storage
-from laion_assets.core.storage.layout import RELEASE_INDEX_DIR, RELEASES_LATEST, REMOVAL_ENTRIES, release_dir, variant_latest
+from laion_assets.core.storage.layout import variant_latest
 
 _INLINE_MAX = 1000  # up to this many keys per kind are inlined (the scan filters on them), more go by join
 
@@ -228,5 +219,3 @@ def _link(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copyfile(src, dst)
 
-
-from laion_assets.core.release.incremental_commit import rederive_incremental  # noqa: E402,F401

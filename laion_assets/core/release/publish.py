@@ -263,7 +263,7 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
     # rewrite only the parts they touch (core/release/incremental.py decides, and says why not).
     why_full = "incremental re-derive off"
     if options.incremental:
-        from laion_assets.core.release.incremental import rederive_incremental
+        from laion_assets.core.release.incremental_commit import rederive_incremental
 
         done, why_full = rederive_incremental(st, variants, options, log, extra_failures)
         if done is not None:

@@ -14,31 +14,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from laion_assets.core.lib.cpus import available_cpus
-from laion_assets.core.release.checks import CHECKS, RowCountVerdict, loss_holds
-from laion_assets.core.release.files import ReleaseVariant, verify_release_dir, write_release_files
-from laion_assets.core.release.purge import purge_removed
+from laion_assets.core.release.files import ReleaseVariant
 from laion_assets.core.release.rules import PLACEHOLDER_MIN_URLS
-from laion_assets.core.release.withdraw import withdraw_versions
 from laion_assets.core.release.writer import (
     PART_WRITER, SAMPLE_ID_END, ReleaseRows, part_count, part_of, release_version, write_part,
 )
-from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, entry_counts, host_sql, matches_sql, pdq_matches_sql
+from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, host_sql
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import (
     RELEASE_INDEX_DIR, RELEASE_INDEX_STATE, RELEASES_LATEST, REMOVAL_ENTRIES, SHARD_GLOBS, release_dir, variant_latest,
