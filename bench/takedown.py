@@ -1,6 +1,6 @@
 """Takedown cost: the incremental re-derive against the full build, after 10 new removal entries.
 
-`python bench/takedown.py --rows N [--part-rows R]` generates N kept rows in 8 shards in the
+`python bench/takedown.py --rows N [--part-rows R]` generates N kept rows in shards of 50,000 in the
 `filtered_pairs` layout (bench/release.py's generator: 3 % duplicate pairs, 2 % duplicate images, 1 %
 of rows removed by a first removal list), builds dbt and publishes the default variants
 (`research`, `research-safe`) in parts of R rows (default: the release's own part size), which
@@ -122,9 +122,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--part-rows", type=int, default=DEFAULT_ROWS_PER_PART)
-    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--shards", type=int, default=None,
+                    help="shards (default: one per 50,000 rows, at least 8: a purge rewrites each shard a removed row is in)")
+    ap.add_argument("--profile", action="store_true", help="print the re-derive's cProfile (not for timing)")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one, removed)")
     args = ap.parse_args()
+    args.shards = args.shards or max(8, args.rows // 50_000)
     work = Path(tempfile.mkdtemp(prefix="bench-takedown-", dir=args.dir))
     limits = LossLimits(max_removal_fraction=0.05)  # the first list removes ~1 % (held at the default 1 %)
     opts = PublishOptions(rows_per_part=args.part_rows, limits=limits)
@@ -146,7 +149,18 @@ def main() -> None:
         file_entries(other, added)
         with open("/proc/loadavg") as f:
             print(f"load before the timed runs: {f.read().strip()}", flush=True)
-        (inc, inc_s, inc_cpu) = timed(lambda: publish_release(LocalStorage(root), DEFAULT_VARIANTS, opts, log=print))
+        def rederive():
+            if not args.profile:
+                return publish_release(LocalStorage(root), DEFAULT_VARIANTS, opts, log=print)
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as prof:
+                out = publish_release(LocalStorage(root), DEFAULT_VARIANTS, opts, log=print)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            return out
+
+        (inc, inc_s, inc_cpu) = timed(rederive)
         print(f"re-derive ({inc.mode}): {inc_s:.2f} s wall, {inc_cpu:.2f} s CPU; {inc.mode_reason}", flush=True)
         full_opts = PublishOptions(rows_per_part=args.part_rows, limits=limits, incremental=False)
         (full, full_s, full_cpu) = timed(lambda: (dbt_run(other), publish_release(LocalStorage(other), DEFAULT_VARIANTS,

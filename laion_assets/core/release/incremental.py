@@ -104,8 +104,8 @@ def _in(col: str, keys: list[int]) -> str:
 
 def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) -> tuple[pa.Table, list[str]]:
     """Index rows the view `new_entries` removes (index columns, `reason`, `file`), and the index
-    files read whole. Reads every file's key (or host / PDQ) column once, then only the files that
-    hold a candidate."""
+    files that hold a candidate. Reads every file's key (or host / PDQ) column once, then the
+    candidate rows of the files that hold one."""
     files = state["index_files"]
     uris = [st.uri(f) for f in files]
     con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")
@@ -134,8 +134,10 @@ def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) ->
     if not read:
         return empty, []
     by_uri = {st.uri(f): f for f in read}
+    # Only the candidates are matched exactly (a superset of the matches), read from the files holding them.
+    con.register("cand_ids", pa.table({"SAMPLE_ID": pa.array(sorted(ids), pa.int64())}))
     con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT row_number() OVER () AS rid, * "
-                f"FROM read_parquet({list(by_uri)!r}, filename = true)")
+                f"FROM read_parquet({list(by_uri)!r}, filename = true) WHERE SAMPLE_ID IN (SELECT SAMPLE_ID FROM cand_ids)")
     con.execute("CREATE OR REPLACE TEMP VIEW cand_rows AS SELECT rid AS SAMPLE_ID, URL, sha256, md5, sha1, pdq, "
                 "pdq_quality, url_canonical AS URL_CANONICAL, host_canonical AS HOST_CANONICAL FROM cand")
     removed = con.sql(f"""

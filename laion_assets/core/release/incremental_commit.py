@@ -182,7 +182,7 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (f"{added.num_rows} new removal entries matched {removed.num_rows} kept pairs ({n_pub} published); "
-               f"read {len(read)} of {len(state['index_files'])} index files; parts rewritten: "
+               f"candidates in {len(read)} of {len(state['index_files'])} index files; parts rewritten: "
                + ", ".join(f"{p.variant.name} {len(p.rewritten)} of {len(p.files)}" for p in plans)
                + f"; {time.perf_counter() - t0:.2f} s")
     log(f"incremental re-derive: {summary}")
@@ -259,7 +259,10 @@ def _update_index(st: Storage, state: dict[str, Any], removed: pa.Table, read: l
         if f not in holding:
             continue
         t = st.read_parquet(f)
-        keep = pa.array([(c, s, k) not in gone for c, s, k in zip(*(t.column(x).to_pylist() for x in ("crawl", "shard", "key")))])
+        # Only rows sharing a removed SAMPLE_ID can be removed ones: compare their (crawl, shard, key).
+        keep = pc.invert(pc.is_in(t.column("SAMPLE_ID"), value_set=removed.column("SAMPLE_ID"))).to_numpy(zero_copy_only=False)
+        for j in (~keep).nonzero()[0].tolist():
+            keep[j] = (t.column("crawl")[j].as_py(), t.column("shard")[j].as_py(), t.column("key")[j].as_py()) not in gone
         local = scratch / "index" / f.rsplit("/", 1)[-1]
         local.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(t.filter(keep), local, compression="zstd")
