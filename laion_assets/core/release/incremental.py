@@ -63,7 +63,10 @@ def state_problem(st: Storage, state: dict[str, Any] | None, variants: Sequence[
         latest = variant_latest(v.name)
         if not st.exists(latest) or st.read_bytes(latest).decode().strip() != state["variants"][v.name]["version"]:
             return f"variant {v.name} was published since the release index was written"
-    if inputs_fingerprint(st) != state["inputs"]:
+    now = inputs_fingerprint(st)
+    if not now:
+        return "no shard table under the storage root (the warehouse was built from elsewhere)"
+    if now != state["inputs"]:
         return "the shard tables changed since the last publish (a crawl added, a shard re-filtered or re-downloaded)"
     return None
 

@@ -106,22 +106,25 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
 def inputs_fingerprint(st: Storage) -> str:
     """A digest of every shard table dbt reads (filtered, drops, downloads), from their parquet
     footers (row groups, sizes, offsets, statistics): a re-filtered, re-downloaded, added or removed
-    shard changes it; reading it costs one footer per shard file, never the rows."""
+    shard changes it; reading it costs one footer per shard file, never the rows. Empty when the
+    root holds no shard table (then no re-derive is incremental)."""
     import hashlib
 
-    h = hashlib.sha256(FORMAT.encode())
+    h, seen = hashlib.sha256(FORMAT.encode()), 0
     with duckdb.connect(":memory:") as con:
         st.register_duckdb(con)
         for name, glob in sorted(SHARD_GLOBS.items()):
             pattern = st.uri(glob)
             files = [r[0] for r in con.sql(f"SELECT file FROM glob('{pattern}') ORDER BY 1").fetchall()]
             h.update(f"{name}:{len(files)}\n".encode())
+            seen += len(files)
             if files:
                 for row in con.sql(f"""SELECT file_name, row_group_id, column_id, num_values, total_compressed_size,
                         stats_min_value, stats_max_value, stats_null_count, data_page_offset
                         FROM parquet_metadata({files!r}) ORDER BY ALL""").fetchall():
                     h.update(repr(row).encode())
-    return h.hexdigest()
+    # No shard table under this root (the warehouse was built from elsewhere): nothing to compare.
+    return h.hexdigest() if seen else ""
 
 
 def upload_index(st: Storage, index: dict[str, Any]) -> dict[str, Any]:
