@@ -107,6 +107,8 @@ def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None) ->
         diff = v.get("diff") or {}
         print(f"{name}: {v['version']} ({v['rows']} rows; removed {diff.get('rows_removed', 0)} since "
               f"{v.get('previous')}); withdrawn: {', '.join(v.get('withdrawn', [])) or 'none'}", file=out)
+    if "rederive" in meta:
+        print(f"release step: {meta['rederive'].value} ({meta['rederive_reason'].value})", file=out)
     print(f"re-derived in {time.monotonic() - t0:.1f} s (run {result.run_id})", file=out)
     return 0
 

@@ -38,7 +38,7 @@ from laion_assets.core.release.files import ReleaseVariant, build_facts, verify_
 from laion_assets.core.release.purge import purge_released_removals
 from laion_assets.core.release.semantic import SemanticDrops, semantic_duplicates
 from laion_assets.core.release.withdraw import withdraw_versions
-from laion_assets.core.release.writer import ReleaseRows, release_version
+from laion_assets.core.release.writer import ReleaseRows, part_bounds, release_version
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import (
     RELEASES_LATEST,
@@ -105,6 +105,7 @@ class PublishOptions:
     diff_modes: dict[str, str] = field(default_factory=dict)  # per removal source; default: default_diff_modes
     diff_pad: int = 9  # unchanged rows listed beside each removed row of a `padded` source
     withdraw: bool = True
+    incremental: bool = True  # re-derive from the release index when only removal entries grew (incremental.py)
 
 
 @dataclass
@@ -115,6 +116,8 @@ class PublishResult:
     card_problems: list[str]  # verify_release_dir of the default variant's staged files
     facts: dict[str, Any] = field(default_factory=dict)
     purged: dict[str, Any] = field(default_factory=dict)  # per shard: what purge_removed deleted
+    mode: str = "full"  # or "incremental" (core/release/incremental.py)
+    mode_reason: str = ""  # why the full build ran (or what the incremental re-derive read and rewrote)
 
     @property
     def version(self) -> str:
@@ -137,6 +140,29 @@ def read_release(st: Storage, variant: str, version: str, columns: list[str] | N
 def previous_part_count(st: Storage, variant: str, version: str | None) -> int | None:
     manifest = f"{release_dir(variant, version)}/manifest.json" if version else None
     return len(json.loads(st.read_bytes(manifest))["files"]) if manifest and st.exists(manifest) else None
+
+
+def rows_of_changed_parts(table: pa.Table, st: Storage, variant: str, previous: str | None,
+                          files: Sequence[dict[str, Any]]) -> pa.Table:
+    """The rows of `table` (SAMPLE_ID, ...) in the parts that differ from the previous version's
+    (all of them when the part count changed): a padded diff hides removed rows among these, which
+    an incremental re-derive has at hand without reading the untouched parts."""
+    manifest = f"{release_dir(variant, previous)}/manifest.json" if previous else None
+    if not manifest or not st.exists(manifest):
+        return table
+    old = json.loads(st.read_bytes(manifest))["files"]
+    if len(old) != len(files):
+        return table
+    changed = [i for i, (a, b) in enumerate(zip(old, files)) if (a["path"], a["sha256"]) != (b["path"], b["sha256"])]
+    bounds = part_bounds(len(files))
+    ids = table.column("SAMPLE_ID")
+    keep = pa.array([False] * table.num_rows)
+    for i in changed:
+        inside = pc.greater_equal(ids, pa.scalar(bounds[i], pa.int64()))
+        if i + 1 < len(files):  # the last part runs to 2^63, past int64
+            inside = pc.and_(inside, pc.less(ids, pa.scalar(bounds[i + 1], pa.int64())))
+        keep = pc.or_(keep, inside)
+    return table.filter(keep)
 
 
 def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entries: pa.Table,
@@ -166,6 +192,7 @@ def plan_variant(st: Storage, rows: ReleaseRows, variant: ReleaseVariant, entrie
         lost = lost_by_reason(prev_ids, ids, reasons)
         holds = loss_holds(lost, len(prev_ids), options.limits)
         unchanged = prev_table.filter(pc.is_in(prev_table.column("SAMPLE_ID"), value_set=ids))
+        unchanged = rows_of_changed_parts(unchanged, st, variant.name, previous, files)
     return VariantPlan(variant, files, version, ids, nsfw, previous, prev_table, verdict,
                        rows.describe(variant.punsafe_max), outcomes, lost, holds, unchanged, semantic)
 
@@ -174,15 +201,11 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
                    staged: Path, options: PublishOptions = PublishOptions()) -> dict[str, Any]:
     """Commit one checked variant: its content-addressed directory, its diff, then its LATEST."""
     variant, version = plan.variant, plan.version
-    dropped = dict(facts["drops"])
-    if plan.nsfw.num_rows:
-        dropped["nsfw_policy"] = plan.nsfw.num_rows
-    build = {k: v for k, v in facts.items() if k != "drops"}
+    build = variant_build(facts, plan.nsfw.num_rows, len(plan.ids))
     if plan.semantic is not None:
-        dropped["semantic_duplicate"] = plan.semantic.table.num_rows
+        build["funnel"]["dropped"] = dict(sorted({**build["funnel"]["dropped"],
+                                                  "semantic_duplicate": plan.semantic.table.num_rows}.items()))
         build["semantic_dedup"] = plan.semantic.summary()
-    build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
-    build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": len(plan.ids)}
     # Content-addressed: written once, never replaced; the variant's LATEST is the commit.
     with st.write_once_dir(release_dir(variant.name, version)) as tmp:
         for f in plan.files:
@@ -198,24 +221,43 @@ def commit_variant(st: Storage, plan: VariantPlan, facts: dict[str, Any], reason
     if plan.prev_table is not None:
         why = pa.concat_tables([reasons_release.cast(_REASONS), plan.variant_reasons()])
         full = release_diff(plan.prev_table, plan.ids, why)
-        sources = facts["removal"]["sources"]
-        modes = {**default_diff_modes({s: v["kinds"] for s, v in sources.items()}), **options.diff_modes}
-        diff = protect_diff(full, modes, plan.unchanged if plan.unchanged is not None else plan.prev_table.slice(0, 0),
-                            pad=options.diff_pad, salt=version)
-        name = diff_path(variant.name, plan.previous, version)
-        verdict = plan.verdict
-        # The summary counts what was really removed (the padded rows are listed, not removed).
-        diff_meta = {"from": plan.previous, "to": version, "rows_removed": full.num_rows, "rows_listed": diff.num_rows,
-                     "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
-                     "modes": dict(sorted((s, m) for s, m in modes.items() if m != "by_source")),
-                     "removed_by_reason": dict(sorted(Counter(
-                         protect_diff(full, modes, plan.prev_table.slice(0, 0), pad=0, salt=version).column("reason").to_pylist()
-                     ).items()))}
-        st.write_parquet(diff, f"{name}.parquet")
-        st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
+        unchanged = plan.unchanged if plan.unchanged is not None else plan.prev_table.slice(0, 0)
+        diff_meta = write_variant_diff(st, variant.name, plan.previous, version, full, unchanged, plan.verdict,
+                                       facts, options)
     st.write_bytes(version.encode() + b"\n", variant_latest(variant.name))
     return {"version": version, "rows": len(plan.ids), "previous": plan.previous,
             "row_check": plan.verdict.message, "diff": diff_meta, "card_problems": problems}
+
+
+def variant_build(facts: dict[str, Any], nsfw_rows: int, published_rows: int) -> dict[str, Any]:
+    """The manifest's build facts of one variant: the build's facts, its funnel with its NSFW drops."""
+    dropped = dict(facts["drops"])
+    if nsfw_rows:
+        dropped["nsfw_policy"] = nsfw_rows
+    build = {k: v for k, v in facts.items() if k != "drops"}
+    build["funnel"] = {"pairs_extracted": facts["pairs_extracted"], "dropped": dict(sorted(dropped.items()))}
+    build["pipeline_stats"] = {**facts["pipeline_stats"], "pairs_published": published_rows}
+    return build
+
+
+def write_variant_diff(st: Storage, variant: str, previous: str, version: str, full: pa.Table, unchanged: pa.Table,
+                       verdict: RowCountVerdict, facts: dict[str, Any], options: PublishOptions) -> dict[str, Any]:
+    """`diffs/<previous>__<version>.parquet` (+ .json) from the full diff (url_sha256, SAMPLE_ID, reason),
+    protected per source; `unchanged` (SAMPLE_ID, URL): the rows padded sources hide among."""
+    sources = facts["removal"]["sources"]
+    modes = {**default_diff_modes({s: v["kinds"] for s, v in sources.items()}), **options.diff_modes}
+    diff = protect_diff(full, modes, unchanged, pad=options.diff_pad, salt=version)
+    name = diff_path(variant, previous, version)
+    # The summary counts what was really removed (the padded rows are listed, not removed).
+    diff_meta = {"from": previous, "to": version, "rows_removed": full.num_rows, "rows_listed": diff.num_rows,
+                 "rows_added": verdict.rows - (verdict.previous_rows - verdict.lost),
+                 "modes": dict(sorted((s, m) for s, m in modes.items() if m != "by_source")),
+                 "removed_by_reason": dict(sorted(Counter(
+                     protect_diff(full, modes, unchanged.slice(0, 0), pad=0, salt=version).column("reason").to_pylist()
+                 ).items()))}
+    st.write_parquet(diff, f"{name}.parquet")
+    st.write_bytes((json.dumps(diff_meta, indent=2, sort_keys=True) + "\n").encode(), f"{name}.json")
+    return diff_meta
 
 
 def broad_entry_holds(entries: pa.Table, facts: dict[str, Any], limits: LossLimits) -> list[str]:
@@ -237,14 +279,29 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
     `extra_failures`: what else blocks this publish (e.g. a download outage), reported with the rest."""
     if not variants:
         raise ValueError("variants: at least one release variant is needed")
+    # Only removal entries grew since the last publish: match them against the release index and
+    # rewrite only the parts they touch (core/release/incremental.py decides, and says why not).
+    why_full = "incremental re-derive off"
+    if options.incremental:
+        from laion_assets.core.release.incremental_commit import rederive_incremental
+
+        done, why_full = rederive_incremental(st, variants, options, log, extra_failures)
+        if done is not None:
+            return done
+        log(f"full build: {why_full}")
     entries = st.read_parquet(REMOVAL_ENTRIES)
     scratch = Path(tempfile.mkdtemp(prefix="laion-release-"))
+    index = None
     try:
         with ReleaseRows.from_warehouse(st.local_file(WAREHOUSE), register=st.register_duckdb,
                                         temp_dir=scratch / "spill") as rows:
             facts = build_facts(rows.con, entries, published=rows.count(), requests=read_requests_index(st))
             reasons_release = rows.con.sql("SELECT sample_id, reason FROM wh.drop_log").to_arrow_table()
             plans = [plan_variant(st, rows, v, entries, reasons_release, scratch / v.name, options) for v in variants]
+            if options.incremental and not [f for p in plans for f in p.failures]:
+                from laion_assets.core.release.release_index import build_index
+
+                index = build_index(rows.con, scratch / "index", options.rows_per_part)
         failures = [f for p in plans for f in p.failures] + list(extra_failures)
         failures += broad_entry_holds(entries, facts, options.limits)
         if failures:
@@ -264,6 +321,10 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
             published[plan.variant.name]["withdrawn"] = [w["version"] for w in withdrawn]
             for w in withdrawn:
                 log(f"withdrew {plan.variant.name} {w['version']}: {w['rows_removed_by_reason']}")
+        if index is not None:
+            from laion_assets.core.release.release_index import upload_index
+
+            index = upload_index(st, index)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     first = variants[0].name
@@ -274,4 +335,8 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
     purged = purge_released_removals(st) if options.withdraw else {}
     if purged:
         log(f"purged removed samples from {len(purged)} shard(s)")
-    return PublishResult(published, first, plans[0].outcomes, card_problems, facts, purged)
+    if index is not None:  # what the next re-derive matches new entries against
+        from laion_assets.core.release.release_index import save_full_state
+
+        save_full_state(st, index, variants, published, facts, entries, purged, options)
+    return PublishResult(published, first, plans[0].outcomes, card_problems, facts, purged, "full", why_full)

@@ -63,7 +63,7 @@ def withdraw_versions(st: Storage, variant: str, replaced_by: str, removed: pa.T
             continue
         parts = part_paths(st, variant, version)
         held: Counter[str] = Counter()
-        for part in parts:
+        for part in _parts_that_may_hold(st, variant, version, parts, removed_ids):
             ids = st.read_parquet(part, columns=["SAMPLE_ID"]).column("SAMPLE_ID").combine_chunks()
             hit = ids.filter(pc.is_in(ids, value_set=removed_ids))
             held.update(reason_of[i] for i in hit.to_pylist())
@@ -76,3 +76,19 @@ def withdraw_versions(st: Storage, variant: str, replaced_by: str, removed: pa.T
         st.delete(parts)  # after the tombstone: a crash in between leaves a marked version, re-withdrawn next time
         out.append(tomb)
     return out
+
+
+def _parts_that_may_hold(st: Storage, variant: str, version: str, parts: list[str], ids: pa.Array) -> list[str]:
+    """The parts whose SAMPLE_ID range holds one of `ids` (parts are content-defined ranges, named
+    `part-<i>` of the manifest's count): a takedown of k rows reads at most k parts per version, not
+    the whole release. Every part when the manifest is missing or names other files."""
+    from laion_assets.core.release.writer import part_of
+
+    manifest = f"{release_dir(variant, version)}/manifest.json"
+    if not st.exists(manifest):
+        return parts
+    names = [f["path"] for f in json.loads(st.read_bytes(manifest))["files"]]
+    if sorted(p.rsplit("/", 1)[-1] for p in parts) != sorted(names) or names != [f"part-{i:05d}.parquet" for i in range(len(names))]:
+        return parts
+    wanted = {f"part-{part_of(i, len(names)):05d}.parquet" for i in pc.unique(ids).to_pylist() if i is not None and i >= 0}
+    return [p for p in parts if p.rsplit("/", 1)[-1] in wanted]

@@ -54,7 +54,8 @@ PUBLISHED_SELECT = """
            CAST(punsafe AS FLOAT) AS punsafe, CAST(similarity AS FLOAT) AS similarity,
            language AS LANGUAGE, sha256, crawl, crawl_warc_path AS warc_path, warc_offset, page_url,
            model_id, weights_id, CAST(threshold AS FLOAT) AS threshold, punsafe_source,
-           md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality, url_canonical, host_canonical
+           md5, sha1, pdq, CAST(pdq_quality AS INTEGER) AS pdq_quality, url_canonical, host_canonical,
+           shard, key
     FROM {source}"""
 
 
@@ -94,7 +95,7 @@ class ReleaseRows:
         """From an Arrow table with the release columns (hash columns optional: NULL when absent)."""
         con, own_spill = _connect(None)
         con.register("incoming", table)
-        missing = [c for c in HASH_COLUMNS if c not in table.column_names]
+        missing = [c for c in (*HASH_COLUMNS, "shard", "key") if c not in table.column_names]
         extra = "".join(f", NULL::{'INTEGER' if c == 'pdq_quality' else 'VARCHAR'} AS {c}" for c in missing)
         con.execute(f"CREATE TABLE published AS SELECT *{extra} FROM incoming ORDER BY SAMPLE_ID")
         con.unregister("incoming")
@@ -184,7 +185,7 @@ class ReleaseRows:
         leaves every part it does not touch with the same name and bytes."""
         rows = self.count(punsafe_max)
         parts = part_count(rows, rows_per_part, previous_parts)
-        bounds = [i * SAMPLE_ID_END // parts for i in range(parts)] + [SAMPLE_ID_END]
+        bounds = part_bounds(parts)
         out_dir.mkdir(parents=True, exist_ok=True)
 
         def write(i: int) -> dict[str, Any]:
@@ -195,14 +196,7 @@ class ReleaseRows:
                 ).to_arrow_table()
             finally:
                 cur.close()
-            # One contiguous table with fixed settings: the bytes depend on the rows only.
-            table = _canonical_order(table.cast(RELEASE_SCHEMA).combine_chunks())
-            name = f"part-{i:05d}.parquet"
-            pq.write_table(table, out_dir / name, compression=PART_WRITER["compression"],
-                           compression_level=PART_WRITER["compression_level"],
-                           use_dictionary=list(DICTIONARY_COLUMNS), row_group_size=max(table.num_rows, 1))
-            return {"path": name, "rows": table.num_rows, "bytes": (out_dir / name).stat().st_size,
-                    "sha256": file_sha256(out_dir / name)}
+            return write_part(table, out_dir / f"part-{i:05d}.parquet")
 
         with ThreadPoolExecutor(max_workers=min(parts, available_cpus())) as pool:
             files = list(pool.map(write, range(parts)))
@@ -211,6 +205,26 @@ class ReleaseRows:
             raise ValueError(f"release parts hold {written} rows, the variant has {rows} "
                              "(rows with a NULL or out-of-range SAMPLE_ID?)")
         return files
+
+
+def write_part(table: pa.Table, path: Path) -> dict[str, Any]:
+    """One part file from one contiguous table with fixed settings (the bytes depend on the rows
+    only); its manifest entry. The full build and the incremental re-derive both write through here."""
+    table = _canonical_order(table.cast(RELEASE_SCHEMA).combine_chunks())
+    pq.write_table(table, path, compression=PART_WRITER["compression"],
+                   compression_level=PART_WRITER["compression_level"],
+                   use_dictionary=list(DICTIONARY_COLUMNS), row_group_size=max(table.num_rows, 1))
+    return {"path": path.name, "rows": table.num_rows, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def part_bounds(parts: int) -> list[int]:
+    """The SAMPLE_ID range bounds of `parts` content-defined parts: part i is [b[i], b[i+1])."""
+    return [i * SAMPLE_ID_END // parts for i in range(parts)] + [SAMPLE_ID_END]
+
+
+def part_of(sample_id: int, parts: int) -> int:
+    """The part (of `parts`) holding `sample_id`: the largest i with i * 2^63 // parts <= sample_id."""
+    return ((sample_id + 1) * parts + SAMPLE_ID_END - 1) // SAMPLE_ID_END - 1
 
 
 def part_count(rows: int, rows_per_part: int, previous_parts: int | None = None) -> int:

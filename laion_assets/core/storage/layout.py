@@ -26,6 +26,11 @@ REMOVAL_RECEIPTS_TABLE = f"{REMOVAL_DIR}/receipts.parquet"
 RELEASES_DIR = "releases"
 RELEASES_LATEST = f"{RELEASES_DIR}/LATEST"
 
+# Builder-side, never offered: what an incremental re-derive matches new removal entries against
+# (core/release/incremental.py): STATE.json names the index files of the last publish.
+RELEASE_INDEX_DIR = "release-index"
+RELEASE_INDEX_STATE = f"{RELEASE_INDEX_DIR}/STATE.json"
+
 SEARCH_DIR = "search"  # k-NN indices per release variant (core/search/layout.py: the files inside)
 
 # What dbt's sources read (relative to the root; `*` is a crawl, then a shard file).

@@ -73,6 +73,9 @@ class PublishedDatasetRunConfig(dg.Config):
         default={}, description="Removal source -> by_source | no_source | padded (default: padded for hash "
         "lists, by_source for URL/domain/prefix requests).")
     diff_pad: int = Field(default=9, description="Unchanged rows listed beside each removed row of a padded source.")
+    incremental: bool = Field(
+        default=True, description="Re-derive from the release index when only removal entries grew since the "
+        "last publish (only the parts holding removed rows are rewritten); false: always the full build.")
 
     _check_rows_per_part = ranged("rows_per_part", 1, 100_000_000, integer=True)
     _check_drop_fraction = ranged("max_unexplained_drop_fraction", 0.0, 1.0)
@@ -88,7 +91,7 @@ class PublishedDatasetRunConfig(dg.Config):
                               min_rows_held=self.removal_hold_min_rows,
                               confirmed_sources=tuple(self.confirm_removal_sources),
                               confirm_row_loss=self.confirm_row_loss),
-            diff_modes=dict(self.diff_modes), diff_pad=self.diff_pad)
+            diff_modes=dict(self.diff_modes), diff_pad=self.diff_pad, incremental=self.incremental)
 
 
 CARD_CHECK = dg.AssetCheckSpec(
@@ -153,5 +156,7 @@ def published_dataset(
             "rows_removed_by_removal_lists": facts["removal"]["rows_removed"],
             "drops_by_reason": dg.MetadataValue.json(facts["drops"]),
             "purged_shards": dg.MetadataValue.json(result.purged),
+            "rederive": result.mode,  # full | incremental (core/release/incremental.py)
+            "rederive_reason": result.mode_reason,
         },
     )

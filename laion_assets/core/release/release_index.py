@@ -1,0 +1,193 @@
+"""The release index: what a full publish leaves builder-side for incremental re-derives.
+
+Under `release-index/` (never offered): every kept pair the release stage did not remove (published
+rows and the rows dropped as duplicate or placeholder) with SAMPLE_ID, punsafe, where the pair lives
+(crawl, shard, key), the columns removal entries are matched on (URL, canonical URL and host,
+sha256, md5, sha1, PDQ) and 63-bit integer keys of each digest an entry can name, in files split by
+SAMPLE_ID range; `shared.parquet` (published SAMPLE_IDs the drop log also names); the removal
+entries applied. `STATE.json`, written last, names them and what the release was derived from
+(inputs fingerprint, rules, writer, variants and versions, build facts as they stand after the
+purge). `core/release/incremental.py` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from laion_assets.core.lib.cpus import available_cpus
+from laion_assets.core.release.files import ReleaseVariant
+from laion_assets.core.release.rules import PLACEHOLDER_MIN_URLS
+from laion_assets.core.release.writer import (
+    PART_WRITER, SAMPLE_ID_END, ReleaseRows, part_count, part_of, release_version, write_part,
+)
+from laion_assets.core.removal.entries import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, host_sql
+from laion_assets.core.storage.base import Storage
+from laion_assets.core.storage.layout import (
+    RELEASE_INDEX_DIR, RELEASE_INDEX_STATE, RELEASES_LATEST, REMOVAL_ENTRIES, SHARD_GLOBS, release_dir, variant_latest,
+)
+
+FORMAT = "laion-assets release index v1"
+RULES = {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,
+         "pdq_min_quality": PDQ_MIN_QUALITY}
+ENTRY_KEY = ["kind", "value", "source", "listed_on", "host"]
+
+
+def key_sql(hex_digest: str) -> str:
+    """63-bit integer key of a hex digest (its first 16 hex digits): what the candidate pass compares."""
+    return f"((('0x' || substr({hex_digest}, 1, 16))::UBIGINT >> 1)::BIGINT)"
+
+
+# entry kind -> (index key column, the row's hex digest it keys); url_prefix entries go through k_host.
+KEYS = {"url_md5": ("k_url_md5", "md5(URL)"), "url_sha1": ("k_url_sha1", "sha1(URL)"),
+        "url_sha256": ("k_url_sha256", "sha256(URL)"), "image_md5": ("k_image_md5", "md5"),
+        "image_sha1": ("k_image_sha1", "sha1"), "image_sha256": ("k_image_sha256", "sha256"),
+        "url": ("k_url", "md5(url_canonical)"), "url_prefix": ("k_host", "md5(host_canonical)")}
+_ROW_COLUMNS = ("SAMPLE_ID, punsafe, drop_reason, crawl, shard, key, URL, url_canonical, host_canonical, "
+                "sha256, md5, sha1, pdq, pdq_quality")
+
+
+def part_sql(col: str, parts: int) -> str:
+    """SQL twin of `writer.part_of`."""
+    return f"CAST(((CAST({col} AS HUGEINT) + 1) * {parts} + {SAMPLE_ID_END - 1}) // {SAMPLE_ID_END} - 1 AS INTEGER)"
+
+
+# --- written by the full build ---------------------------------------------------------------
+
+def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: int) -> dict[str, Any]:
+    """The index files of this build into `out_dir` (from `ReleaseRows`' table `published` and the
+    warehouse `wh`), and `shared.parquet`: published SAMPLE_IDs the drop log also names (a removal of
+    such a row could publish its other copy, so it takes the full build)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = ", ".join(f"{key_sql(expr)} AS {col}" for col, expr in KEYS.values())
+    con.execute(f"""CREATE OR REPLACE TABLE release_index AS SELECT *, {keys} FROM (
+        SELECT SAMPLE_ID, punsafe, NULL::VARCHAR AS drop_reason, crawl, shard, key, URL,
+               coalesce(url_canonical, URL) AS url_canonical, coalesce(host_canonical, {host_sql('URL')}) AS host_canonical,
+               sha256, md5, sha1, pdq, pdq_quality FROM published
+        UNION ALL
+        SELECT s.sample_id, NULL::FLOAT, d.reason, s.crawl, s.shard, s.key, s.url, s.url_canonical, s.host_canonical,
+               s.sha256, s.md5, s.sha1, s.pdq, CAST(s.pdq_quality AS INTEGER)
+        FROM wh.release_drops d JOIN wh.stg_filtered_pairs s USING (crawl, shard, key)
+        WHERE NOT starts_with(d.reason, 'removal:'))""")
+    total = con.sql("SELECT count(*) FROM release_index").fetchall()[0][0]
+    parts = max(1, math.ceil(total / rows_per_part))
+    con.execute(f"ALTER TABLE release_index ADD COLUMN part INTEGER DEFAULT 0")
+    con.execute(f"UPDATE release_index SET part = {part_sql('SAMPLE_ID', parts)}")
+
+    def write(i: int) -> str:
+        cur = con.cursor()
+        try:
+            t = cur.sql(f"SELECT * EXCLUDE (part) FROM release_index WHERE part = {i} ORDER BY SAMPLE_ID, crawl, shard, key"
+                        ).to_arrow_table()
+        finally:
+            cur.close()
+        pq.write_table(t, out_dir / f"idx-{i:05d}.parquet", compression="zstd")
+        return f"idx-{i:05d}.parquet"
+
+    with ThreadPoolExecutor(max_workers=min(parts, available_cpus())) as pool:
+        files = list(pool.map(write, range(parts)))
+    shared = con.sql("SELECT DISTINCT d.sample_id FROM wh.drop_log d SEMI JOIN published p ON p.SAMPLE_ID = d.sample_id "
+                     "ORDER BY 1").to_arrow_table()
+    pq.write_table(shared, out_dir / "shared.parquet")
+    con.execute("DROP TABLE release_index")
+    return {"dir": out_dir, "files": files, "rows": total}
+
+
+def inputs_fingerprint(st: Storage) -> str:
+    """A digest of every shard table dbt reads (filtered, drops, downloads), from their parquet
+    footers (row groups, sizes, offsets, statistics): a re-filtered, re-downloaded, added or removed
+    shard changes it; reading it costs one footer per shard file, never the rows. Empty when the
+    root holds no shard table (then no re-derive is incremental)."""
+    import hashlib
+
+    h, seen = hashlib.sha256(FORMAT.encode()), 0
+    with duckdb.connect(":memory:") as con:
+        st.register_duckdb(con)
+        for name, glob in sorted(SHARD_GLOBS.items()):
+            pattern = st.uri(glob)
+            files = [r[0] for r in con.sql(f"SELECT file FROM glob('{pattern}') ORDER BY 1").fetchall()]
+            h.update(f"{name}:{len(files)}\n".encode())
+            seen += len(files)
+            if files:
+                for row in con.sql(f"""SELECT file_name, row_group_id, column_id, num_values, total_compressed_size,
+                        stats_min_value, stats_max_value, stats_null_count, data_page_offset
+                        FROM parquet_metadata({files!r}) ORDER BY ALL""").fetchall():
+                    h.update(repr(row).encode())
+    # No shard table under this root (the warehouse was built from elsewhere): nothing to compare.
+    return h.hexdigest() if seen else ""
+
+
+def upload_index(st: Storage, index: dict[str, Any]) -> dict[str, Any]:
+    """Upload the index files into a new generation (unreferenced until a STATE.json names them)."""
+    gen = f"{RELEASE_INDEX_DIR}/g-{uuid.uuid4().hex[:12]}"
+    files = []
+    for name in index["files"]:
+        st.upload_file(index["dir"] / name, f"{gen}/{name}")
+        files.append(f"{gen}/{name}")
+    st.upload_file(index["dir"] / "shared.parquet", f"{gen}/shared.parquet")
+    return {"gen": gen, "files": files, "shared": f"{gen}/shared.parquet"}
+
+
+def save_full_state(st: Storage, uploaded: dict[str, Any], variants: Sequence[ReleaseVariant],
+                    published: dict[str, Any], facts: dict[str, Any], entries: pa.Table, purged: dict[str, Any],
+                    options: Any) -> None:
+    """Commit STATE.json for a full build (after its purge: the inputs as they are now)."""
+    _commit_state(st, uploaded["gen"], uploaded["files"], uploaded["shared"], variants,
+                  {n: m["version"] for n, m in published.items()}, _after_purge(facts, purged), entries,
+                  options.withdraw, options)
+
+
+def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options) -> None:
+    st.write_parquet(_entry_keys(entries), f"{gen}/entries.parquet")
+    state = {"format": FORMAT, "inputs": inputs_fingerprint(st), "rules": RULES, "writer": PART_WRITER,
+             "rows_per_part": options.rows_per_part, "index_files": files, "shared": shared,
+             "entries": f"{gen}/entries.parquet", "purged": bool(purged), "facts": facts,
+             "order": [v.name for v in variants],
+             "variants": {v.name: {"punsafe_max": v.punsafe_max, "version": versions[v.name],
+                                   "parts": _part_count(st, v.name, versions[v.name])} for v in variants}}
+    previous = _read_state(st)
+    st.write_bytes((json.dumps(state, indent=1, sort_keys=True) + "\n").encode(), RELEASE_INDEX_STATE)
+    # What the previous state named and this one does not (replaced files hold removed rows) goes.
+    keep = {*files, shared, state["entries"]}
+    if previous:
+        st.delete([p for p in [*previous.get("index_files", []), previous.get("shared"), previous.get("entries")]
+                   if p and p not in keep])
+
+
+def _part_count(st: Storage, variant: str, version: str) -> int:
+    return len(json.loads(st.read_bytes(f"{release_dir(variant, version)}/manifest.json"))["files"])
+
+
+def _read_state(st: Storage) -> dict[str, Any] | None:
+    return json.loads(st.read_bytes(RELEASE_INDEX_STATE)) if st.exists(RELEASE_INDEX_STATE) else None
+
+
+def _entry_keys(entries: pa.Table) -> pa.Table:
+    cols = {c: (entries.column(c).cast(pa.string()) if c in entries.column_names else pa.nulls(entries.num_rows, pa.string()))
+            for c in ENTRY_KEY}
+    return pa.table(cols)
+
+
+def _after_purge(facts: dict[str, Any], purged: dict[str, Any] | None) -> dict[str, Any]:
+    """The build facts a full build would compute after this purge: the purged samples' status rows
+    are no longer `ok` and their pairs are the shards' own drops (same reason, same drop counts)."""
+    out = json.loads(json.dumps(facts))
+    totals = Counter()
+    for counts in (purged or {}).values():
+        totals.update({k: v for k, v in counts.items() if isinstance(v, int)})
+    stats = out["pipeline_stats"]
+    if "images_ok" in stats:
+        stats["images_ok"] -= totals["status_rows_marked"]
+    if "pairs_over_threshold" in stats:
+        stats["pairs_over_threshold"] -= totals["filtered_rows_moved"]
+    return out
