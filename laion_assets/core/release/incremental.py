@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from laion_assets.core.removal.requests import card_requests
 from laion_assets.core.release.files import ReleaseVariant, removal_sources
 from laion_assets.core.release.release_index import (
     FORMAT, KEYS, RULES, _entry_keys, inputs_fingerprint, key_sql,
@@ -178,7 +179,8 @@ def promotion_problem(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[s
     return None
 
 
-def updated_facts(facts: dict[str, Any], removed: pa.Table, entries: pa.Table) -> dict[str, Any]:
+def updated_facts(facts: dict[str, Any], removed: pa.Table, entries: pa.Table,
+                  requests: Sequence[dict] = ()) -> dict[str, Any]:
     """The build facts a full build would give: drop counts move to the removal reasons, the
     funnel's dedup counts follow (stats_funnel), the removal sources are recounted."""
     out = json.loads(json.dumps(facts))
@@ -197,7 +199,8 @@ def updated_facts(facts: dict[str, Any], removed: pa.Table, entries: pa.Table) -
         if key in stats:
             stats[key] -= delta
     sources = removal_sources(entries, out["drops"])
-    out["removal"] = {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values())}
+    out["removal"] = {"sources": sources, "rows_removed": sum(s["rows_removed"] for s in sources.values()),
+                      "requests": card_requests(requests, {s: v["rows_removed"] for s, v in sources.items()})}
     return out
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from laion_assets.core.removal.requests import read_requests_index
 from laion_assets.core.checks import CheckOutcome
 from laion_assets.core.lib.cpus import available_cpus
 from laion_assets.core.release.checks import CHECKS, RowCountVerdict, loss_holds
@@ -145,7 +146,7 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
                             "WHERE drop_reason IS NULL").to_arrow_table() if cover else None)
         pub = removed.filter(pc.is_null(removed.column("drop_reason")))
         reason_of = dict(zip(pub.column("SAMPLE_ID").to_pylist(), pub.column("reason").to_pylist()))
-        facts = updated_facts(state["facts"], removed, entries)
+        facts = updated_facts(state["facts"], removed, entries, read_requests_index(st))
         plans = []
         for v in variants:
             plan = _plan(st, v, state, pub, reason_of, cand, entries, scratch / v.name, options)
