@@ -25,7 +25,6 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
-from dagster._serdes import serialize_value
 
 CHUNK = 2000  # partitions per transaction
 
@@ -45,23 +44,24 @@ def _entry(event_type: DagsterEventType, data, ts: float) -> EventLogEntry:
                                                     event_specific_data=data))
 
 
-def _insert_events(conn, storage, entries: Sequence[EventLogEntry]) -> list[int]:
-    """Insert event rows in order and return their storage ids (ids grow with insertion order)."""
+def _insert_events(conn, storage, entries: Sequence[EventLogEntry]) -> tuple[list[int], list[dict]]:
+    """Insert event rows in order; their storage ids (ids grow with insertion order) and rows."""
     t = SqlEventLogStorageTable
     before = conn.execute(db.select(db.func.max(t.c.id))).scalar() or 0
-    conn.execute(t.insert(), [storage._event_to_row(e) for e in entries])  # noqa: SLF001 - Dagster's own row
+    rows = [storage._event_to_row(e) for e in entries]  # noqa: SLF001 - Dagster's own row
+    conn.execute(t.insert(), rows)
     ids = [r[0] for r in conn.execute(db.select(t.c.id).where(t.c.id > before).order_by(t.c.id))]
     if len(ids) != len(entries):
         raise RuntimeError(f"instance fill: inserted {len(entries)} events, read back {len(ids)} ids")
-    return ids
+    return ids, rows
 
 
-def _check_row(storage, entry: EventLogEntry, event_id: int) -> dict:
+def _check_row(storage, entry: EventLogEntry, event_id: int, serialized: str) -> dict:
     ev = entry.get_dagster_event().event_specific_data
     return dict(asset_key=ev.asset_key.to_string(), check_name=ev.check_name, run_id=RUNLESS_RUN_ID,
                 execution_status=(AssetCheckExecutionRecordStatus.SUCCEEDED if ev.passed
                                   else AssetCheckExecutionRecordStatus.FAILED).value,
-                evaluation_event=serialize_value(entry), evaluation_event_timestamp=storage._event_insert_timestamp(entry),  # noqa: SLF001
+                evaluation_event=serialized, evaluation_event_timestamp=storage._event_insert_timestamp(entry),  # noqa: SLF001
                 evaluation_event_storage_id=event_id,
                 materialization_event_storage_id=ev.target_materialization_data.storage_id if ev.target_materialization_data else None,
                 partition=ev.partition)
@@ -87,7 +87,7 @@ def fill_shards(instance: dg.DagsterInstance, keys: Sequence[str], done: Iterabl
                 mats.append(_entry(DagsterEventType.ASSET_MATERIALIZATION,
                                    StepMaterializationData(dg.AssetMaterialization(stage.asset, partition=k)), ts))
         with storage.index_transaction() as conn:
-            mat_ids = _insert_events(conn, storage, mats)
+            mat_ids, _ = _insert_events(conn, storage, mats)
             checks: list[EventLogEntry] = []
             for entry, mat_id in zip(mats, mat_ids):
                 mat = entry.get_dagster_event().step_materialization_data.materialization
@@ -102,9 +102,9 @@ def fill_shards(instance: dg.DagsterInstance, keys: Sequence[str], done: Iterabl
                         blocking=blocking, severity=dg.AssetCheckSeverity.ERROR,
                         target_materialization_data=target), ts))
             if checks:
-                check_ids = _insert_events(conn, storage, checks)
+                check_ids, rows = _insert_events(conn, storage, checks)
                 conn.execute(AssetCheckExecutionsTable.insert(),
-                             [_check_row(storage, e, i) for e, i in zip(checks, check_ids)])
+                             [_check_row(storage, e, i, r["event"]) for e, i, r in zip(checks, check_ids, rows)])
             for entry, mat_id in zip(mats, mat_ids):  # Dagster's own `asset_keys` upsert, newest last
                 last[entry.get_dagster_event().asset_key.to_string()] = (entry, mat_id)
             for entry, mat_id in last.values():
