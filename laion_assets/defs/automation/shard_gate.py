@@ -10,16 +10,17 @@ part, and two conditions on the unpartitioned publish asset stand in for them:
 - `ShardsUpdated`: a shard dep recorded a materialization since the previous tick (one indexed
   query per dep: its newest materialization's storage id against the tick's previous max);
 - `ShardsReady`: every registered shard of each shard dep is materialized, none is in progress and
-  no blocking check failed on any shard (Dagster's per-tick cached subsets of the asset graph
-  view, computed once per dep asset and tick, never serialized).
+  no blocking check failed on any shard (materialized / in progress: Dagster's per-tick cached
+  subsets of the asset graph view; failed checks: `check_failures.py`, which reads only the
+  check rows and materializations new since its last tick; nothing of it serialized).
 Their results are subsets of the unpartitioned asset (one bit each) plus a short reason in metadata.
 """
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionResolvedStatus
 
+from laion_assets.defs.automation.check_failures import failed_shard_checks
 from laion_assets.defs.lib.partitions import shard_partitions
 
 SHOWN_KEYS = 5  # shard keys named in a not-ready reason
@@ -55,8 +56,8 @@ class ShardsUpdated(dg.AutomationCondition):
                                    metadata={"updated_shard_assets": dg.MetadataValue.text(", ".join(updated) or "-")})
 
 
-def _keys_text(subset) -> str:
-    keys = sorted(subset.expensively_compute_partition_keys())
+def _keys_text(keys) -> str:
+    keys = sorted(keys)
     return ", ".join(keys[:SHOWN_KEYS]) + (f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else "")
 
 
@@ -71,21 +72,20 @@ class ShardsReady(dg.AutomationCondition):
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:  # ty: ignore[invalid-method-override]
         view = context.asset_graph_view
         why: list[str] = []
+        if context.candidate_subset.is_empty:  # an earlier part of the gate is false: nothing to add
+            return dg.AutomationResult(context, true_subset=context.candidate_subset, metadata={"not_ready": dg.MetadataValue.text("-")})
         for key in _shard_deps(context):
             full = view.get_full_subset(key=key)
             missing = await view.compute_missing_subset(key=key, from_subset=full)
             if not missing.is_empty:
-                why.append(f"{key.to_user_string()}: {missing.size} of {full.size} shards missing ({_keys_text(missing)})")
+                why.append(f"{key.to_user_string()}: {missing.size} of {full.size} shards missing ({_keys_text(missing.expensively_compute_partition_keys())})")
             running = await view.compute_run_in_progress_subset(key=key, from_subset=full)
             if not running.is_empty:
                 why.append(f"{key.to_user_string()}: {running.size} shards in progress")
-            for check_key in sorted(context.asset_graph.get(key).check_keys, key=str):
-                if not context.asset_graph.get(check_key).blocking:
-                    continue
-                failed = await view.compute_subset_with_status(key=check_key, status=AssetCheckExecutionResolvedStatus.FAILED,
-                                                               from_subset=view.get_full_subset(key=check_key))
-                if not failed.is_empty:
-                    why.append(f"{check_key.to_user_string()} failed on {failed.size} shards ({_keys_text(failed)})")
+            blocking = tuple(sorted((k for k in context.asset_graph.get(key).check_keys if context.asset_graph.get(k).blocking), key=str))
+            for check_key, failed in sorted(failed_shard_checks(view.instance, blocking).items(), key=str):
+                if failed:
+                    why.append(f"{check_key.to_user_string()} failed on {len(failed)} shards ({_keys_text(failed)})")
         true = context.get_empty_subset() if why else context.candidate_subset
         return dg.AutomationResult(context, true_subset=true,
                                    metadata={"not_ready": dg.MetadataValue.text("; ".join(why) or "-")})
