@@ -275,6 +275,8 @@ def main() -> None:
                     help="a gate tick longer than this is stopped (recorded as the limit, with stopped=1)")
     ap.add_argument("--fill", choices=["full", "gate"], default="full",
                     help="gate: only the gate's shard deps (image_downloads, filtered_pairs) and their checks, for 100k")
+    ap.add_argument("--landing", type=int, default=0,
+                    help="time the done tick after only the last N shards landed (the rest absorbed by an untimed tick)")
     ap.add_argument("--tmp", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
                     help="where the SQLite instances live (tmpfs by default: the bench times queries, not fsync)")
     args = ap.parse_args()
@@ -308,7 +310,13 @@ def run(args, sizes: list[int], tmp: Path) -> None:
                     results[(storage, c, n)], cursors[c] = measure_in_progress(instance, defs[c], n <= args.slow_max,
                                                                                      args.eval_limit_s)
                     results[(storage, c, n)]["cpu_s"] = time.process_time() - cpu
-                events += fill(instance, defs[conditions[0]], keys, keys[split:], args.fill == "gate")
+                last = keys[split:][-args.landing:] if args.landing else []
+                events += fill(instance, defs[conditions[0]], keys, keys[split:len(keys) - len(last)], args.fill == "gate")
+                if last:  # the burst absorbed by one tick each, then only the last `landing` shards land
+                    for c in conditions:
+                        _, out = limited(args.eval_limit_s, daemon_tick, instance, defs[c], gate_target(), cursors[c], 3)
+                        cursors[c] = out[1] if out else None
+                    events += fill(instance, defs[conditions[0]], keys, last, args.fill == "gate")
                 for c in conditions:
                     cpu = time.process_time()
                     results[(storage, c, n)].update(measure_done(instance, defs[c], cursors[c], args.eval_limit_s))
