@@ -195,6 +195,7 @@ publish_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.groups("publish", "removal"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
+    use_user_code_server=True,  # the gate's custom conditions (shard_gate.py) run in the code server
     description="Evaluates the publish group's automation condition: dbt models and the release run "
     "once every registered shard is materialized, none is in progress, and every blocking check passed.",
 )
