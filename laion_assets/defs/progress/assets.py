@@ -64,12 +64,13 @@ def progress_metadata(progress: list[CrawlProgress], now: float) -> dict[str, ob
 
 
 def shard_runs_mark(instance: dg.DagsterInstance) -> str:
-    """The newest shard run by last update, with its status ("" when none): it changes whenever a
-    shard run is created or changes status. (Not a time: SQLite keeps run update times to the
-    second, so a run changed in the second of a report would look older than it.)"""
-    newest = instance.get_run_records(dg.RunsFilter(job_name="shard_job"), limit=1, order_by="update_timestamp",
-                                      ascending=False)
-    return f"{newest[0].dagster_run.run_id}:{newest[0].dagster_run.status.value}" if newest else ""
+    """How many shard runs are in each status: it changes whenever a shard run is created or
+    changes status (statuses only move forward, so no set of changes leaves every count as it
+    was). Not a time: SQLite keeps run update times to the second, so a run changed in the
+    report's second would look older than it, and ties would hide it from "newest first"."""
+    counts = {s.value: instance.get_runs_count(dg.RunsFilter(job_name="shard_job", statuses=[s]))
+              for s in dg.DagsterRunStatus}
+    return ",".join(f"{s}={n}" for s, n in counts.items() if n)
 
 
 @dg.asset(

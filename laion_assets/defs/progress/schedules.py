@@ -22,7 +22,7 @@ def refresh_reason(instance: dg.DagsterInstance) -> str | None:
     seen = last.asset_materialization.metadata.get("shard_runs_mark")
     mark = shard_runs_mark(instance)
     if seen is None or seen.value != mark:
-        return f"shard run {mark.split(':', 1)[0] or '-'} changed since the last report"
+        return f"shard runs by status ({mark or 'none'}) changed since the last report"
     reported = last.asset_materialization.metadata.get("shards_registered")
     registered = len(instance.get_dynamic_partitions(shard_partitions.name))
     if reported is None or reported.value != registered:
