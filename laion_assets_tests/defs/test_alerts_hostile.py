@@ -185,3 +185,37 @@ def test_the_sensor_saves_its_cursor_whatever_the_receiver_does(receivers, answe
         monkeypatch.setenv(WEBHOOK_ENV, good.url)
         _, cursor3 = _tick(instance, cursor2, AlertWebhookResource(url=dg.EnvVar(WEBHOOK_ENV)))
         assert good.requests == 1 and len(json.loads(cursor3)["done"]) == 1
+
+
+def test_a_receiver_trickling_its_tls_handshake_ends_at_the_deadline():
+    """An https receiver that answers the ClientHello with a TLS record header announcing 16 KiB and
+    then one byte every 0.2 s (the record never completes): the call ends at its one deadline, as a
+    delivery error without the URL. (CPython's blocking handshake applies the socket timeout to the
+    whole handshake, not per read; this pins that the remaining deadline is what it gets.)"""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)  # the ClientHello
+            conn.sendall(b"\x16\x03\x03\x40\x00")  # handshake record, 16384 bytes to come
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"\x02")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"https://127.0.0.1:{port}/services/{SECRET}"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(AlertDeliveryError) as err:
+            post_json(url, {"text": "x"}, timeout_s=1.0)
+    finally:
+        stop.set()
+        srv.close()
+    assert time.monotonic() - t0 < 2.5
+    assert SECRET not in str(err.value) and "127.0.0.1" not in str(err.value)
