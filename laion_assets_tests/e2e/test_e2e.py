@@ -54,7 +54,10 @@ def test_sample_crawl_to_release(embedded_env, tmp_path: Path):
         # A second run replaces partitions instead of adding to them: same release, same files (a
         # committed directory's version name is a content hash: tars re-packed by the re-run differ).
         def listing() -> list[str]:
-            return sorted(re.sub(r"/v-[0-9a-f]{16}/", "/v-*/", str(p.relative_to(root))) for p in root.rglob("*") if p.is_file())
+            # Each full publish writes its release index under a new generation (release-index/g-<random>/).
+            return sorted(re.sub(r"release-index/g-[0-9a-f]+/", "release-index/g-*/",
+                                 re.sub(r"/v-[0-9a-f]{16}/", "/v-*/", str(p.relative_to(root))))
+                          for p in root.rglob("*") if p.is_file())
 
         files_before = listing()
         again = run_pipeline(defs, instance)

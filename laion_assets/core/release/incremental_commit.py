@@ -153,6 +153,10 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
             if isinstance(plan, str):
                 return None, plan
             plans.append(plan)
+        if plans[0].version == plans[0].previous:
+            # The default variant (whose checks the asset reports) has nothing to rewrite, so nothing
+            # here was checked: the full build re-checks its rows ("same version rebuilt").
+            return None, f"no new removal entry removes a published row of {plans[0].variant.name}"
         failures = [f for p in plans for f in p.failures] + list(extra_failures)
         failures += broad_entry_holds(entries, facts, options.limits)
         if failures:
