@@ -23,7 +23,8 @@ from .maincontent import add_main_content
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
-from .warc import BadRecord, iter_records
+from .fastread import read_records
+from .warc import BadRecord
 from .wat import parse_wat_record, warc_location
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -367,7 +368,7 @@ def extract_shard(
     for uri in warc_uris:
         st["warc_files"] += 1
         with open_fn(uri) as f:
-            for rec in iter_records(f, config.max_record_bytes):
+            for rec in read_records(f, config.max_record_bytes):
                 st["records_read"] += 1
                 if isinstance(rec, BadRecord):
                     shard.bad(uri, rec.offset, rec.target_uri, rec.reason, rec.detail)
