@@ -28,6 +28,8 @@ from .warc import BadRecord
 from .wat import parse_wat_record, warc_location
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_PAGE_COLS = ("page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language",
+              "license", "optout_page", "optout_reasons")
 _ROW_COLS = ("url", "text", "page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title",
              "page_language", "license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")
 
@@ -70,7 +72,8 @@ class _Shard:
     def __init__(self, crawl: str, config: ExtractConfig):
         self.crawl, self.cfg = crawl, config
         self.stats: dict[str, int | float] = dict.fromkeys(COUNT_KEYS, 0)
-        self.cols: dict[str, list] = {c: [] for c in _ROW_COLS}
+        # page-level columns as (value, rows) runs: built into Arrow from each page's value once
+        self.cols: dict[str, list] = {c: arrowcols.Runs() if c in _PAGE_COLS else [] for c in _ROW_COLS}
         self.errors: dict[str, list] = {f.name: [] for f in PAIR_ERROR_SCHEMA}
         self.seen: set[tuple[str, str]] = set()
         self.wat_paths: dict[tuple[str, str], str] = {}  # (WAT URI, Container.Filename) -> WARC URI
@@ -167,7 +170,7 @@ class _Shard:
             for name, value in (("page_url", page_url), ("warc_path", warc_path), ("warc_offset", offset), ("warc_record_id", record_id),
                                 ("warc_date", date), ("page_title", title), ("page_language", plang),
                                 ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
-                cols[name].extend([value] * kept)
+                cols[name].append((value, kept))
             add_main_content(cols, st, self.cfg, html, page_url, base_href, kept)
 
     def warc_record(self, rec, warc_path: str) -> None:
@@ -328,9 +331,9 @@ class _Shard:
         else:
             langs, scores, reliable = [None] * n, [None] * n, [None] * n
         data = {
-            "key": [f"{i:09d}" for i in range(n)],
+            "key": arrowcols.keys(n),
             **{c: cols[c] for c in ("url", "text", "page_url")},
-            "crawl": [self.crawl] * n,
+            "crawl": arrowcols.Runs([(self.crawl, n)]) if n else [],
             **{c: cols[c] for c in ("warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},
             "caption_language": langs,
             "caption_language_score": scores,
