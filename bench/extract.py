@@ -15,9 +15,14 @@ rules, read opt-outs or licences; ours does all of that (every rule in docs/extr
 
 Start-up (imports and models) is measured apart, in fresh processes: `startup` line.
 
-    python bench/extract.py [--format warc|wat] [--pages 1500] [--rounds 3] [--trafilatura]
+    python bench/extract.py [--format warc|wat] [--pages 1500] [--rounds 3] [--trafilatura] [--sides]
 `--trafilatura`: also runs ours with main_content_signals on (trafilatura on the pages that yield pairs)
 and prints its cost as a `trafilatura` line (ours plain / ours with it); the last line stays plain ours.
+`--sides`: also runs, on the same files, ours with the tolerant reader only (the FastWARC reader
+off: a stream that cannot seek) and ours without caption language id (which the peer does not do),
+and prints a `reader` and a `no_language` line; the last line stays plain ours.
+Start-up: both sides' code is byte-compiled first (`compileall`; the peers' wheels ship compiled,
+and with PYTHONDONTWRITEBYTECODE=1 a fresh checkout would otherwise recompile ours every start).
 Last line: bench: extract pages_per_cpu_s=<ours> fastwarc_selectolax_pages_per_cpu_s=<peer> ratio=<ours/peer>
 (`--format wat`: fastwarc_json_pages_per_cpu_s).
 """
@@ -174,11 +179,36 @@ def peer_wat(path: str) -> tuple[int, int]:
     return pages, len(out)
 
 
-def ours(path: str, fmt: str, main_content: bool = False) -> tuple[int, int]:
+def ours(path: str, fmt: str, main_content: bool = False, *, tolerant_only: bool = False,
+         language: bool = True) -> tuple[int, int]:
     from laion_assets.core.extract import ExtractConfig, extract_shard
 
-    r = extract_shard([path], crawl="BENCH", config=ExtractConfig(input_format=fmt, main_content_signals=main_content))
+    cfg = ExtractConfig(input_format=fmt, main_content_signals=main_content, detect_caption_language=language)
+    r = extract_shard([path], crawl="BENCH", config=cfg, open_fn=_unseekable if tolerant_only else None)
     return r.stats["html_pages"], r.stats["pairs_kept"]
+
+
+class _Unseekable:
+    """A local file that says it cannot seek: extract_shard then reads it with the tolerant reader only."""
+
+    def __init__(self, path: str):
+        self.f = open(path, "rb")
+
+    def read(self, n: int = -1) -> bytes:
+        return self.f.read(n)
+
+    def seekable(self) -> bool:
+        return False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+def _unseekable(path: str) -> _Unseekable:
+    return _Unseekable(path)
 
 
 _STARTUP = {
@@ -190,6 +220,10 @@ _STARTUP = {
 
 def startup(path: str, fmt: str) -> dict[str, tuple[float, float]]:
     """(CPU s, peak RSS MB) of a fresh process that imports and extracts one small file."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "laion_assets"), quiet=2)  # as installed wheels are (see module doc)
+    compileall.compile_file(str(ROOT / "bench" / "extract.py"), quiet=2)
     res = {}
     tail = ("; import resource as r; u = r.getrusage(r.RUSAGE_SELF); hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
             "print(u.ru_utime + u.ru_stime, int(hwm.split()[1]) / 1024)")
@@ -207,6 +241,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1500, help="distinct pages per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trafilatura", action="store_true", help="also price main_content_signals (WARC only)")
+    ap.add_argument("--sides", action="store_true", help="also ours with the tolerant reader only, and without language id")
     args = ap.parse_args()
     fmt = args.format
     pages = real_pages()
@@ -214,7 +249,7 @@ def main() -> None:
         raise SystemExit(f"no HTML pages under {REAL} (set LAION_REAL_WARC_DIR to the real-warc folder)")
     peer_fn, peer_name = (peer_wat, "fastwarc_json") if fmt == "wat" else (peer_warc, "fastwarc_selectolax")
     print(f"format={fmt} pages_per_round={args.pages} rounds={args.rounds} load={os.getloadavg()}")
-    tot = {"ours": [0, 0.0, 0.0, 0], peer_name: [0, 0.0, 0.0, 0], "ours_trafilatura": [0, 0.0, 0.0, 0]}
+    tot = {k: [0, 0.0, 0.0, 0] for k in ("ours", peer_name, "ours_trafilatura", "ours_tolerant_reader", "ours_no_language")}
     with tempfile.TemporaryDirectory() as tmp:
         small = build(pages, 20, 999, Path(tmp), fmt)
         ours(small, fmt), peer_fn(small)  # imports and the language model: start-up, measured apart below
@@ -225,6 +260,9 @@ def main() -> None:
             sides = [("ours", lambda p: ours(p, fmt)), (peer_name, peer_fn)]
             if args.trafilatura:
                 sides.append(("ours_trafilatura", lambda p: ours(p, fmt, main_content=True)))
+            if args.sides:
+                sides.append(("ours_tolerant_reader", lambda p: ours(p, fmt, tolerant_only=True)))
+                sides.append(("ours_no_language", lambda p: ours(p, fmt, language=False)))
             for name, fn in sides if r % 2 == 0 else sides[::-1]:
                 t0, c0 = time.perf_counter(), time.process_time()
                 n_pages, n_rows = fn(path)
@@ -240,6 +278,13 @@ def main() -> None:
     if t[2]:
         print(f"trafilatura: ours_with_main_content pages_per_cpu_s={t[0] / t[2]:.0f} rows={t[3]} cpu_s={t[2]:.2f} | "
               f"ours_plain cpu_s={o[2]:.2f} | cost_ratio={t[2] / o[2]:.2f} (CPU with / without)")
+    for key, label, what in (("ours_tolerant_reader", "reader", "FastWARC reader on / tolerant reader only"),
+                             ("ours_no_language", "no_language", "without caption language id / peer")):
+        t = tot[key]
+        if t[2]:
+            ratio = (t[2] / t[0]) / (o[2] / o[0]) if label == "reader" else (p[2] / p[0]) / (t[2] / t[0])
+            print(f"{label}: {key} pages_per_cpu_s={t[0] / t[2]:.0f} rows={t[3]} cpu_s={t[2]:.2f} | "
+                  f"ratio={ratio:.2f} ({what}, pages per CPU second)")
     po, pp = o[0] / o[2], p[0] / p[2]
     print(f"total ours pages={o[0]} rows={o[3]} wall_s={o[1]:.2f} cpu_s={o[2]:.2f} | {peer_name} rows={p[3]} "
           f"wall_s={p[1]:.2f} cpu_s={p[2]:.2f} | wall_ratio={p[1] / o[1]:.2f} load={os.getloadavg()}")

@@ -3,8 +3,9 @@
 Speed: records/s reading every record's full block from the same per-record-gzip WARC (bench/extract.py's
 copies of the real pages), each reader in the same run, CPU time beside wall time. Tolerance: for each
 archive quirk of issue 10 (written here byte by byte), how many of the file's good records each reader
-yields without raising. FastWARC is optional (`pip install fastwarc`, not a project dependency): put it
-on PYTHONPATH to include it.
+yields without raising. "ours" here is the tolerant reader alone (`warc.iter_records`); since issue 22
+extraction reads with `fastread.read_records` (FastWARC, proved per record, this reader as fallback).
+FastWARC is a project dependency since issue 22.
 
     python bench/warc_readers.py [--pages 3000]
 Last line: bench: warc_readers records_per_s=<ours> warcio_records_per_s=<warcio> ratio=<ours/warcio>
@@ -63,7 +64,7 @@ def readers() -> dict:
 
         out["fastwarc"] = fastwarc_reader
     except ImportError:
-        print("fastwarc not importable: left out (pip install fastwarc==2.0.1 into a scratch dir, put it on PYTHONPATH)")
+        print("fastwarc not importable: left out (a project dependency: pip install -e . installs it)")
     return out
 
 

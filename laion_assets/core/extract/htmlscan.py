@@ -329,8 +329,7 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
             if "src" in a:
                 imgs.append(a if a.get("alt", "").strip() else None)
         elif tag == "a" or tag == "link":
-            raw = m.group(3)
-            if want_a and _has_cc(raw):
+            if want_a and _has_cc(raw := m.group(3)):  # <link> is matched on every page: group only if needed
                 a = parse_attrs(raw)
                 href = a.get("href", "")
                 if _has_cc(href):

@@ -52,7 +52,62 @@ def _tables() -> tuple:
 
 
 _TAIL = 8  # when this few captions are still being walked, finish them one by one in Python
-_BLOCK = 256  # texts scored at once (~2,800 feature rows, ~1.6 MB: they stay in cache)
+_BLOCK = 256  # texts scaled and soft-maxed at once (146 KB of scores: they stay in cache)
+_SEG_BLOCK = 4096  # texts whose feature rows are summed together (grouped by how many features they have)
+_SEG_ROWS = 1024  # feature rows gathered at once in _segment_sums (~0.6 MB)
+
+
+def _pairwise(x: np.ndarray) -> np.ndarray:
+    """Sum over axis 1 of x (segments, k, classes) in float32 with numpy's pairwise order: what its add
+    reduction inner loop does along a strided axis (k < 8: sequential from 0.0; k <= 128: eight partial
+    sums combined as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), then the rest; else split in two at a multiple
+    of 8). Tested bit for bit against np.add.reduceat."""
+    k = x.shape[1]
+    if k < 8:
+        res = np.zeros((x.shape[0], x.shape[2]), dtype=np.float32)
+        for i in range(k):
+            res += x[:, i]
+        return res
+    if k <= 128:
+        r = x[:, :8].copy()
+        end = k - k % 8
+        for i in range(8, end, 8):
+            r += x[:, i : i + 8]
+        res = ((r[:, 0] + r[:, 1]) + (r[:, 2] + r[:, 3])) + ((r[:, 4] + r[:, 5]) + (r[:, 6] + r[:, 7]))
+        for i in range(end, k):
+            res += x[:, i]
+        return res
+    k2 = k // 2
+    k2 -= k2 % 8
+    return _pairwise(x[:, :k2]) + _pairwise(x[:, k2:])
+
+
+def _segment_sums(ptc: np.ndarray, feat: np.ndarray, weight: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`np.add.reduceat(ptc[feat] * weight[:, None], starts, axis=0)`, the same float32 operations in the
+    same order (reduceat adds each segment's first row to the pairwise sum of the others), computed for
+    all segments of one length together: row-wise numpy over contiguous rows instead of reduceat's
+    column-by-column strided loop (~10-15 % less CPU for the language step)."""
+    lens = np.diff(starts, append=len(feat))
+    out = np.empty((len(starts), ptc.shape[1]), dtype=np.float32)
+    first = ptc[feat[starts]]
+    first *= weight[starts, None]
+    order = np.argsort(lens, kind="stable")
+    sorted_lens = lens[order]
+    bounds = np.flatnonzero(np.diff(sorted_lens, prepend=-1)).tolist() + [len(order)]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        k = int(sorted_lens[lo]) - 1  # rows after the first
+        sel = order[lo:hi]
+        if k == 0:
+            out[sel] = first[sel] + np.float32(0.0)  # reduceat adds an empty pairwise sum (0.0) too
+            continue
+        step = max(1, _SEG_ROWS // k)
+        for c0 in range(0, len(sel), step):
+            s = sel[c0 : c0 + step]
+            idx = starts[s][:, None] + 1 + np.arange(k)
+            rows = ptc[feat[idx]]
+            rows *= weight[idx][..., None]
+            out[s] = first[s] + _pairwise(rows)
+    return out
 
 
 def _encode(text: str) -> bytes:
@@ -128,32 +183,34 @@ def detect_many(texts: Sequence[str]) -> list[tuple[str, float]]:
     weight = np.log1p(counts.astype(np.float32))
     nbytes = np.fromiter(map(len, encoded), dtype=np.float64, count=n)
     scale = (1.0 / np.sqrt(np.maximum(nbytes, 1.0))).astype(np.float32)  # py3langid: 1/sqrt(len or 1)
-    # Blocks of _BLOCK texts: the gathered rows and the scores stay in cache. Each text's sum is a
-    # reduceat over its own rows and each row's softmax its own, so no result depends on the batch.
-    firsts = np.searchsorted(text_idx, np.arange(0, n + _BLOCK, _BLOCK))  # first pair of each block
+    # Super-blocks of _SEG_BLOCK texts: each text's feature rows summed (_segment_sums, the arithmetic of
+    # the np.add.reduceat this replaced, grouped by feature count); then blocks of _BLOCK texts (cache
+    # resident) scaled and soft-maxed. Each text's sum and softmax are its own: no result depends on the batch.
+    firsts = np.searchsorted(text_idx, np.arange(0, n + _SEG_BLOCK, _SEG_BLOCK))  # first pair of each super-block
     best = np.empty(n, dtype=np.intp)
     probs = np.empty(n, dtype=np.float32)
-    buf = np.empty((_BLOCK, n_cls), dtype=np.float32)
-    for k, t0 in enumerate(range(0, n, _BLOCK)):
-        t1 = min(t0 + _BLOCK, n)
-        scores = buf[: t1 - t0]
-        scores.fill(0.0)  # texts without any feature: 0.0 everywhere (uniform), as py3langid
+    sb_scores = np.empty((_SEG_BLOCK, n_cls), dtype=np.float32)
+    for k, T0 in enumerate(range(0, n, _SEG_BLOCK)):
+        T1 = min(T0 + _SEG_BLOCK, n)
+        block = sb_scores[: T1 - T0]
+        block.fill(0.0)  # texts without any feature: 0.0 everywhere (uniform), as py3langid
         a, b = int(firsts[k]), int(firsts[k + 1])
         if b > a:
             t = text_idx[a:b]
             starts = np.flatnonzero(np.diff(t, prepend=-1))
-            rows = ptc[feat[a:b]]
-            rows *= weight[a:b, None]
-            scores[t[starts] - t0] = np.add.reduceat(rows, starts, axis=0) + pc
-        scores *= scale[t0:t1, None]
-        np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        for i, j in alias_pairs:  # aliased labels (srl -> sr): fold the duplicate column in
-            scores[:, i] += scores[:, j]
-            scores[:, j] = 0.0
-        bi = scores.argmax(axis=1)
-        best[t0:t1] = bi
-        probs[t0:t1] = scores[np.arange(t1 - t0), bi]
+            block[t[starts] - T0] = _segment_sums(ptc, feat[a:b], weight[a:b], starts) + pc
+        for t0 in range(T0, T1, _BLOCK):
+            t1 = min(t0 + _BLOCK, T1)
+            scores = block[t0 - T0 : t1 - T0]
+            scores *= scale[t0:t1, None]
+            np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
+            scores /= scores.sum(axis=1, keepdims=True)
+            for i, j in alias_pairs:  # aliased labels (srl -> sr): fold the duplicate column in
+                scores[:, i] += scores[:, j]
+                scores[:, j] = 0.0
+            bi = scores.argmax(axis=1)
+            best[t0:t1] = bi
+            probs[t0:t1] = scores[np.arange(t1 - t0), bi]
     probs = probs.tolist()
     return [(classes[b], p) for b, p in zip(best.tolist(), probs)]
 

@@ -23,10 +23,13 @@ from .maincontent import add_main_content
 from .httpmsg import HttpError, decode_body, split_response
 from .signals import optout_reasons, page_language, page_license
 from .urls import PlaceholderSrc, Resolver, check_url, is_placeholder_image, pick_src
-from .warc import BadRecord, iter_records
+from .fastread import read_records
+from .warc import BadRecord
 from .wat import parse_wat_record, warc_location
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_PAGE_COLS = ("page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language",
+              "license", "optout_page", "optout_reasons")
 _ROW_COLS = ("url", "text", "page_url", "warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title",
              "page_language", "license", "optout_page", "optout_reasons", "in_main_content", "main_title", "site_name")
 
@@ -69,7 +72,8 @@ class _Shard:
     def __init__(self, crawl: str, config: ExtractConfig):
         self.crawl, self.cfg = crawl, config
         self.stats: dict[str, int | float] = dict.fromkeys(COUNT_KEYS, 0)
-        self.cols: dict[str, list] = {c: [] for c in _ROW_COLS}
+        # page-level columns as (value, rows) runs: built into Arrow from each page's value once
+        self.cols: dict[str, list] = {c: arrowcols.Runs() if c in _PAGE_COLS else [] for c in _ROW_COLS}
         self.errors: dict[str, list] = {f.name: [] for f in PAIR_ERROR_SCHEMA}
         self.seen: set[tuple[str, str]] = set()
         self.wat_paths: dict[tuple[str, str], str] = {}  # (WAT URI, Container.Filename) -> WARC URI
@@ -166,7 +170,7 @@ class _Shard:
             for name, value in (("page_url", page_url), ("warc_path", warc_path), ("warc_offset", offset), ("warc_record_id", record_id),
                                 ("warc_date", date), ("page_title", title), ("page_language", plang),
                                 ("license", lic), ("optout_page", bool(reasons)), ("optout_reasons", optout)):
-                cols[name].extend([value] * kept)
+                cols[name].append((value, kept))
             add_main_content(cols, st, self.cfg, html, page_url, base_href, kept)
 
     def warc_record(self, rec, warc_path: str) -> None:
@@ -327,9 +331,9 @@ class _Shard:
         else:
             langs, scores, reliable = [None] * n, [None] * n, [None] * n
         data = {
-            "key": [f"{i:09d}" for i in range(n)],
+            "key": arrowcols.keys(n),
             **{c: cols[c] for c in ("url", "text", "page_url")},
-            "crawl": [self.crawl] * n,
+            "crawl": arrowcols.Runs([(self.crawl, n)]) if n else [],
             **{c: cols[c] for c in ("warc_path", "warc_offset", "warc_record_id", "warc_date", "page_title", "page_language")},
             "caption_language": langs,
             "caption_language_score": scores,
@@ -367,7 +371,7 @@ def extract_shard(
     for uri in warc_uris:
         st["warc_files"] += 1
         with open_fn(uri) as f:
-            for rec in iter_records(f, config.max_record_bytes):
+            for rec in read_records(f, config.max_record_bytes):
                 st["records_read"] += 1
                 if isinstance(rec, BadRecord):
                     shard.bad(uri, rec.offset, rec.target_uri, rec.reason, rec.detail)

@@ -7,9 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from laion_assets.core.storage.base import Storage
+if TYPE_CHECKING:
+    from laion_assets.core.storage.base import Storage
+
+
+def __getattr__(name: str):
+    # `Storage` on first use: importing the package (settings.py does, for `layout`) must not load
+    # base.py's pyarrow.parquet and friends (~20 ms CPU in every extraction worker, issue 22).
+    if name == "Storage":
+        from laion_assets.core.storage.base import Storage
+
+        return Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_storage(root: str | Path, *, s3: Callable[[], tuple[Any, Any]] | None = None,

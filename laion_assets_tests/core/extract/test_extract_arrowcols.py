@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,3 +41,46 @@ def test_pair_schemas_empty_and_full():
            "in_main_content": None, "main_title": "T", "site_name": None}
     data = {k: [v] * 3 for k, v in row.items()}
     assert arrowcols.table(data, PAIR_SCHEMA).equals(pa.table(data, schema=PAIR_SCHEMA))
+
+
+_ANY_TEXT = st.text(max_size=12)  # lone surrogates included: the fast paths must hand those to StringBuilder
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.none() | _ANY_TEXT, st.integers(1, 5)), max_size=12))
+def test_runs_build_the_expanded_column(runs):
+    """A column given as (value, count) runs (the page-level columns) is the column of its expansion,
+    and the string fast path equals StringBuilder's array, surrogates (which raise in both) aside."""
+    expanded = [v for v, k in runs for _ in range(k)]
+    for typ in (pa.string(),):
+        try:
+            want = pa.array(expanded, typ)
+        except (UnicodeEncodeError, pa.ArrowException):
+            with pytest.raises((UnicodeEncodeError, pa.ArrowException)):
+                arrowcols.column(arrowcols.Runs(runs), typ)
+            with pytest.raises((UnicodeEncodeError, pa.ArrowException)):
+                arrowcols.column(expanded, typ)
+            continue
+        for got in (arrowcols.column(arrowcols.Runs(runs), typ), arrowcols.column(expanded, typ)):
+            got.validate(full=True)
+            assert got.equals(want) and got.null_count == want.null_count
+
+
+def test_runs_of_numbers_and_flags():
+    runs = [(3, 2), (None, 1), (7, 3)]
+    assert arrowcols.column(arrowcols.Runs(runs), pa.int64()).equals(pa.array([3, 3, None, 7, 7, 7], pa.int64()))
+    assert arrowcols.column(arrowcols.Runs([(True, 2), (False, 1)]), pa.bool_()).equals(pa.array([True, True, False]))
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 10, 1234, 100_001])
+def test_keys_are_the_zero_padded_row_numbers(n):
+    got = arrowcols.keys(n)
+    got.validate(full=True)
+    assert got.equals(pa.array([f"{i:09d}" for i in range(n)], pa.string()))
+
+
+def test_all_null_and_non_ascii_string_columns():
+    for values in ([None] * 5, ["é", None, "", "日本語", "a"], ["x" * 3, "ÿ"]):
+        got = arrowcols.column(values, pa.string())
+        got.validate(full=True)
+        assert got.equals(pa.array(values, pa.string())) and got.null_count == values.count(None)

@@ -111,3 +111,25 @@ _TEXT = st.one_of(
 @given(st.lists(_TEXT, min_size=1, max_size=30))
 def test_detect_many_matches_py3langid(texts):
     assert_same_as_py3langid(texts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_segment_sums_are_reduceat_bit_for_bit(seed):
+    """detect_many's feature-row sums equal np.add.reduceat's (the implementation they replaced) bit for
+    bit, for segments of every length class (1, < 8, <= 128, > 128 and > 256 rows: the pairwise splits)."""
+    import numpy as np
+
+    from laion_assets.core.extract import language
+
+    rng = np.random.default_rng(seed)
+    ptc = rng.standard_normal((5000, 142)).astype(np.float32) * np.float32(3.0)
+    lens = np.concatenate([rng.integers(1, 9, 300), rng.integers(9, 130, 60), rng.integers(130, 700, 12), [1, 8, 9, 129, 257, 1000]])
+    rng.shuffle(lens)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    feat = rng.integers(0, len(ptc), int(lens.sum()))
+    weight = np.log1p(rng.integers(1, 4, len(feat)).astype(np.float32))
+    rows = ptc[feat]
+    rows *= weight[:, None]
+    want = np.add.reduceat(rows, starts, axis=0)
+    got = language._segment_sums(ptc, feat, weight, starts)
+    assert got.dtype == want.dtype and np.array_equal(got.view(np.uint32), want.view(np.uint32))
