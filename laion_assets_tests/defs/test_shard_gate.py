@@ -17,11 +17,14 @@ STG = dg.AssetKey("stg_filtered_pairs")
 
 class ShardDone(dg.Config):
     checks_pass: bool = True
+    crash: bool = False  # the step fails before its checks: their rows stay PLANNED
 
 
 @dg.asset(name="filtered_pairs", partitions_def=shard_partitions, check_specs=filtered_pairs_checks.specs)
 def shard_done(config: ShardDone) -> dg.MaterializeResult:
     """A shard run's last stage: its materialization and (planned, then evaluated) check rows."""
+    if config.crash:
+        raise RuntimeError("the step failed before its checks ran")
     return dg.MaterializeResult(check_results=[
         dg.AssetCheckResult(check_name=c.name, passed=config.checks_pass or not c.blocking,
                             severity=dg.AssetCheckSeverity.ERROR if c.blocking else dg.AssetCheckSeverity.WARN)
@@ -29,9 +32,9 @@ def shard_done(config: ShardDone) -> dg.MaterializeResult:
     ])
 
 
-def _run(instance, key: str, checks_pass: bool = True) -> None:
+def _run(instance, key: str, checks_pass: bool = True, crash: bool = False) -> None:
     dg.materialize([shard_done], instance=instance, partition_key=key, raise_on_error=False,
-                   run_config={"ops": {"filtered_pairs": {"config": {"checks_pass": checks_pass}}}})
+                   run_config={"ops": {"filtered_pairs": {"config": {"checks_pass": checks_pass, "crash": crash}}}})
 
 
 def _blocking_keys():
@@ -68,6 +71,21 @@ def test_failed_shard_checks_follow_new_rows_like_dagsters_full_read(embedded_en
         third = failed_shard_checks(instance, _blocking_keys())
         assert third == _dagster_answer(instance)
         assert all(v == set() for v in third.values())
+
+
+def test_a_stale_planned_row_does_not_hide_a_newer_failure(embedded_env):
+    """A run that failed before its checks leaves PLANNED rows that are re-read every tick; a newer
+    FAILED execution of the same check and shard must win on every later tick, not only the first."""
+    keys = [f"{CRAWL}/{i:05d}" for i in range(2)]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("shards", keys)
+        _run(instance, keys[0])
+        _run(instance, keys[1], crash=True)  # PLANNED rows for keys[1], for good
+        _run(instance, keys[1], checks_pass=False)  # newer rows: FAILED
+        for tick in range(3):
+            got = failed_shard_checks(instance, _blocking_keys())
+            assert got == _dagster_answer(instance), tick
+            assert all(v == {keys[1]} for v in got.values()), (tick, got)
 
 
 def test_shard_assets_are_the_shard_partitioned_assets(embedded_env):

@@ -18,7 +18,7 @@ import dagster as dg
 
 from laion_assets.core.lib.validation import require_int_range
 from laion_assets.defs.automation.shard_gate import gated_publish_condition
-from laion_assets.defs.automation.shard_status import failures_since_last_success
+from laion_assets.defs.automation.shard_status import KEYS_PER_QUERY, failures_by_shard
 from laion_assets.defs.jobs import shard_job
 from laion_assets.settings import load_settings
 from laion_assets.defs.lib.partitions import shard_partitions
@@ -104,13 +104,21 @@ def plan_backfill(instance: dg.DagsterInstance, settings: BackfillSettings) -> t
     if budget <= 0:
         return [], f"{len(in_flight)} shard runs in flight, limit {settings.max_concurrent_runs} ({per_crawl})"
     chosen, gave_up = [], []
-    for key in todo:  # sorted: oldest crawl first, then shard order
+    cap = settings.max_failed_runs_per_shard
+    # sorted: oldest crawl first, then shard order; failures read a batch of keys at a time (a few
+    # run queries each), only as far as the budget needs
+    for i in range(0, len(todo), KEYS_PER_QUERY):
         if len(chosen) == budget:
             break
-        if failures_since_last_success(instance, key, cap=settings.max_failed_runs_per_shard) >= settings.max_failed_runs_per_shard:
-            gave_up.append(key)
-            continue
-        chosen.append(key)
+        batch = todo[i:i + KEYS_PER_QUERY]
+        failures = failures_by_shard(instance, batch, cap=cap)
+        for key in batch:
+            if len(chosen) == budget:
+                break
+            if failures[key] >= cap:
+                gave_up.append(key)
+                continue
+            chosen.append(key)
     why = (f"launching {len(chosen)} of {len(todo)} unmaterialized shards ({per_crawl}; "
            f"{len(in_flight)} in flight, limit {settings.max_concurrent_runs})")
     if gave_up:
