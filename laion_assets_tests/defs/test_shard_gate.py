@@ -122,3 +122,35 @@ def test_publish_runs_again_after_a_published_shard_is_re_run(embedded_env):
         held = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=publish,
                                                  cursor=again.cursor)
         assert held.get_num_requested(STG) == 0
+
+
+def test_a_shard_re_run_landing_in_the_tick_that_sees_the_publish_is_not_forgotten(embedded_env):
+    """What stalled publish under the daemon (docs/operations.md): the tick after the one that
+    requested publish sees both the publish's own materialization ("handled": newly requested /
+    newly updated) and a shard re-run that landed after it. Dagster's SinceCondition lets the reset
+    win when both are true on one tick and no timing says which came first (its OR operators carry
+    none), so the shard update was dropped and no later tick requested anything. In-process this
+    needs only the two events between two ticks."""
+    defs = build_definitions(load_settings())
+    publish = dg.AssetSelection.groups("publish")
+    keys = [f"{CRAWL}/{i:05d}" for i in range(2)]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("shards", keys)
+        for key in keys:
+            _run(instance, key)
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=publish)
+        assert first.get_num_requested(STG) == 0  # initial evaluation: nothing new
+        _run(instance, keys[0])
+        ready = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=publish,
+                                                  cursor=first.cursor)
+        assert ready.get_num_requested(STG) == 1
+        instance.report_runless_asset_event(dg.AssetMaterialization(STG))  # the publish run did its work
+        _run(instance, keys[1])  # ... and an operator re-ran a shard before the next tick
+        tick = ready
+        requested = []
+        for _ in range(3):  # this tick, or a later one, must request the model again
+            tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=publish,
+                                                     cursor=tick.cursor)
+            requested.append(tick.get_num_requested(STG))
+        assert requested[0] == 1, requested
+        assert requested[1:] == [0, 0], requested  # handled by that request: no loop
