@@ -198,3 +198,33 @@ def test_failures_of_many_shards_take_a_bounded_number_of_run_queries():
                                if _failures_one_by_one(instance, k, 3) < 3}
         assert "left after 3 failed runs" in why
     assert counts[10] == counts[40] and max(counts[40]) <= 5, counts
+
+
+def test_a_failed_run_waiting_for_its_automatic_retry_counts_as_in_flight():
+    """The instance's `run_retries` re-runs a failed run a moment after it failed (the run is
+    tagged `dagster/will_retry=true` until the retry is launched). Meanwhile the schedule launched
+    the shard a second time and the progress view counted it failed or given up, then in flight
+    (seen under the daemon: `test_postgres_daemon.py` saw the shard given up, and the report it
+    launched next said 0 given up)."""
+    from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
+
+    from laion_assets.defs.automation.progress import crawl_progress
+
+    settings = BackfillSettings(max_concurrent_runs=4, max_failed_runs_per_shard=3)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("shards", [A, B])
+        for _ in range(3):
+            _finished(instance, B, dg.DagsterRunStatus.FAILURE)  # B: given up
+        for _ in range(2):
+            _finished(instance, A, dg.DagsterRunStatus.FAILURE)
+        waiting = str(uuid.uuid4())  # A's third failure, its automatic retry still to come
+        instance.add_run(dg.DagsterRun(job_name="shard_job", run_id=waiting, status=dg.DagsterRunStatus.FAILURE,
+                                       tags={"dagster/partition": A, WILL_RETRY_TAG: "true"}))
+        keys, why = plan_backfill(instance, settings)
+        assert keys == [] and f"left after 3 failed runs: {B}" in why and A not in why
+        (p,) = crawl_progress(instance, settings)
+        assert (p.in_flight, p.failed, p.given_up) == (1, 0, [B])
+
+        instance.add_run_tags(waiting, {AUTO_RETRY_RUN_ID_TAG: str(uuid.uuid4())})  # the retry was launched
+        (p,) = crawl_progress(instance, settings)  # (its run would be in flight; not made here)
+        assert (p.in_flight, p.given_up) == (0, sorted([A, B]))
