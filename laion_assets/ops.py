@@ -20,7 +20,7 @@ import dagster as dg
 
 from laion_assets.core.crawl.progress import format_summary
 from laion_assets.defs.automation.progress import crawl_progress
-from laion_assets.defs.automation.schedules import BackfillSettings
+from laion_assets.defs.automation.schedules import BackfillSettings, in_flight_partitions
 from laion_assets.defs.automation.shard_status import clear_failures, given_up_shards
 from laion_assets.defs.lib.partitions import shard_partitions
 
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None, instance: dg.DagsterInstance | None = No
     elif args.cmd == "shards" and args.action == "given-up":
         keys = inst.get_dynamic_partitions(shard_partitions.name)
         done = inst.get_materialized_partitions(dg.AssetKey("filtered_pairs"))
+        done |= set(in_flight_partitions(inst))  # running, or its automatic retry pending: not given up
         print("\n".join(given_up_shards(inst, [k for k in keys if k not in done],
                                         settings.max_failed_runs_per_shard)) or "no shard is given up")
     elif args.cmd == "shards" and args.action == "retry":

@@ -40,6 +40,7 @@ class _ChecksState:
     row_cursor: int = 0
     planned: set[int] = field(default_factory=set)  # row ids still PLANNED
     failing: dict[tuple[str, str, str], int | None] = field(default_factory=dict)  # (asset, check, partition) -> target mat id
+    newest_row: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (asset, check, partition) -> newest row id
     assets: dict[str, _AssetState] = field(default_factory=dict)
 
 
@@ -58,6 +59,13 @@ def _apply(state: _ChecksState, rows: Iterable) -> None:
     for row in sorted(rows, key=lambda r: r.id):
         key = (row.asset_key, row.check_name, row.partition)
         state.row_cursor = max(state.row_cursor, row.id)
+        if row.id < state.newest_row.get(key, 0):
+            # an older row re-read because it was PLANNED (a run that failed before the check
+            # leaves it PLANNED for good): a newer execution of the same check and shard decides,
+            # and the old row is not read again
+            state.planned.discard(row.id)
+            continue
+        state.newest_row[key] = row.id
         if row.execution_status == PLANNED:
             state.planned.add(row.id)
             state.failing.pop(key, None)

@@ -1,14 +1,15 @@
 """Gather a crawl's progress (core/crawl/progress.py) from a Dagster instance: registered shards,
 materialized partitions per stage, row counts from the newest materialization of each shard,
-in-flight and failed runs, and given-up shards."""
+in-flight and failed runs, and given-up shards (the failures of every unfinished shard in a
+bounded number of run queries: `failures_by_shard`)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from laion_assets.core.crawl.progress import STAGES, CrawlProgress
-from laion_assets.defs.automation.schedules import IN_FLIGHT, BackfillSettings, crawl_of
-from laion_assets.defs.automation.shard_status import failures_since_last_success
+from laion_assets.defs.automation.schedules import BackfillSettings, crawl_of, in_flight_partitions
+from laion_assets.defs.automation.shard_status import failures_by_shard
 from laion_assets.defs.lib.partitions import shard_partitions
 
 PAGE = 1000
@@ -47,16 +48,15 @@ def crawl_progress(instance: dg.DagsterInstance, settings: BackfillSettings | No
     for k, (ts, _) in _latest_metadata(instance, STAGES[-1]).items():
         if crawl_of(k) in crawls:
             crawls[crawl_of(k)].done_timestamps.append(ts)
-    running = instance.get_runs(dg.RunsFilter(job_name="shard_job", statuses=IN_FLIGHT))
-    busy = {r.tags.get("dagster/partition", "") for r in running}
+    busy = set(in_flight_partitions(instance))  # running, queued, or failed with its automatic retry pending
+    unfinished = [k for k in keys if k not in busy and k not in materialized[STAGES[-1]]]
+    failures = failures_by_shard(instance, unfinished, cap=settings.max_failed_runs_per_shard)  # a few run queries
     for k in keys:
         p = crawls[crawl_of(k)]
         if k in busy:
             p.in_flight += 1
-        elif k not in materialized[STAGES[-1]]:
-            failures = failures_since_last_success(instance, k, cap=settings.max_failed_runs_per_shard)
-            if failures >= settings.max_failed_runs_per_shard:
-                p.given_up.append(k)
-            elif failures:
-                p.failed += 1
+        elif failures.get(k, 0) >= settings.max_failed_runs_per_shard:
+            p.given_up.append(k)
+        elif failures.get(k, 0):
+            p.failed += 1
     return list(crawls.values())

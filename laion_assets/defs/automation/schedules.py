@@ -12,13 +12,14 @@ drains at a steady rate that the run queue and the `gpu` pool absorb.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from laion_assets.core.lib.validation import require_int_range
 from laion_assets.defs.automation.shard_gate import gated_publish_condition
-from laion_assets.defs.automation.shard_status import failures_since_last_success
+from laion_assets.defs.automation.shard_status import KEYS_PER_QUERY, failures_by_shard
 from laion_assets.defs.jobs import shard_job
 from laion_assets.settings import load_settings
 from laion_assets.defs.lib.partitions import shard_partitions
@@ -78,9 +79,21 @@ def newest_crawl(keys: list[str]) -> str | None:
     return max((crawl_of(k) for k in keys), default=None)
 
 
+# A failed run waits seconds for its automatic retry (the instance's `run_retries`); failed runs
+# updated longer ago than this are not looked at for a pending retry.
+RETRY_WINDOW = timedelta(days=1)
+
+
 def in_flight_partitions(instance: dg.DagsterInstance) -> list[str]:
+    """The partition of each shard run queued or running, and of each failed shard run whose
+    automatic retry is not launched yet (`run_retries`: tagged `dagster/will_retry=true`, no
+    `dagster/auto_retry_run_id` yet): that shard is about to run again, so the schedule must not
+    launch it a second time, and it is not given up. Two run queries."""
     runs = instance.get_runs(dg.RunsFilter(job_name=shard_job.name, statuses=IN_FLIGHT))
-    return [r.tags.get("dagster/partition", "") for r in runs]
+    waiting = instance.get_runs(dg.RunsFilter(
+        job_name=shard_job.name, statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"},
+        updated_after=datetime.now(timezone.utc) - RETRY_WINDOW))
+    return [r.tags.get("dagster/partition", "") for r in [*runs, *(w for w in waiting if w.is_complete_and_waiting_to_retry)]]
 
 
 def plan_backfill(instance: dg.DagsterInstance, settings: BackfillSettings) -> tuple[list[str], str]:
@@ -104,13 +117,21 @@ def plan_backfill(instance: dg.DagsterInstance, settings: BackfillSettings) -> t
     if budget <= 0:
         return [], f"{len(in_flight)} shard runs in flight, limit {settings.max_concurrent_runs} ({per_crawl})"
     chosen, gave_up = [], []
-    for key in todo:  # sorted: oldest crawl first, then shard order
+    cap = settings.max_failed_runs_per_shard
+    # sorted: oldest crawl first, then shard order; failures read a batch of keys at a time (a few
+    # run queries each), only as far as the budget needs
+    for i in range(0, len(todo), KEYS_PER_QUERY):
         if len(chosen) == budget:
             break
-        if failures_since_last_success(instance, key, cap=settings.max_failed_runs_per_shard) >= settings.max_failed_runs_per_shard:
-            gave_up.append(key)
-            continue
-        chosen.append(key)
+        batch = todo[i:i + KEYS_PER_QUERY]
+        failures = failures_by_shard(instance, batch, cap=cap)
+        for key in batch:
+            if len(chosen) == budget:
+                break
+            if failures[key] >= cap:
+                gave_up.append(key)
+                continue
+            chosen.append(key)
     why = (f"launching {len(chosen)} of {len(todo)} unmaterialized shards ({per_crawl}; "
            f"{len(in_flight)} in flight, limit {settings.max_concurrent_runs})")
     if gave_up:

@@ -7,8 +7,10 @@ cursor and the evaluation records (~280 subsets per tick for the publish group, 
 registered keys): the cost grew linearly with the partitions and dominated the tick
 (docs/scaling.md, `bench/instance_scale.py`). Here the shard deps are `ignore`d by the eager
 part, and two conditions on the unpartitioned publish asset stand in for them:
-- `ShardsUpdated`: a shard dep recorded a materialization since the previous tick (one indexed
-  query per dep: its newest materialization's storage id against the tick's previous max);
+- `ShardsUpdatedSinceHandled`: a shard dep recorded a materialization after the storage id that
+  the last publish request or run covers (one indexed query per dep: its newest materialization's
+  storage id; it keeps its own "handled" id rather than sitting inside `since_last_handled()`,
+  whose same-tick reset dropped shard re-runs under the daemon);
 - `ShardsReady`: every registered shard of each shard dep is materialized, none is in progress and
   no blocking check failed on any shard (materialized / in progress: Dagster's per-tick cached
   subsets of the asset graph view; failed checks: `check_failures.py`, which reads only the
@@ -17,6 +19,8 @@ Their results are subsets of the unpartitioned asset (one bit each) plus a short
 """
 
 from __future__ import annotations
+
+import json
 
 import dagster as dg
 
@@ -36,25 +40,53 @@ def _shard_deps(context: dg.AutomationContext) -> list[dg.AssetKey]:
                    if graph.has(k) and graph.get(k).partitions_def == shard_partitions), key=str)
 
 
-class ShardsUpdated(dg.AutomationCondition):
-    """True on a tick where any shard dep has a materialization newer than the previous tick saw."""
+class ShardsUpdatedSinceHandled(dg.AutomationCondition):
+    """True while a shard dep has a materialization that no publish run has handled yet.
+
+    "Handled" is a storage id, not a tick: the newest of (a) the max storage id of the tick that
+    last requested this asset (the run it launched reads the shards after that) and (b) the newest
+    ASSET_MATERIALIZATION_PLANNED event of this asset (a run created by anyone, the UI or
+    `takedown rederive` included: it reads the shards after that). A shard materialization with a
+    larger storage id is not handled yet. One indexed query per shard dep and one for the planned
+    event per tick; the handled id of (a) lives in this node's cursor.
+
+    Why not `(... | shard updated this tick).since_last_handled()`: when the tick after a publish
+    request sees both the publish's own request/materialization (the reset) and a shard re-run that
+    landed after it (the trigger), Dagster's SinceCondition drops the trigger: it resolves "both
+    true" by timing metadata, which its OR operators do not pass on (dagster 1.13.27,
+    operators/since_operator.py, boolean_operators.py). Under the daemon that stalled publish after
+    a shard re-run (docs/operations.md); comparing storage ids has no such tie."""
 
     @property
     def name(self) -> str:
-        return "shards_updated"
+        return "shards_updated_since_handled"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        previous = context.previous_max_storage_id
+        deps = _shard_deps(context)
+        if not deps:
+            return dg.AutomationResult(context, true_subset=context.get_empty_subset())
         instance = context.asset_graph_view.instance
+        previous = json.loads(context.cursor) if context.cursor else None
+        if previous is None:
+            # first evaluation (like since_last_handled's initial_evaluation): what is there now counts as handled
+            handled = context.max_storage_id or 0
+        else:
+            handled = previous["handled"]
+            requested = context.get_previous_requested_subset(context.key)
+            if requested is not None and not requested.is_empty and context.previous_max_storage_id is not None:
+                handled = max(handled, context.previous_max_storage_id)
+        planned = instance.get_latest_planned_materialization_info(context.key)
+        if planned is not None:
+            handled = max(handled, planned.storage_id)
         updated = []
-        if previous is not None:
-            for key in _shard_deps(context):
-                newest = instance.fetch_materializations(key, limit=1).records
-                if newest and newest[0].storage_id > previous:
-                    updated.append(key.to_user_string())
+        for key in deps:
+            newest = instance.fetch_materializations(key, limit=1).records
+            if newest and newest[0].storage_id > handled:
+                updated.append(key.to_user_string())
         true = context.candidate_subset if updated else context.get_empty_subset()
-        return dg.AutomationResult(context, true_subset=true,
-                                   metadata={"updated_shard_assets": dg.MetadataValue.text(", ".join(updated) or "-")})
+        return dg.AutomationResult(context, true_subset=true, cursor=json.dumps({"handled": handled}),
+                                   metadata={"updated_shard_assets": dg.MetadataValue.text(", ".join(updated) or "-"),
+                                             "handled_storage_id": dg.MetadataValue.int(handled)})
 
 
 def _keys_text(keys) -> str:
@@ -94,11 +126,11 @@ class ShardsReady(dg.AutomationCondition):
 
 def gated_publish_condition(no_blocking_check_failed: dg.AutomationCondition) -> dg.AutomationCondition:
     """`eager()` and `no_blocking_check_failed` over the unpartitioned deps, the shard deps through
-    `ShardsUpdated` / `ShardsReady` (same meaning, one evaluation per dep and tick)."""
+    `ShardsUpdatedSinceHandled` / `ShardsReady` (same meaning, one evaluation per dep and tick)."""
     shards = SHARD_ASSETS
     return (
-        (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(shards)
-         | ShardsUpdated()).since_last_handled()
+        ((dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(shards))
+         .since_last_handled() | ShardsUpdatedSinceHandled())
         & ~dg.AutomationCondition.any_deps_missing().ignore(shards)
         & ~dg.AutomationCondition.any_deps_in_progress().ignore(shards)
         & ~dg.AutomationCondition.in_progress()

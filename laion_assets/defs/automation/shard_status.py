@@ -53,27 +53,58 @@ def shard_check_status(instance: dg.DagsterInstance, asset: str, checks: Sequenc
     return out
 
 
-def _runs(instance: dg.DagsterInstance, key: str, statuses: list[dg.DagsterRunStatus], limit: int | None = None,
-          tags: dict[str, str] | None = None):
+def _runs(instance: dg.DagsterInstance, key: str | Sequence[str], statuses: list[dg.DagsterRunStatus],
+          limit: int | None = None, tags: dict[str, str] | None = None):
+    """`shard_job` run records of one shard (or of several: one `IN` on the partition tag), newest first."""
+    keys = key if isinstance(key, str) else sorted(key)
     return instance.get_run_records(
-        dg.RunsFilter(job_name=SHARD_JOB, statuses=statuses, tags={"dagster/partition": key, **(tags or {})}),
+        dg.RunsFilter(job_name=SHARD_JOB, statuses=statuses, tags={"dagster/partition": keys, **(tags or {})}),
         limit=limit, order_by="create_timestamp", ascending=False)
+
+
+KEYS_PER_QUERY = 1000  # shard keys in one run query's `IN` list (SQLite allows 32,766 variables)
+
+
+def _by_shard(records) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for r in records:  # newest first, kept in that order per shard
+        out.setdefault(r.dagster_run.tags.get("dagster/partition", ""), []).append(r)
+    return out
+
+
+def failures_by_shard(instance: dg.DagsterInstance, keys: Iterable[str], cap: int = 100) -> dict[str, int]:
+    """Per shard, its failed runs created after its newest success or retry mark (at most `cap`).
+
+    At most 3 run queries per `KEYS_PER_QUERY` keys, whatever their failures (the failed runs of
+    the keys; then, for the keys that have any, their successful runs and their retry marks),
+    grouped here: not one query per shard."""
+    keys = sorted(set(keys))
+    out = dict.fromkeys(keys, 0)
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        failed = _by_shard(_runs(instance, keys[i:i + KEYS_PER_QUERY], FINISHED_FAILED))
+        if not failed:  # most shards: one query
+            continue
+        marks: dict[str, float] = {}
+        for records in (_runs(instance, list(failed), [dg.DagsterRunStatus.SUCCESS]),
+                        _runs(instance, list(failed), FINISHED_FAILED, tags={RETRY_TAG: "1"})):
+            for key, runs in _by_shard(records).items():
+                marks[key] = max(marks.get(key, runs[0].create_timestamp), runs[0].create_timestamp)
+        for key, runs in failed.items():
+            if key in out:
+                since = marks.get(key)
+                out[key] = sum(1 for r in runs[:cap] if since is None or r.create_timestamp > since)
+    return out
 
 
 def failures_since_last_success(instance: dg.DagsterInstance, key: str, cap: int = 100) -> int:
     """Failed shard runs created after the shard's newest success or retry mark (at most `cap`)."""
-    failed = _runs(instance, key, FINISHED_FAILED, limit=cap)
-    if not failed:  # most shards: one query per tick
-        return 0
-    marks = [r.create_timestamp for r in _runs(instance, key, [dg.DagsterRunStatus.SUCCESS], limit=1)]
-    marks += [r.create_timestamp for r in _runs(instance, key, FINISHED_FAILED, limit=1, tags={RETRY_TAG: "1"})]
-    since = max(marks, default=None)
-    return sum(1 for r in failed if since is None or r.create_timestamp > since)
+    return failures_by_shard(instance, [key], cap=cap)[key]
 
 
 def given_up_shards(instance: dg.DagsterInstance, keys: Iterable[str], max_failed_runs: int) -> list[str]:
     """Shards with `max_failed_runs` failures since their last success/retry mark, sorted."""
-    return sorted(k for k in keys if failures_since_last_success(instance, k, cap=max_failed_runs) >= max_failed_runs)
+    counts = failures_by_shard(instance, keys, cap=max_failed_runs)
+    return sorted(k for k, n in counts.items() if n >= max_failed_runs)
 
 
 def clear_failures(instance: dg.DagsterInstance, key: str) -> str | None:
