@@ -78,7 +78,7 @@ def _commit(st, request, name: str, data: bytes, out) -> int:
     return 0
 
 
-def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None, instance=None) -> int:
+def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None, instance=None, full: bool = False) -> int:
     """Re-derive every release now, in this process, against the instance in $DAGSTER_HOME (or
     `instance`): `takedown_job` when only removal entries changed since the release index was
     written (no dbt model is built: the incremental path), else `publish_job`; when the removal-only
@@ -98,8 +98,11 @@ def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None, in
     settings = load_settings()
     config = {"confirm_removal_sources": confirm_sources, "confirm_row_loss": confirm_row_loss}
     defs = build_definitions(settings)
-    with dg.build_resources({"storage": build_resources(settings)["storage"]}) as resources:
-        job_name, why = choose_job(resources.storage.get())
+    if full:
+        job_name, why = PUBLISH_JOB, "--full"
+    else:
+        with dg.build_resources({"storage": build_resources(settings)["storage"]}) as resources:
+            job_name, why = choose_job(resources.storage.get())
     print(f"re-derive by {job_name}: {why}", file=out)
     with (contextlib.nullcontext(instance) if instance is not None else dg.DagsterInstance.get()) as inst:
         result = _execute(defs, job_name, inst, config)
@@ -151,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--confirm-source", action="append", default=[],
                        help="a removal source whose mass or over-broad removal was checked (repeatable)")
     again.add_argument("--confirm-row-loss", action="store_true", help="a large row loss was checked and is intended")
+    again.add_argument("--full", action="store_true", help="always publish_job (dbt build of every model first)")
     args = parser.parse_args(argv)
     if args.command == "file":
         return file_request(args.path, source=args.source, root=args.root)
     if args.command == "rederive":
-        return rederive(confirm_sources=args.confirm_source, confirm_row_loss=args.confirm_row_loss)
+        return rederive(confirm_sources=args.confirm_source, confirm_row_loss=args.confirm_row_loss, full=args.full)
     return USAGE_ERROR
 
 

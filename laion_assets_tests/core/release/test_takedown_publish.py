@@ -147,3 +147,61 @@ def test_every_offered_version_holding_a_removed_row_is_withdrawn_on_s3(tmp_path
     held = [p for p in st.list(release_dir("v", v3), ".parquet")]
     urls = {u for p in held for u in st.read_parquet(p).column("URL").to_pylist()}
     assert rows[2]["url"] not in urls and len(urls) == 10
+
+
+def _sync_root(root: Path, st) -> None:
+    """The whole local root (shard tables, warehouse, removal list) into the S3 root: the shard
+    tables under the root are what the release index's inputs fingerprint reads."""
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.name.endswith((".wal", ".lock")):
+            st.upload_file(p, p.relative_to(root).as_posix())
+
+
+def _objects(s3, st, variant: str, version: str) -> dict[str, tuple[str, int]]:
+    """{part name: (ETag, size)} of a version's parts as the bucket holds them."""
+    out = {}
+    for rel in st.list(release_dir(variant, version), ".parquet"):
+        head = s3.client().head_object(Bucket=BUCKET, Key=st.key(rel))
+        out[rel.rsplit("/", 1)[1]] = (head["ETag"], head["ContentLength"])
+    return out
+
+
+def _s3_takedown(tmp_path, monkeypatch, s3, name: str, incremental: bool):
+    rows = _rows(41)  # 5 parts of 10
+    root = _setup(tmp_path / name, monkeypatch, rows)
+    st = _s3_storage(s3, tmp_path / name)
+    _sync_root(root, st)
+    opts = PublishOptions(rows_per_part=10)
+    first = publish_release(st, [VARIANT], opts)
+    before = _objects(s3, st, "v", first.version)
+    _setup(tmp_path / name, monkeypatch, rows, _entries(("url", rows[7]["url"], "req")))
+    _sync(root, st)  # the new removal list (and the warehouse dbt built on it); the shard tables as they were
+    after = publish_release(st, [VARIANT], PublishOptions(rows_per_part=10, incremental=incremental))
+    return st, first, before, after
+
+
+def test_an_incremental_rederive_on_s3_copies_untouched_parts_server_side(tmp_path, monkeypatch, s3):
+    st, first, before, after = _s3_takedown(tmp_path, monkeypatch, s3, "inc", incremental=True)
+    assert after.mode == "incremental", after.mode_reason
+    rewritten = after.variants["v"]["incremental"]["parts_rewritten"]
+    assert len(rewritten) == 1  # the part (by SAMPLE_ID range) that held the removed row
+    now = _objects(s3, st, "v", after.version)
+    assert set(now) == set(before) and len(now) == 5
+    # Untouched parts keep their bytes and ETags; only the part that held the row is new.
+    assert [n for n in sorted(now) if now[n] != before[n]] == rewritten
+    # ...and never passed through this machine: no cached copy of an untouched part (a download
+    # through the local cache put one there before server-side copies).
+    cached = st.cache_dir / "files" / release_dir("v", first.version)
+    assert not cached.exists() or sorted(p.name for p in cached.iterdir()) == []
+    # Withdrawal deleted the old version's parts on S3 and left its tombstone.
+    assert st.list(release_dir("v", first.version), ".parquet") == []
+    tomb = json.loads(st.read_bytes(tombstone_path("v", first.version)))
+    assert tomb["replaced_by"] == after.version and tomb["rows_removed_by_reason"] == {"removal:req": 1}
+    assert json.loads(st.read_bytes(f"{release_dir('v', after.version)}/_COMPLETE"))["files"]
+    # The same request by the full build, on another S3 root: the same version (names, rows and
+    # sha256 of every part) and the same objects.
+    st2, _, _, full = _s3_takedown(tmp_path, monkeypatch, s3, "full", incremental=False)
+    assert full.mode == "full" and full.version == after.version
+    assert _objects(s3, st2, "v", full.version) == now
+    table = st.read_parquet_many(st.list(release_dir("v", after.version), ".parquet"))
+    assert table.num_rows == 40 and table.equals(st2.read_parquet_many(st2.list(release_dir("v", full.version), ".parquet")))
