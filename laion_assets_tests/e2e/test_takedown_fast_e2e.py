@@ -85,6 +85,14 @@ def test_takedown_job_publishes_what_publish_job_publishes(published_sample):
     assert all(v["withdrawn"] for v in fast.values())  # every offered version that held a removed row
     assert {r["status"] for r in fast_receipts.values()} == {"landed"}
     assert {r["rows_matched"] for r in fast_receipts.values()} == {None}  # the warehouse has not counted them
+    # What publish automation (or the next publish_job) does after it: dbt catches up, and the full
+    # build publishes nothing new (same versions); the receipts keep their landing (the purged rows
+    # are no kept pairs any more: a recount would say 0, so none is made).
+    out, runs = _rederive(published_sample, full=True)
+    (run, built), = runs
+    assert run.job_name == "publish_job" and DBT_MODELS <= built
+    assert {v: r["version"] for v, r in _release(root).items()} == {v: r["version"] for v, r in fast.items()}, out
+    assert _receipts(root) == fast_receipts
 
     published_sample.restore()
     _file(root, files)
@@ -105,10 +113,20 @@ def test_a_changed_shard_or_dbt_project_takes_publish_job(published_sample):
     assert choose_job(st)[0] == "takedown_job"
     state = json.loads((root / RELEASE_INDEX_STATE).read_text())
     assert set(state["derived_from"]) == {"dbt_project"}
-    # An index derived from another dbt project (a model edited since): the full job.
+    from laion_assets.definitions import build_definitions
+    from laion_assets.settings import load_settings
+
+    takedown_job = build_definitions(load_settings()).resolve_job_def("takedown_job")
+    _file(root, {"owner.url.txt": _published_rows(published_sample)[0]["URL"] + "\n"})
+    # An index derived from another dbt project (a model edited since): the full job; and the
+    # release step itself will not re-derive from that index (takedown_job then refuses the full build).
     (root / RELEASE_INDEX_STATE).write_text(json.dumps({**state, "derived_from": {"dbt_project": "dbt-0000"}}))
     job, why = choose_job(st)
     assert job == "publish_job" and "dbt_project" in why, why
+    with dg.instance_for_test(temp_dir=str(published_sample.home)) as instance:
+        result = takedown_job.execute_in_process(instance=instance, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "derived from another dbt_project" in failure.event_specific_data.error.message
     (root / RELEASE_INDEX_STATE).write_text(json.dumps(state))
     # A shard re-filtered (here: the same rows in other row groups): the full job, saying why.
     shard = sorted((root / "SAMPLE-CRAWL" / "filtered").glob("*.parquet"))[0]
@@ -116,14 +134,9 @@ def test_a_changed_shard_or_dbt_project_takes_publish_job(published_sample):
     pq.write_table(table, shard, row_group_size=max(1, table.num_rows // 2))
     job, why = choose_job(st)
     assert job == "publish_job" and "shard tables changed" in why, why
-    _file(root, {"owner.url.txt": _published_rows(published_sample)[0]["URL"] + "\n"})
     # takedown_job launched all the same (a shard changed after the choice) refuses the full build.
-    from laion_assets.definitions import build_definitions
-    from laion_assets.settings import load_settings
-
     with dg.instance_for_test(temp_dir=str(published_sample.home)) as instance:
-        result = build_definitions(load_settings()).resolve_job_def("takedown_job").execute_in_process(
-            instance=instance, raise_on_error=False)
+        result = takedown_job.execute_in_process(instance=instance, raise_on_error=False)
         assert not result.success
         assert instance.get_run_by_id(result.run_id).tags.get(FULL_BUILD_TAG) == "true"
     failure = next(e for e in result.all_events if e.is_step_failure)
