@@ -4,8 +4,8 @@ and `python -m laion_assets.takedown rederive [--confirm-source NAME] [--confirm
 `file` validates a removal request at once (strict: a file that cannot be used as a whole is
 refused with its reasons and exit status 1, and nothing is filed), copies it under
 `<root>/removal/requests/` through the pipeline's storage (a local directory or `s3://`), writes its
-pending receipt and prints the request id. The next `publish_job` run (or `removal_requests_sensor`)
-applies it; the receipt then says in which versions it landed and how many rows it removed.
+pending receipt and prints the request id. The next re-derive (`rederive`, or `removal_requests_sensor`:
+`takedown_job` when only removal entries changed, else `publish_job`) applies it; the receipt then says in which versions it landed and how many rows it removed.
 """
 
 from __future__ import annotations
@@ -78,28 +78,42 @@ def _commit(st, request, name: str, data: bytes, out) -> int:
     return 0
 
 
-def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None) -> int:
-    """Run `publish_job` now, in this process, against the instance in $DAGSTER_HOME: every filed
-    request is applied, every variant re-derived from the stored shards, every older version holding
-    a removed row withdrawn, and the receipts written. Prints what changed."""
+def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None, instance=None, full: bool = False) -> int:
+    """Re-derive every release now, in this process, against the instance in $DAGSTER_HOME (or
+    `instance`): `takedown_job` when only removal entries changed since the release index was
+    written (no dbt model is built: the incremental path), else `publish_job`; when the removal-only
+    run declines the incremental path, `publish_job` runs at once. Every filed request is applied,
+    every older version holding a removed row withdrawn, the receipts written. Prints what changed."""
+    import contextlib
     import time
 
     import dagster as dg
 
-    from laion_assets.definitions import build_definitions
+    from laion_assets.definitions import build_definitions, build_resources
+    from laion_assets.defs.removal.fast_path import FULL_BUILD_TAG, PUBLISH_JOB, choose_job
     from laion_assets.settings import load_settings
 
     out = out or sys.stdout
     t0 = time.monotonic()
+    settings = load_settings()
     config = {"confirm_removal_sources": confirm_sources, "confirm_row_loss": confirm_row_loss}
-    job = build_definitions(load_settings()).resolve_job_def("publish_job")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        run_config={"ops": {"published_dataset": {"config": config}}})
+    defs = build_definitions(settings)
+    if full:
+        job_name, why = PUBLISH_JOB, "--full"
+    else:
+        with dg.build_resources({"storage": build_resources(settings)["storage"]}) as resources:
+            job_name, why = choose_job(resources.storage.get())
+    print(f"re-derive by {job_name}: {why}", file=out)
+    with (contextlib.nullcontext(instance) if instance is not None else dg.DagsterInstance.get()) as inst:
+        result = _execute(defs, job_name, inst, config)
+        if not result.success and inst.get_run_by_id(result.run_id).tags.get(FULL_BUILD_TAG) == "true":
+            declined = _failure_messages(result)
+            print(f"{job_name} declined the incremental path ({'; '.join(declined)}): re-derive by {PUBLISH_JOB}",
+                  file=out)
+            job_name, result = PUBLISH_JOB, _execute(defs, PUBLISH_JOB, inst, config)
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure and getattr(event.event_specific_data, "error", None):
-                print(f"{event.step_key}: {event.event_specific_data.error.message.strip()}", file=out)
+        for message in _failure_messages(result):
+            print(message, file=out)
         print(f"re-derive FAILED (run {result.run_id}); nothing was published", file=out)
         return REFUSED
     meta = result.asset_materializations_for_node("published_dataset")[-1].metadata
@@ -109,8 +123,22 @@ def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None) ->
               f"{v.get('previous')}); withdrawn: {', '.join(v.get('withdrawn', [])) or 'none'}", file=out)
     if "rederive" in meta:
         print(f"release step: {meta['rederive'].value} ({meta['rederive_reason'].value})", file=out)
-    print(f"re-derived in {time.monotonic() - t0:.1f} s (run {result.run_id})", file=out)
+    print(f"re-derived by {job_name} in {time.monotonic() - t0:.1f} s (run {result.run_id})", file=out)
     return 0
+
+
+def _execute(defs, job_name: str, instance, config: dict):
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(instance=instance, raise_on_error=False,
+                                  run_config={"ops": {"published_dataset": {"config": config}}})
+
+
+def _failure_messages(result) -> list[str]:
+    out = []
+    for event in result.all_events:
+        if event.is_step_failure and getattr(event.event_specific_data, "error", None):
+            out.append(f"{event.step_key}: {event.event_specific_data.error.message.strip()}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,16 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     filing.add_argument("path", type=Path, help="CSV/TSV (kind,value[,listed_on]), parquet, or <name>.<kind>.txt")
     filing.add_argument("--source", help="file it under this name (default: the file's own name)")
     filing.add_argument("--root", help="storage root (default: LAION_ASSETS_ROOT)")
-    again = sub.add_parser("rederive", help="apply every filed request now: publish_job in this process "
-                           "($DAGSTER_HOME's instance), withdrawing every older version that holds a removed row")
+    again = sub.add_parser("rederive", help="apply every filed request now, in this process ($DAGSTER_HOME's "
+                           "instance): takedown_job when only removal entries changed (no dbt), else publish_job; "
+                           "every older version that holds a removed row is withdrawn")
     again.add_argument("--confirm-source", action="append", default=[],
                        help="a removal source whose mass or over-broad removal was checked (repeatable)")
     again.add_argument("--confirm-row-loss", action="store_true", help="a large row loss was checked and is intended")
+    again.add_argument("--full", action="store_true", help="always publish_job (dbt build of every model first)")
     args = parser.parse_args(argv)
     if args.command == "file":
         return file_request(args.path, source=args.source, root=args.root)
     if args.command == "rederive":
-        return rederive(confirm_sources=args.confirm_source, confirm_row_loss=args.confirm_row_loss)
+        return rederive(confirm_sources=args.confirm_source, confirm_row_loss=args.confirm_row_loss, full=args.full)
     return USAGE_ERROR
 
 

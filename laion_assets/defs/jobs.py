@@ -33,6 +33,19 @@ publish_job = dg.define_asset_job(
     "from the stored shards (nothing is re-downloaded or re-scored): `removal_requests_sensor` launches it.",
 )
 
+takedown_job = dg.define_asset_job(
+    "takedown_job",
+    # publish_job without its dbt models: every removal change reaches them (removal_matches ->
+    # release_drops -> drop_log ...), but the incremental re-derive reads the release index, not them.
+    selection=dg.AssetSelection.groups("removal", "publish") - dg.AssetSelection.kind("dbt"),
+    description="The removal-only re-derive: removal sources, then every release variant by the "
+    "incremental path (only the parts holding removed rows rewritten; withdrawal, purge), the search "
+    "index and the receipts; no dbt model is built. `published_dataset` refuses the full build here "
+    "(the warehouse predates the removal list): `takedown rederive` and `removal_requests_sensor` "
+    "launch it only when nothing but removal entries changed, and fall back to `publish_job` "
+    "when it declines (`defs/removal/fast_path.py`).",
+)
+
 clip_job = dg.define_asset_job(
     "clip_job",
     selection=dg.AssetSelection.assets("clip_scores"),
@@ -52,4 +65,4 @@ progress_job = dg.define_asset_job(
     description="Refresh the crawl_progress report (reads the instance only); crawl_progress_schedule runs it.",
 )
 
-JOBS = [crawl_job, shard_job, clip_job, publish_job, progress_job]
+JOBS = [crawl_job, shard_job, clip_job, publish_job, takedown_job, progress_job]

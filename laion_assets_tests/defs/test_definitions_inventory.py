@@ -42,7 +42,7 @@ PYTHON_CHECKS = {
 }
 DBT_CHECKED_MODELS = {"dedup_stats", "drop_log", "placeholder_images", "published_pairs", "release_drops",
                       "stg_filtered_pairs", "stg_removal_entries", "stg_shard_drops"}
-JOBS = {"crawl_job", "shard_job", "clip_job", "publish_job", "progress_job"}
+JOBS = {"crawl_job", "shard_job", "clip_job", "publish_job", "takedown_job", "progress_job"}
 SCHEDULES = {"shard_backfill", "crawl_progress_schedule"}
 SENSORS = {"crawl_discovery_sensor", "failure_alerts", "publish_automation", "removal_requests_sensor"}
 

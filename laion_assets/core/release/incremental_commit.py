@@ -26,7 +26,7 @@ from laion_assets.core.release.checks import CHECKS, RowCountVerdict, loss_holds
 from laion_assets.core.release.diff import release_diff
 from laion_assets.core.release.files import ReleaseVariant, verify_release_dir, write_release_files
 from laion_assets.core.release.incremental import (
-    _link, match, new_entries, promotion_problem, state_problem, updated_described, updated_facts,
+    match, new_entries, promotion_problem, state_problem, updated_described, updated_facts,
 )
 from laion_assets.core.release.purge import purge_removed
 from laion_assets.core.release.release_index import _after_purge, _commit_state, _read_state
@@ -233,7 +233,7 @@ def _commit(st: Storage, plan: IncrementalPlan, facts: dict[str, Any], n_pub: in
             if i in plan.rewritten:
                 shutil.move(staged / f["path"], tmp / f["path"])
             else:
-                _link(st.local_file(f"{release_dir(variant.name, plan.previous)}/{f['path']}"), tmp / f["path"])
+                st.link_into(f"{release_dir(variant.name, plan.previous)}/{f['path']}", tmp / f["path"])
                 linked.add(f["path"])
         write_release_files(tmp, files=plan.files, version=version, variant=variant, described=described, build=build)
         problems = verify_release_dir(tmp, verified=frozenset(linked))

@@ -52,6 +52,30 @@ from laion_assets.core.storage.layout import (
 _REASONS = pa.schema([("sample_id", pa.int64()), ("reason", pa.string())])
 
 
+class FullBuildNeeded(Exception):
+    """The incremental re-derive declined (`why`) and the full build may not run here (`refused`:
+    the warehouse predates the removal list): run `publish_job`, which rebuilds the dbt models first."""
+
+    def __init__(self, why: str, refused: str):
+        self.why, self.refused = why, refused
+        super().__init__(f"the full build is needed ({why}), and {refused}: run publish_job")
+
+
+def derived_problem(st: Storage, derived_from: dict[str, str]) -> str | None:
+    """Why the release index was not derived from `derived_from` (None: it was, or there is no index)."""
+    from laion_assets.core.release.release_index import _read_state
+
+    state = _read_state(st)
+    if state is None:
+        return None
+    recorded = state.get("derived_from", {})
+    changed = sorted(k for k in {*derived_from, *recorded} if derived_from.get(k) != recorded.get(k))
+    if changed:
+        return (f"the release index was derived from another {', '.join(changed)} "
+                f"({', '.join(f'{k}: {recorded.get(k)} then, {derived_from.get(k)} now' for k in changed)})")
+    return None
+
+
 class ReleaseBlocked(Exception):
     """A check failed: nothing was published. `failures` names each variant and check."""
 
@@ -106,6 +130,13 @@ class PublishOptions:
     diff_pad: int = 9  # unchanged rows listed beside each removed row of a `padded` source
     withdraw: bool = True
     incremental: bool = True  # re-derive from the release index when only removal entries grew (incremental.py)
+    # What the warehouse was built from besides the shard tables and the removal list (e.g. the dbt
+    # project's digest): a full build records it in the release index, an incremental re-derive
+    # needs the same (else the full build runs).
+    derived_from: dict[str, str] = field(default_factory=dict)
+    # Set when the warehouse predates the removal list (a `takedown_job` run, which builds no dbt
+    # model): the full build would read stale drops, so it is refused (`FullBuildNeeded`) instead.
+    full_build_refused: str | None = None
 
 
 @dataclass
@@ -285,10 +316,16 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
     if options.incremental:
         from laion_assets.core.release.incremental_commit import rederive_incremental
 
-        done, why_full = rederive_incremental(st, variants, options, log, extra_failures)
+        why_full = derived_problem(st, options.derived_from)
+        done = None
+        if why_full is None:
+            done, why_full = rederive_incremental(st, variants, options, log, extra_failures)
         if done is not None:
             return done
-        log(f"full build: {why_full}")
+        if options.full_build_refused is None:
+            log(f"full build: {why_full}")
+    if options.full_build_refused is not None:
+        raise FullBuildNeeded(why_full, options.full_build_refused)
     entries = st.read_parquet(REMOVAL_ENTRIES)
     scratch = Path(tempfile.mkdtemp(prefix="laion-release-"))
     index = None

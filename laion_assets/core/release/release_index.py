@@ -144,18 +144,24 @@ def save_full_state(st: Storage, uploaded: dict[str, Any], variants: Sequence[Re
     """Commit STATE.json for a full build (after its purge: the inputs as they are now)."""
     _commit_state(st, uploaded["gen"], uploaded["files"], uploaded["shared"], variants,
                   {n: m["version"] for n, m in published.items()}, _after_purge(facts, purged), entries,
-                  options.withdraw, options)
+                  options.withdraw, options, derived_from=dict(getattr(options, "derived_from", {})))
 
 
-def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options) -> None:
+def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options,
+                  derived_from: dict[str, str] | None = None) -> None:
+    """`derived_from`: what the full build's warehouse was built from (the dbt project's digest);
+    None (an incremental re-derive, which reads no warehouse): the previous state's, kept."""
+    previous = _read_state(st)
+    if derived_from is None:
+        derived_from = (previous or {}).get("derived_from", {})
     st.write_parquet(_entry_keys(entries), f"{gen}/entries.parquet")
     state = {"format": FORMAT, "inputs": inputs_fingerprint(st), "rules": RULES, "writer": PART_WRITER,
              "rows_per_part": options.rows_per_part, "index_files": files, "shared": shared,
              "entries": f"{gen}/entries.parquet", "purged": bool(purged), "facts": facts,
              "order": [v.name for v in variants],
              "variants": {v.name: {"punsafe_max": v.punsafe_max, "version": versions[v.name],
-                                   "parts": _part_count(st, v.name, versions[v.name])} for v in variants}}
-    previous = _read_state(st)
+                                   "parts": _part_count(st, v.name, versions[v.name])} for v in variants},
+             "derived_from": derived_from}
     st.write_bytes((json.dumps(state, indent=1, sort_keys=True) + "\n").encode(), RELEASE_INDEX_STATE)
     # What the previous state named and this one does not (replaced files hold removed rows) goes.
     keep = {*files, shared, state["entries"]}

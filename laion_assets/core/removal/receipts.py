@@ -51,7 +51,7 @@ def initial_receipt(record: Mapping, *, now: str, previous: Mapping | None = Non
             "landed_at": None, "versions": {}, "rows_removed": {}, "rows_matched": None}
 
 
-def landed_receipt(receipt: Mapping, manifests: Mapping[str, Mapping], rows_matched: Mapping[str, int], *,
+def landed_receipt(receipt: Mapping, manifests: Mapping[str, Mapping], rows_matched: Mapping[str, int] | None, *,
                    now: str, applied: bool = False) -> dict:
     """`receipt` after a publish whose variants' manifests are `manifests` ({variant: manifest}):
     landed when every variant's manifest lists the request's source with all its accepted entries,
@@ -69,7 +69,11 @@ def landed_receipt(receipt: Mapping, manifests: Mapping[str, Mapping], rows_matc
     same = receipt["status"] == LANDED and receipt.get("versions") == versions
     return {**receipt, "status": LANDED, "versions": versions,
             "rows_removed": {v: int(listed[v].get("rows_removed", 0)) if v in listed else 0 for v in sorted(found)},
-            "rows_matched": int(rows_matched.get(source, 0)),
+            # Counted once, by the publish it lands in: the purge after it takes the matched rows out of
+            # the kept pairs the warehouse matches, so a later recount would say 0. `rows_matched`
+            # None (a takedown_job run, whose warehouse predates the removal list): not counted (null).
+            "rows_matched": (receipt.get("rows_matched") if receipt["status"] == LANDED or rows_matched is None
+                             else int(rows_matched.get(source, 0))),
             "landed_at": receipt["landed_at"] if same else now}
 
 

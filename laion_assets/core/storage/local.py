@@ -195,6 +195,14 @@ class LocalStorage(_CommitMixin):
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    def link_into(self, relpath: str, dest: Path) -> None:
+        """`relpath` at `dest` (a staged write-once directory): a hard link, the same bytes and no
+        copy, where the filesystem allows; else a copy."""
+        try:
+            os.link(self.path(relpath), dest)
+        except OSError:
+            shutil.copyfile(self.path(relpath), dest)
+
     def clean_orphans(self, relpath: str) -> list[str]:
         """Remove what killed runs left of `relpath`: staging dirs, temp files, unnamed versions."""
         d = self.path(relpath)

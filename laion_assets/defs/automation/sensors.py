@@ -23,6 +23,8 @@ import dagster as dg
 
 from laion_assets.core.alerts.webhook import AlertDeliveryError, post_json
 from laion_assets.settings import ALERT_WEBHOOK_ENV as WEBHOOK_ENV
+from laion_assets.defs.removal.fast_path import FULL_BUILD_TAG
+
 MAX_RUNS_PER_TICK = 50
 RECENT_RUNS_KEPT = 2000  # finished runs remembered, so a run updated again is not alerted twice
 CLOCK_SLACK_S = 5.0  # runs updated this close to the cursor are re-read (and skipped if done)
@@ -136,7 +138,9 @@ def run_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, webhook: AlertW
         alert = check_failure_alert(record, webhook, run.tags.get("dagster/partition"))
         if alert is not None:
             out.append((f"{run_id}:{record.storage_id}", alert))
-    if status == dg.DagsterRunStatus.FAILURE:
+    # A takedown_job whose release step declined the incremental path failed by design: its caller
+    # runs publish_job next (defs/removal/fast_path.py), whose failure would be alerted.
+    if status == dg.DagsterRunStatus.FAILURE and run.tags.get(FULL_BUILD_TAG) != "true":
         failure = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
         if failure:
             out.append((f"{run_id}:run", run_failure_alert(failure[-1], instance, webhook)))

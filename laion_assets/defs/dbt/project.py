@@ -48,6 +48,23 @@ def newest_source_mtime(project_dir: Path) -> float:
     return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
 
 
+def project_digest(project_dir: Path = DBT_DIR) -> str:
+    """A digest of the dbt project's logic (models, tests, macros, seeds, ..., `dbt_project.yml`;
+    not `profiles.yml`, which says where, not what): a release index records the digest it was
+    derived from, and a re-derive on another digest takes the full build (`defs/removal/fast_path.py`)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    paths = [project_dir / f for f in SOURCE_FILES if f != "profiles.yml"]
+    for d in SOURCE_DIRS:
+        if (project_dir / d).is_dir():
+            paths += sorted(p for p in (project_dir / d).rglob("*") if p.is_file())
+    for p in paths:
+        if p.is_file():
+            h.update(p.relative_to(project_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return "dbt-" + h.hexdigest()[:16]
+
+
 def manifest_is_fresh(project: DbtProject) -> bool:
     manifest = project.manifest_path
     return manifest.exists() and manifest.stat().st_mtime >= newest_source_mtime(project.project_dir)

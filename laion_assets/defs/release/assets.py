@@ -4,13 +4,15 @@ The work is `core/release/publish.py:publish_release` (plan every variant, check
 nothing); this asset passes its config and turns the result into check results and UI metadata.
 """
 
+import dataclasses
+
 import dagster as dg
 from pydantic import Field
 
 from laion_assets.core.release.checks import CHECKS
 from laion_assets.core.release.files import DEFAULT_VARIANTS, ReleaseVariant
 from laion_assets.core.release.checks import LossLimits
-from laion_assets.core.release.publish import PublishOptions, ReleaseBlocked, publish_release
+from laion_assets.core.release.publish import FullBuildNeeded, PublishOptions, ReleaseBlocked, publish_release
 from laion_assets.core.download.health import release_download_failures
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.core.storage.layout import release_dir
@@ -130,9 +132,19 @@ def published_dataset(
         # An outage is named, never published: shards whose downloads failed at the ERROR level.
         outage = release_download_failures(st, context.instance.get_dynamic_partitions(shard_partitions.name),
                                           dict(load_settings().download_health))
-        result = publish_release(st, variants, config.options(), log=context.log.info, extra_failures=outage)
+        # A warehouse built on an older removal list (a takedown_job run builds no dbt model) may
+        # serve the incremental path only: its full build would read stale drops.
+        from laion_assets.defs.removal.fast_path import FULL_BUILD_TAG, derived_from, warehouse_behind
+
+        options = dataclasses.replace(config.options(), derived_from=derived_from(),
+                                      full_build_refused=warehouse_behind(context.instance))
+        result = publish_release(st, variants, options, log=context.log.info, extra_failures=outage)
     except ReleaseBlocked as blocked:
         raise dg.Failure(str(blocked)) from None
+    except FullBuildNeeded as needed:
+        # Expected on the removal-only path: the caller falls back to publish_job (not alerted).
+        context.instance.add_run_tags(context.run_id, {FULL_BUILD_TAG: "true"})
+        raise dg.Failure(str(needed), metadata={"full_build_needed": needed.why, "refused": needed.refused}) from None
     first, version, facts = result.default_variant, result.version, result.facts
     release_uri = st.uri(release_dir(first, version))
     return dg.MaterializeResult(

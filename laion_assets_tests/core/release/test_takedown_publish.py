@@ -147,3 +147,56 @@ def test_every_offered_version_holding_a_removed_row_is_withdrawn_on_s3(tmp_path
     held = [p for p in st.list(release_dir("v", v3), ".parquet")]
     urls = {u for p in held for u in st.read_parquet(p).column("URL").to_pylist()}
     assert rows[2]["url"] not in urls and len(urls) == 10
+
+
+def _sync_root(root: Path, st) -> None:
+    """The whole local root (shard tables, warehouse, removal list) into the S3 root: the shard
+    tables under the root are what the release index's inputs fingerprint reads."""
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.name.endswith((".wal", ".lock")):
+            st.upload_file(p, p.relative_to(root).as_posix())
+
+
+def _objects(s3, st, variant: str, version: str) -> dict[str, tuple[str, int]]:
+    """{part name: (ETag, size)} of a version's parts as the bucket holds them."""
+    out = {}
+    for rel in st.list(release_dir(variant, version), ".parquet"):
+        head = s3.client().head_object(Bucket=BUCKET, Key=st.key(rel))
+        out[rel.rsplit("/", 1)[1]] = (head["ETag"], head["ContentLength"])
+    return out
+
+
+def test_an_incremental_rederive_on_s3_copies_untouched_parts_server_side(tmp_path, monkeypatch, s3):
+    rows = _rows(41)  # 5 parts of 10
+    root = _setup(tmp_path, monkeypatch, rows)
+    st, local = _s3_storage(s3, tmp_path), LocalStorage(root)
+    _sync_root(root, st)
+    opts = PublishOptions(rows_per_part=10)
+    first = publish_release(st, [VARIANT], opts)
+    assert publish_release(local, [VARIANT], opts).version == first.version  # the same build on a local root
+    before = _objects(s3, st, "v", first.version)
+    _setup(tmp_path, monkeypatch, rows, _entries(("url", rows[7]["url"], "req")))
+    _sync(root, st)  # the new removal list (and the warehouse dbt built on it); the shard tables as they were
+    after = publish_release(st, [VARIANT], opts)
+    assert after.mode == "incremental", after.mode_reason
+    rewritten = after.variants["v"]["incremental"]["parts_rewritten"]
+    assert len(rewritten) == 1  # the part (by SAMPLE_ID range) that held the removed row
+    now = _objects(s3, st, "v", after.version)
+    assert set(now) == set(before) and len(now) == 5
+    # Untouched parts keep their bytes and ETags; only the part that held the row is new.
+    assert [n for n in sorted(now) if now[n] != before[n]] == rewritten
+    # ...and never passed through this machine: no cached copy of an untouched part (a download
+    # through the local cache put one there before server-side copies).
+    cached = st.cache_dir / "files" / release_dir("v", first.version)
+    assert not cached.exists() or sorted(p.name for p in cached.iterdir()) == []
+    # Withdrawal deleted the old version's parts on S3 and left its tombstone.
+    assert st.list(release_dir("v", first.version), ".parquet") == []
+    tomb = json.loads(st.read_bytes(tombstone_path("v", first.version)))
+    assert tomb["replaced_by"] == after.version and tomb["rows_removed_by_reason"] == {"removal:req": 1}
+    assert st.exists(f"{release_dir('v', after.version)}/_COMPLETE")
+    # The full build of the same request (the local root's warehouse): the same version (names, rows
+    # and sha256 of every part), part for part the same bytes as the objects (ETag: their MD5).
+    full = publish_release(local, [VARIANT], PublishOptions(rows_per_part=10, incremental=False))
+    assert full.mode == "full" and full.version == after.version
+    parts = sorted((root / release_dir("v", full.version)).glob("part-*.parquet"))
+    assert {p.name: (f'"{hashlib.md5(p.read_bytes()).hexdigest()}"', p.stat().st_size) for p in parts} == now
