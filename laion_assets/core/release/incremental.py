@@ -33,7 +33,7 @@ import pyarrow as pa
 from laion_assets.core.removal.requests import card_requests
 from laion_assets.core.release.files import ReleaseVariant, removal_sources
 from laion_assets.core.release.release_index import (
-    FORMAT, KEYS, RULES, _entry_keys, inputs_fingerprint, key_sql,
+    FORMAT, KEYS, RULES, _entry_keys, bucket_of, inputs_fingerprint, key_sql,
 )
 from laion_assets.core.release.writer import PART_WRITER, part_of
 from laion_assets.core.removal.entries import host_sql, matches_sql, pdq_matches_sql
@@ -109,42 +109,71 @@ def _in(col: str, keys: list[int]) -> str:
     return f"{col} IN ({', '.join(map(str, keys))})"
 
 
+def lookup(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], col: str, keys: list[int]) -> set[int]:
+    """SAMPLE_IDs whose `col` key is one of `keys`, from the key files (sorted by key, small row
+    groups: DuckDB skips every row group whose min/max holds none of them, so k keys read at most
+    k row groups of the bucket files that hold one, whatever the release's size)."""
+    files = state["keys"][col]
+    out: set[int] = set()
+    by_file: dict[str, list[int]] = {}
+    for k in sorted(set(keys)):
+        by_file.setdefault(files[bucket_of(k, len(files))], []).append(k)
+    for f, ks in sorted(by_file.items()):
+        if len(ks) <= _INLINE_MAX:
+            q = f"SELECT DISTINCT SAMPLE_ID FROM read_parquet('{st.uri(f)}') WHERE {_in('k', ks)}"
+        else:  # a long hash list: one join over the bucket file
+            q = (f"SELECT DISTINCT SAMPLE_ID FROM read_parquet('{st.uri(f)}') "
+                 f"WHERE k IN (SELECT unnest({ks!r}::BIGINT[]))")
+        out.update(r[0] for r in con.sql(q).fetchall())
+    return out
+
+
+def index_rows(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], ids: set[int] | list[int],
+               name: str) -> list[str]:
+    """Temp table `name`: the index rows of `ids` (with `filename`), read from the files whose
+    SAMPLE_ID range holds one; returns those files."""
+    files = state["index_files"]
+    read = sorted({files[part_of(i, len(files))] for i in ids})
+    con.register(f"{name}_ids", pa.table({"SAMPLE_ID": pa.array(sorted(ids), pa.int64())}))
+    src = (f"read_parquet({[st.uri(f) for f in read]!r}, filename = true)" if read else
+           "(SELECT *, NULL::VARCHAR AS filename FROM idx LIMIT 0)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS rid, * FROM {src} "
+                f"WHERE SAMPLE_ID IN (SELECT SAMPLE_ID FROM {name}_ids)")
+    return read
+
+
 def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) -> tuple[pa.Table, list[str]]:
     """Index rows the view `new_entries` removes (index columns, `reason`, `file`), and the index
-    files that hold a candidate. Reads every file's key (or host / PDQ) column once, then the
-    candidate rows of the files that hold one."""
+    files that hold a candidate. Candidates come from the key files (hash kinds, exact URLs,
+    prefixes through their host; domains through the host file, then their hosts' keys), reading
+    only the row groups that may hold a key; PDQ entries scan the index's PDQ column (the banded
+    join). Then only the candidate rows of the files holding one are matched exactly."""
     files = state["index_files"]
     uris = [st.uri(f) for f in files]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")  # lazy: PDQ only
     kinds = {r[0] for r in con.sql("SELECT DISTINCT kind FROM new_entries").fetchall()}
     unknown = kinds - set(KEYS) - {"domain", "pdq"}
     if unknown:
         raise ValueError(f"removal entry kinds the release index cannot match: {sorted(unknown)}")
-    conds = []
-    for col, keys in _keys(con).items():
-        conds.append(_in(col, keys) if len(keys) <= _INLINE_MAX else
-                     f"{col} IN (SELECT unnest({keys!r}::BIGINT[]))")
+    keys = _keys(con)
     if "domain" in kinds:
-        hosts = [r[0] for r in con.sql(
-            "SELECT DISTINCT h.host FROM (SELECT DISTINCT host_canonical AS host FROM idx) h JOIN new_entries e "
-            "ON e.kind = 'domain' AND (h.host = e.value OR ends_with(h.host, '.' || e.value))").fetchall()]
-        if hosts:
-            con.register("domain_hosts", pa.table({"host": pa.array(hosts, pa.string())}))
-            conds.append("host_canonical IN (SELECT host FROM domain_hosts)")
-    queries = [f"SELECT DISTINCT SAMPLE_ID FROM idx WHERE {' OR '.join(conds)}"] if conds else []
+        hosts = con.sql(
+            f"SELECT DISTINCT {key_sql('md5(h.host)')} FROM read_parquet('{st.uri(state['hosts'])}') h JOIN new_entries e "
+            "ON e.kind = 'domain' AND (h.host = e.value OR ends_with(h.host, '.' || e.value))").fetchall()
+        keys.setdefault("k_host", []).extend(r[0] for r in hosts)
+    ids: set[int] = set()
+    for col, ks in keys.items():
+        ids |= lookup(con, st, state, col, ks)
     if "pdq" in kinds:
-        queries.append(f"SELECT DISTINCT SAMPLE_ID FROM ({pdq_matches_sql('idx', 'new_entries', ['SAMPLE_ID'])})")
-    ids = {r[0] for q in queries for r in con.sql(q).fetchall()}
-    n = len(files)
-    read = sorted({files[part_of(i, n)] for i in ids})
-    empty = con.sql("SELECT *, NULL::VARCHAR AS reason, NULL::VARCHAR AS file FROM idx LIMIT 0").to_arrow_table()
-    if not read:
-        return empty, []
-    by_uri = {st.uri(f): f for f in read}
+        ids |= {r[0] for r in con.sql(
+            f"SELECT DISTINCT SAMPLE_ID FROM ({pdq_matches_sql('idx', 'new_entries', ['SAMPLE_ID'])})").fetchall()}
     # Only the candidates are matched exactly (a superset of the matches), read from the files holding them.
-    con.register("cand_ids", pa.table({"SAMPLE_ID": pa.array(sorted(ids), pa.int64())}))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT row_number() OVER () AS rid, * "
-                f"FROM read_parquet({list(by_uri)!r}, filename = true) WHERE SAMPLE_ID IN (SELECT SAMPLE_ID FROM cand_ids)")
+    by_uri = {st.uri(f): f for f in index_rows(con, st, state, ids, "cand")}
+    # The files that hold a candidate row (a stale key, of a row removed since the full build, finds none).
+    read = sorted(by_uri[r[0]] for r in con.sql("SELECT DISTINCT filename FROM cand").fetchall())
+    if not read:
+        return con.sql("SELECT * EXCLUDE (rid, filename), NULL::VARCHAR AS reason, NULL::VARCHAR AS file FROM cand"
+                       ).to_arrow_table(), []
     con.execute("CREATE OR REPLACE TEMP VIEW cand_rows AS SELECT rid AS SAMPLE_ID, URL, sha256, md5, sha1, pdq, "
                 "pdq_quality, url_canonical AS URL_CANONICAL, host_canonical AS HOST_CANONICAL FROM cand")
     removed = con.sql(f"""
@@ -163,14 +192,20 @@ def promotion_problem(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[s
     build could publish instead, or whose drop reason the diff would name), or whose image another
     kept pair still has (a duplicate_image copy the full build would promote)."""
     con.register("removed", removed)
-    shared = con.sql(f"SELECT count(*) FROM removed WHERE drop_reason IS NULL AND SAMPLE_ID IN "
-                     f"(SELECT sample_id FROM read_parquet('{st.uri(state['shared'])}'))").fetchall()[0][0]
+    ids = [r[0] for r in con.sql("SELECT DISTINCT SAMPLE_ID FROM removed WHERE drop_reason IS NULL").fetchall()]
+    if not ids:
+        return None
+    # shared.parquet is sorted by sample_id: an inlined list skips the row groups that hold none of them
+    cond = (_in("sample_id", ids) if len(ids) <= _INLINE_MAX else
+            "sample_id IN (SELECT SAMPLE_ID FROM removed WHERE drop_reason IS NULL)")
+    shared = con.sql(f"SELECT count(*) FROM read_parquet('{st.uri(state['shared'])}') WHERE {cond}").fetchall()[0][0]
     if shared:
         return f"{shared} removed row(s) have another copy in the drop log"
     keys = [r[0] for r in con.sql(f"SELECT DISTINCT {key_sql('sha256')} FROM removed WHERE drop_reason IS NULL "
                                   "AND sha256 IS NOT NULL").fetchall()]
     if keys:
-        copies = con.sql(f"""SELECT count(*) FROM (SELECT crawl, shard, key, sha256 FROM idx WHERE {_in('k_image_sha256', keys)}) i
+        index_rows(con, st, state, lookup(con, st, state, "k_image_sha256", keys), "same_image")
+        copies = con.sql("""SELECT count(*) FROM same_image i
             WHERE i.sha256 IN (SELECT sha256 FROM removed WHERE drop_reason IS NULL)
               AND NOT EXISTS (SELECT 1 FROM removed r WHERE r.crawl = i.crawl AND r.shard = i.shard AND r.key = i.key)
             """).fetchall()[0][0]

@@ -273,5 +273,7 @@ def _update_index(st: Storage, state: dict[str, Any], removed: pa.Table, read: l
         pq.write_table(t.filter(keep), local, compression="zstd")
         files[i] = f"{gen}/{local.name}"
         st.upload_file(local, files[i])
+    # The key and host files stay as they are: the removed rows' keys find no row any more (a superset).
     _commit_state(st, gen, files, state["shared"], variants, {n: m["version"] for n, m in published.items()},
-                  _after_purge(facts, purged), entries, options.withdraw, options)
+                  _after_purge(facts, purged), entries, options.withdraw, options, keys=state["keys"],
+                  hosts=state["hosts"])
