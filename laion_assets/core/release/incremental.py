@@ -36,7 +36,8 @@ from laion_assets.core.release.release_index import (
     FORMAT, KEYS, RULES, _entry_keys, bucket_of, inputs_fingerprint, key_sql,
 )
 from laion_assets.core.release.writer import PART_WRITER, part_of
-from laion_assets.core.removal.entries import host_sql, matches_sql, pdq_matches_sql
+from laion_assets.core.removal.entries import matches_sql, pdq_matches_sql
+from laion_assets.core.checks import quote_literal
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import variant_latest
 
@@ -95,9 +96,10 @@ def _keys(con: duckdb.DuckDBPyConnection) -> dict[str, list[int]]:
     """The candidate keys of the new entries, per index key column."""
     exprs = {k: key_sql("value") for k in KEYS}
     exprs["url"] = key_sql("md5(value)")
-    exprs["url_prefix"] = key_sql(f"md5(coalesce(host, {host_sql('value')}))")
     out: dict[str, list[int]] = {}
     for kind, (col, _) in KEYS.items():
+        if kind == "url_prefix":
+            continue  # a range of the sorted URL files (`prefix_lookup`), not its host's every row
         keys = [r[0] for r in con.sql(f"SELECT DISTINCT {exprs[kind]} FROM new_entries WHERE kind = '{kind}' "
                                       "ORDER BY 1").fetchall() if r[0] is not None]
         if keys:
@@ -125,6 +127,27 @@ def lookup(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], c
             q = (f"SELECT DISTINCT SAMPLE_ID FROM read_parquet('{st.uri(f)}') "
                  f"WHERE k IN (SELECT unnest({ks!r}::BIGINT[]))")
         out.update(r[0] for r in con.sql(q).fetchall())
+    return out
+
+
+def _next_prefix(p: str) -> str | None:
+    """The smallest string above every string starting with `p` (None: none that is simple to spell)."""
+    if p and p[-1] < "\x7f":
+        return p[:-1] + chr(ord(p[-1]) + 1)
+    return None
+
+
+def prefix_lookup(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], prefixes: list[str]) -> set[int]:
+    """SAMPLE_IDs whose canonical URL starts with one of `prefixes`, from the sorted URL files: a
+    range filter, so DuckDB reads only the row groups whose min/max overlap the prefix's range."""
+    files = [st.uri(f) for f in state["keys"]["urls"]]
+    out: set[int] = set()
+    for p in sorted(set(prefixes)):
+        hi = _next_prefix(p)
+        bound = f" AND u < {quote_literal(hi)}" if hi is not None else ""
+        out.update(r[0] for r in con.sql(
+            f"SELECT SAMPLE_ID FROM read_parquet({files!r}) WHERE u >= {quote_literal(p)}{bound} "
+            f"AND starts_with(u, {quote_literal(p)})").fetchall())
     return out
 
 
@@ -164,6 +187,9 @@ def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) ->
     ids: set[int] = set()
     for col, ks in keys.items():
         ids |= lookup(con, st, state, col, ks)
+    if "url_prefix" in kinds:
+        ids |= prefix_lookup(con, st, state, [r[0] for r in con.sql(
+            "SELECT DISTINCT value FROM new_entries WHERE kind = 'url_prefix' AND value IS NOT NULL").fetchall()])
     if "pdq" in kinds:
         ids |= {r[0] for r in con.sql(
             f"SELECT DISTINCT SAMPLE_ID FROM ({pdq_matches_sql('idx', 'new_entries', ['SAMPLE_ID'])})").fetchall()}

@@ -108,10 +108,23 @@ def _plan(st: Storage, variant: ReleaseVariant, state: dict[str, Any], removed_p
     plan.lost = dict(sorted(Counter(reason_of[i] for i in ids.to_pylist()).items()))
     plan.holds = loss_holds(plan.lost, manifest["rows"], options.limits)
     # The release checks on every row this re-derive wrote (the untouched parts passed them when published).
-    with_hashes = kept.join(cand.select(_HASHES), "SAMPLE_ID", join_type="left outer") if kept.num_rows else kept
+    with_hashes = _with_hashes(kept, cand) if kept.num_rows else kept
     with ReleaseRows.from_table(with_hashes) as checked:
         plan.outcomes = checked.check(variant.punsafe_max, CHECKS, entries)
     return plan
+
+
+def _with_hashes(kept: pa.Table, cand: pa.Table) -> pa.Table:
+    """`kept` with the hash columns of its rows' index rows (a left join on SAMPLE_ID): a hash
+    lookup and a take, in `kept`'s order (published SAMPLE_IDs are unique; a join otherwise)."""
+    hashes = cand.select(_HASHES)
+    ids = hashes.column("SAMPLE_ID").combine_chunks()
+    if pc.count_distinct(ids).as_py() != hashes.num_rows:
+        return kept.join(hashes, "SAMPLE_ID", join_type="left outer")
+    taken = hashes.take(pc.index_in(kept.column("SAMPLE_ID"), value_set=ids))
+    for name in _HASHES[1:]:
+        kept = kept.append_column(name, taken.column(name))
+    return kept
 
 
 def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], options: Any,
@@ -126,6 +139,10 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
     if why:
         return None, why
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:  # wall seconds since the previous phase ended, in the summary
+        phases[name] = time.perf_counter() - t0 - sum(phases.values())
     entries = st.read_parquet(REMOVAL_ENTRIES)
     scratch = Path(tempfile.mkdtemp(prefix="laion-rederive-"))
     try:
@@ -140,6 +157,7 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
             why = promotion_problem(con, st, state, removed)
             if why:
                 return None, why
+            phase("match")
             # Hash columns of every row of the index files that cover the rewritten parts (for the checks).
             cover = sorted(set(read) | _covering_files(state, removed, variants))
             cand = (con.sql(f"SELECT {', '.join(_HASHES)} FROM read_parquet({[st.uri(f) for f in cover]!r}) "
@@ -153,6 +171,7 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
             if isinstance(plan, str):
                 return None, plan
             plans.append(plan)
+        phase("rewrite+checks")
         if plans[0].version == plans[0].previous:
             # The default variant (whose checks the asset reports) has nothing to rewrite, so nothing
             # here was checked: the full build re-checks its rows ("same version rebuilt").
@@ -177,19 +196,23 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
                 log(f"withdrew {plan.variant.name} {w['version']}: {w['rows_removed_by_reason']}")
         first = variants[0].name
         st.write_bytes(f"{first}/{published[first]['version']}\n".encode(), RELEASES_LATEST)
+        phase("publish+withdraw")
         purged = {}
         if options.withdraw and removed.num_rows:
             purged = purge_removed(st, removed.select(["crawl", "shard", "key", "SAMPLE_ID", "reason"])
                                    .rename_columns(["crawl", "shard", "key", "sample_id", "reason"]))
             if purged:
                 log(f"purged removed samples from {len(purged)} shard(s)")
+        phase("purge")
         _update_index(st, state, removed, read, variants, published, facts, entries, purged, options, scratch)
+        phase("index")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (f"{added.num_rows} new removal entries matched {removed.num_rows} kept pairs ({n_pub} published); "
                f"candidates in {len(read)} of {len(state['index_files'])} index files; parts rewritten: "
                + ", ".join(f"{p.variant.name} {len(p.rewritten)} of {len(p.files)}" for p in plans)
-               + f"; {time.perf_counter() - t0:.2f} s")
+               + f"; {time.perf_counter() - t0:.2f} s ("
+               + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()) + ")")
     log(f"incremental re-derive: {summary}")
     for plan in plans:
         published[plan.variant.name]["incremental"] = {

@@ -140,11 +140,23 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
             keys[col].append(key_file(col, b))
     con.execute(f"COPY (SELECT DISTINCT host_canonical AS host FROM release_index WHERE host_canonical IS NOT NULL "
                 f"ORDER BY 1) TO '{out_dir / 'hosts.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+    # Canonical URLs, sorted (what a url_prefix entry is a range of), cut into files of KEY_FILE_ROWS.
+    urls = []
+    order = "SELECT url_canonical AS u, SAMPLE_ID FROM release_index WHERE url_canonical IS NOT NULL"
+    if buckets > 1:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE url_order AS SELECT *, (row_number() OVER (ORDER BY u, SAMPLE_ID) - 1) "
+                    f"// {KEY_FILE_ROWS} AS f FROM ({order})")
+    for i in range(max(1, math.ceil(total / KEY_FILE_ROWS)) if buckets > 1 else 1):
+        src = f"SELECT u, SAMPLE_ID FROM url_order WHERE f = {i}" if buckets > 1 else order
+        con.execute(f"COPY ({src} ORDER BY u, SAMPLE_ID) TO '{out_dir / f'urls-{i:03d}.parquet'}' "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {KEY_ROW_GROUP})")
+        urls.append(f"urls-{i:03d}.parquet")
+    con.execute("DROP TABLE IF EXISTS url_order")
     shared = con.sql("SELECT DISTINCT d.sample_id FROM wh.drop_log d SEMI JOIN published p ON p.SAMPLE_ID = d.sample_id "
                      "ORDER BY 1").to_arrow_table()
     pq.write_table(shared, out_dir / "shared.parquet")
     con.execute("DROP TABLE release_index")
-    return {"dir": out_dir, "files": files, "rows": total, "keys": keys, "hosts": "hosts.parquet"}
+    return {"dir": out_dir, "files": files, "rows": total, "keys": keys, "hosts": "hosts.parquet", "urls": urls}
 
 
 def inputs_fingerprint(st: Storage) -> str:
@@ -186,6 +198,10 @@ def upload_index(st: Storage, index: dict[str, Any]) -> dict[str, Any]:
             st.upload_file(index["dir"] / name, f"{gen}/{name}")
             keys[col].append(f"{gen}/{name}")
     st.upload_file(index["dir"] / index["hosts"], f"{gen}/{index['hosts']}")
+    keys["urls"] = []
+    for name in index["urls"]:
+        st.upload_file(index["dir"] / name, f"{gen}/{name}")
+        keys["urls"].append(f"{gen}/{name}")
     return {"gen": gen, "files": files, "shared": f"{gen}/shared.parquet", "keys": keys,
             "hosts": f"{gen}/{index['hosts']}"}
 
