@@ -158,8 +158,8 @@ def index_rows(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any
     files = state["index_files"]
     read = sorted({files[part_of(i, len(files))] for i in ids})
     con.register(f"{name}_ids", pa.table({"SAMPLE_ID": pa.array(sorted(ids), pa.int64())}))
-    src = (f"read_parquet({[st.uri(f) for f in read]!r}, filename = true)" if read else
-           "(SELECT *, NULL::VARCHAR AS filename FROM idx LIMIT 0)")
+    src = (f"read_parquet({[st.uri(f) for f in read]!r}, filename = true)" if read else  # no row: one footer
+           f"(SELECT *, NULL::VARCHAR AS filename FROM read_parquet('{st.uri(files[0])}') LIMIT 0)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS rid, * FROM {src} "
                 f"WHERE SAMPLE_ID IN (SELECT SAMPLE_ID FROM {name}_ids)")
     return read
@@ -171,9 +171,6 @@ def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) ->
     prefixes through their host; domains through the host file, then their hosts' keys), reading
     only the row groups that may hold a key; PDQ entries scan the index's PDQ column (the banded
     join). Then only the candidate rows of the files holding one are matched exactly."""
-    files = state["index_files"]
-    uris = [st.uri(f) for f in files]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")  # lazy: PDQ only
     kinds = {r[0] for r in con.sql("SELECT DISTINCT kind FROM new_entries").fetchall()}
     unknown = kinds - set(KEYS) - {"domain", "pdq"}
     if unknown:
@@ -190,7 +187,9 @@ def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) ->
     if "url_prefix" in kinds:
         ids |= prefix_lookup(con, st, state, [r[0] for r in con.sql(
             "SELECT DISTINCT value FROM new_entries WHERE kind = 'url_prefix' AND value IS NOT NULL").fetchall()])
-    if "pdq" in kinds:
+    if "pdq" in kinds:  # the one kind that scans the index (its PDQ column, banded)
+        uris = [st.uri(f) for f in state["index_files"]]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")
         ids |= {r[0] for r in con.sql(
             f"SELECT DISTINCT SAMPLE_ID FROM ({pdq_matches_sql('idx', 'new_entries', ['SAMPLE_ID'])})").fetchall()}
     # Only the candidates are matched exactly (a superset of the matches), read from the files holding them.

@@ -134,9 +134,8 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
         keys[col] = []
         for b in range(buckets):
             where = f"{col} IS NOT NULL" + (f" AND {bucket_sql(col, buckets)} = {b}" if buckets > 1 else "")
-            con.execute(f"COPY (SELECT {col} AS k, SAMPLE_ID FROM release_index WHERE {where} ORDER BY k, SAMPLE_ID) "
-                        f"TO '{out_dir / key_file(col, b)}' (FORMAT parquet, COMPRESSION zstd, "
-                        f"ROW_GROUP_SIZE {KEY_ROW_GROUP})")
+            _write_sorted(con, f"SELECT {col} AS k, SAMPLE_ID FROM release_index WHERE {where} ORDER BY k, SAMPLE_ID",
+                          out_dir / key_file(col, b))
             keys[col].append(key_file(col, b))
     con.execute(f"COPY (SELECT DISTINCT host_canonical AS host FROM release_index WHERE host_canonical IS NOT NULL "
                 f"ORDER BY 1) TO '{out_dir / 'hosts.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
@@ -148,8 +147,7 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
                     f"// {KEY_FILE_ROWS} AS f FROM ({order})")
     for i in range(max(1, math.ceil(total / KEY_FILE_ROWS)) if buckets > 1 else 1):
         src = f"SELECT u, SAMPLE_ID FROM url_order WHERE f = {i}" if buckets > 1 else order
-        con.execute(f"COPY ({src} ORDER BY u, SAMPLE_ID) TO '{out_dir / f'urls-{i:03d}.parquet'}' "
-                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {KEY_ROW_GROUP})")
+        _write_sorted(con, f"{src} ORDER BY u, SAMPLE_ID", out_dir / f"urls-{i:03d}.parquet")
         urls.append(f"urls-{i:03d}.parquet")
     con.execute("DROP TABLE IF EXISTS url_order")
     shared = con.sql("SELECT DISTINCT d.sample_id FROM wh.drop_log d SEMI JOIN published p ON p.SAMPLE_ID = d.sample_id "
@@ -157,6 +155,13 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
     pq.write_table(shared, out_dir / "shared.parquet")
     con.execute("DROP TABLE release_index")
     return {"dir": out_dir, "files": files, "rows": total, "keys": keys, "hosts": "hosts.parquet", "urls": urls}
+
+
+def _write_sorted(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """A lookup file: `query`'s rows in row groups of exactly KEY_ROW_GROUP rows, with statistics
+    (DuckDB's own writer rounds row groups up to 2,048 rows)."""
+    pq.write_table(con.sql(query).to_arrow_table(), path, compression="zstd", row_group_size=KEY_ROW_GROUP,
+                   write_statistics=True)
 
 
 def inputs_fingerprint(st: Storage) -> str:
