@@ -3,14 +3,15 @@
 Under `release-index/` (never offered): every kept pair the release stage did not remove (published
 rows and the rows dropped as duplicate or placeholder) with SAMPLE_ID, punsafe, where the pair lives
 (crawl, shard, key) and the columns removal entries are matched on (URL, canonical URL and host,
-sha256, md5, sha1, PDQ), in files split by SAMPLE_ID range; per digest an entry can name, key files
-(`keys-<column>-<bucket>.parquet`: its 63-bit integer key and SAMPLE_ID, sorted by key, in small row
-groups, so that a lookup of k keys reads at most k row groups, found by their min/max statistics,
-whatever the release's size); `hosts.parquet` (every canonical host, sorted: what a domain entry is
-matched against); `shared.parquet` (published SAMPLE_IDs the drop log also names); the removal
-entries applied. A re-derive rewrites only the row files that held a removed row; the key and host
-files keep the removed rows' keys (a superset: a stale key finds no row in the row files, so it
-matches nothing) until the next full build writes them anew. `STATE.json`, written last, names them and what the release was derived from
+sha256, md5, sha1, PDQ), in files split by SAMPLE_ID range; the lookup files, sorted, in small row
+groups, so that k keys read at most k row groups (found by their min/max statistics) whatever the
+release's size: per digest an entry can name `keys-<column>-<bucket>.parquet` (its 63-bit integer
+key and SAMPLE_ID, buckets by key range), `urls-<i>.parquet` (canonical URL and SAMPLE_ID: a prefix
+is a range), `hosts.parquet` (every canonical host: what a domain entry is matched against);
+`shared.parquet` (published SAMPLE_IDs the drop log also names); the removal entries applied. A
+re-derive rewrites only the row files that held a removed row; the lookup files keep the removed
+rows' keys (a superset: a stale key finds no index row, so it matches nothing) until the next full
+build writes them anew. `STATE.json`, written last, names them and what the release was derived from
 (inputs fingerprint, rules, writer, variants and versions, build facts as they stand after the
 purge). `core/release/incremental.py` reads it.
 """
@@ -158,10 +159,22 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
 
 
 def _write_sorted(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """A lookup file: `query`'s rows in row groups of exactly KEY_ROW_GROUP rows, with statistics
-    (DuckDB's own writer rounds row groups up to 2,048 rows)."""
-    pq.write_table(con.sql(query).to_arrow_table(), path, compression="zstd", row_group_size=KEY_ROW_GROUP,
-                   write_statistics=True)
+    """A lookup file: `query`'s rows, streamed, in row groups of at most KEY_ROW_GROUP rows with
+    statistics (DuckDB's own writer rounds row groups up to 2,048 rows)."""
+    reader = con.sql(query).fetch_record_batch(KEY_ROW_GROUP)
+    with pq.ParquetWriter(path, reader.schema, compression="zstd", write_statistics=True) as out:
+        buf: list[pa.RecordBatch] = []
+        n = 0
+        for batch in reader:  # re-cut: DuckDB's batches need not be KEY_ROW_GROUP rows each
+            buf.append(batch)
+            n += batch.num_rows
+            while n >= KEY_ROW_GROUP:
+                t = pa.Table.from_batches(buf)
+                out.write_table(t.slice(0, KEY_ROW_GROUP), row_group_size=KEY_ROW_GROUP)
+                rest = t.slice(KEY_ROW_GROUP)
+                buf, n = rest.to_batches(), rest.num_rows
+        if n:
+            out.write_table(pa.Table.from_batches(buf, schema=reader.schema), row_group_size=KEY_ROW_GROUP)
 
 
 def inputs_fingerprint(st: Storage) -> str:
@@ -220,10 +233,10 @@ def save_full_state(st: Storage, uploaded: dict[str, Any], variants: Sequence[Re
                   options.withdraw, options, keys=uploaded["keys"], hosts=uploaded["hosts"])
 
 
-def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options, *, keys, hosts,
-                  inputs=None) -> None:
+def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options, *, keys,
+                  hosts) -> None:
     st.write_parquet(_entry_keys(entries), f"{gen}/entries.parquet")
-    state = {"format": FORMAT, "inputs": inputs or inputs_fingerprint(st), "rules": RULES, "writer": PART_WRITER,
+    state = {"format": FORMAT, "inputs": inputs_fingerprint(st), "rules": RULES, "writer": PART_WRITER,
              "rows_per_part": options.rows_per_part, "index_files": files, "shared": shared,
              "keys": keys, "hosts": hosts,
              "entries": f"{gen}/entries.parquet", "purged": bool(purged), "facts": facts,
