@@ -6,9 +6,11 @@ runs whenever the release could differ from a full build's in any other way (`st
 removed), other rules, writer, variants or part size, a version published since, a withdrawn
 entry, a removed row with another copy the full build could publish instead, a part count that
 would change. Otherwise, over the release index (`release_index.py`):
-1. candidates: one pass over the index's integer key columns (hash kinds and exact URLs, prefixes
-   through their host), its host column (domains) or its PDQ column (pdq: the banded join);
-2. exact: the index files holding a candidate are matched with the release check's own
+1. candidates from the sorted lookup files, reading only the row groups whose min/max may hold a
+   key (`lookup`: hash kinds and exact URLs; `prefix_lookup`: a prefix's range of the canonical
+   URLs; domains through the host file, then their hosts' keys); only PDQ entries scan a column of
+   the index (its PDQ column: the banded join);
+2. exact: the candidate rows, read from the index files holding one, are matched with the release check's own
    `removal.matches_sql(canonical=True)` (same canonical forms, same PDQ thresholds), one reason per
    row: `removal:` + the first matching source by name, as dbt's `release_drops`;
 3. per variant, only the parts holding a removed row are read and rewritten through the full
