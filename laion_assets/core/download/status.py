@@ -107,6 +107,18 @@ def table_to_rows(table: pa.Table) -> list[RowResult]:
     return [RowResult(**row) for row in table.to_pylist()]
 
 
+def conform_status(table: pa.Table) -> pa.Table:
+    """`rows_to_table(table_to_rows(table))` without building a row object per row: DOWNLOAD_SCHEMA's
+    columns in its order (a column the table lacks, e.g. `sha1` of an older file, filled with
+    RowResult's default), cast to its types; other columns dropped."""
+    cols = []
+    for f in fields(RowResult):
+        typ = DOWNLOAD_SCHEMA.field(f.name).type
+        cols.append(table.column(f.name).cast(typ) if f.name in table.column_names
+                    else pa.array([f.default] * table.num_rows, typ))
+    return pa.Table.from_arrays(cols, schema=DOWNLOAD_SCHEMA)
+
+
 def summarize(rows: list[RowResult], elapsed_s: float) -> dict[str, int | float]:
     """Flat stats: counts per status and reason (all reasons present, 0 when unseen), bytes, speed."""
     stats: dict[str, int | float] = {"rows": len(rows)}

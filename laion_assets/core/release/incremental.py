@@ -6,9 +6,11 @@ runs whenever the release could differ from a full build's in any other way (`st
 removed), other rules, writer, variants or part size, a version published since, a withdrawn
 entry, a removed row with another copy the full build could publish instead, a part count that
 would change. Otherwise, over the release index (`release_index.py`):
-1. candidates: one pass over the index's integer key columns (hash kinds and exact URLs, prefixes
-   through their host), its host column (domains) or its PDQ column (pdq: the banded join);
-2. exact: the index files holding a candidate are matched with the release check's own
+1. candidates from the sorted lookup files, reading only the row groups whose min/max may hold a
+   key (`lookup`: hash kinds and exact URLs; `prefix_lookup`: a prefix's range of the canonical
+   URLs; domains through the host file, then their hosts' keys); only PDQ entries scan a column of
+   the index (its PDQ column: the banded join);
+2. exact: the candidate rows, read from the index files holding one, are matched with the release check's own
    `removal.matches_sql(canonical=True)` (same canonical forms, same PDQ thresholds), one reason per
    row: `removal:` + the first matching source by name, as dbt's `release_drops`;
 3. per variant, only the parts holding a removed row are read and rewritten through the full
@@ -33,10 +35,11 @@ import pyarrow as pa
 from laion_assets.core.removal.requests import card_requests
 from laion_assets.core.release.files import ReleaseVariant, removal_sources
 from laion_assets.core.release.release_index import (
-    FORMAT, KEYS, RULES, _entry_keys, inputs_fingerprint, key_sql,
+    FORMAT, KEYS, RULES, _entry_keys, bucket_of, inputs_fingerprint, key_sql,
 )
 from laion_assets.core.release.writer import PART_WRITER, part_of
-from laion_assets.core.removal.entries import host_sql, matches_sql, pdq_matches_sql
+from laion_assets.core.removal.entries import matches_sql, pdq_matches_sql
+from laion_assets.core.checks import quote_literal
 from laion_assets.core.storage.base import Storage
 from laion_assets.core.storage.layout import variant_latest
 
@@ -95,9 +98,10 @@ def _keys(con: duckdb.DuckDBPyConnection) -> dict[str, list[int]]:
     """The candidate keys of the new entries, per index key column."""
     exprs = {k: key_sql("value") for k in KEYS}
     exprs["url"] = key_sql("md5(value)")
-    exprs["url_prefix"] = key_sql(f"md5(coalesce(host, {host_sql('value')}))")
     out: dict[str, list[int]] = {}
     for kind, (col, _) in KEYS.items():
+        if kind == "url_prefix":
+            continue  # a range of the sorted URL files (`prefix_lookup`), not its host's every row
         keys = [r[0] for r in con.sql(f"SELECT DISTINCT {exprs[kind]} FROM new_entries WHERE kind = '{kind}' "
                                       "ORDER BY 1").fetchall() if r[0] is not None]
         if keys:
@@ -109,42 +113,94 @@ def _in(col: str, keys: list[int]) -> str:
     return f"{col} IN ({', '.join(map(str, keys))})"
 
 
+def lookup(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], col: str, keys: list[int]) -> set[int]:
+    """SAMPLE_IDs whose `col` key is one of `keys`, from the key files (sorted by key, small row
+    groups: DuckDB skips every row group whose min/max holds none of them, so k keys read at most
+    k row groups of the bucket files that hold one, whatever the release's size)."""
+    files = state["keys"][col]
+    out: set[int] = set()
+    by_file: dict[str, list[int]] = {}
+    for k in sorted(set(keys)):
+        by_file.setdefault(files[bucket_of(k, len(files))], []).append(k)
+    for f, ks in sorted(by_file.items()):
+        if len(ks) <= _INLINE_MAX:
+            q = f"SELECT DISTINCT SAMPLE_ID FROM read_parquet('{st.uri(f)}') WHERE {_in('k', ks)}"
+        else:  # a long hash list: one join over the bucket file
+            q = (f"SELECT DISTINCT SAMPLE_ID FROM read_parquet('{st.uri(f)}') "
+                 f"WHERE k IN (SELECT unnest({ks!r}::BIGINT[]))")
+        out.update(r[0] for r in con.sql(q).fetchall())
+    return out
+
+
+def _next_prefix(p: str) -> str | None:
+    """The smallest string above every string starting with `p` (None: none that is simple to spell)."""
+    if p and p[-1] < "\x7f":
+        return p[:-1] + chr(ord(p[-1]) + 1)
+    return None
+
+
+def prefix_lookup(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], prefixes: list[str]) -> set[int]:
+    """SAMPLE_IDs whose canonical URL starts with one of `prefixes`, from the sorted URL files: a
+    range filter, so DuckDB reads only the row groups whose min/max overlap the prefix's range."""
+    files = [st.uri(f) for f in state["keys"]["urls"]]
+    out: set[int] = set()
+    for p in sorted(set(prefixes)):
+        hi = _next_prefix(p)
+        bound = f" AND u < {quote_literal(hi)}" if hi is not None else ""
+        out.update(r[0] for r in con.sql(
+            f"SELECT SAMPLE_ID FROM read_parquet({files!r}) WHERE u >= {quote_literal(p)}{bound} "
+            f"AND starts_with(u, {quote_literal(p)})").fetchall())
+    return out
+
+
+def index_rows(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any], ids: set[int] | list[int],
+               name: str) -> list[str]:
+    """Temp table `name`: the index rows of `ids` (with `filename`), read from the files whose
+    SAMPLE_ID range holds one; returns those files."""
+    files = state["index_files"]
+    read = sorted({files[part_of(i, len(files))] for i in ids})
+    con.register(f"{name}_ids", pa.table({"SAMPLE_ID": pa.array(sorted(ids), pa.int64())}))
+    src = (f"read_parquet({[st.uri(f) for f in read]!r}, filename = true)" if read else  # no row: one footer
+           f"(SELECT *, NULL::VARCHAR AS filename FROM read_parquet('{st.uri(files[0])}') LIMIT 0)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS rid, * FROM {src} "
+                f"WHERE SAMPLE_ID IN (SELECT SAMPLE_ID FROM {name}_ids)")
+    return read
+
+
 def match(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[str, Any]) -> tuple[pa.Table, list[str]]:
     """Index rows the view `new_entries` removes (index columns, `reason`, `file`), and the index
-    files that hold a candidate. Reads every file's key (or host / PDQ) column once, then the
-    candidate rows of the files that hold one."""
-    files = state["index_files"]
-    uris = [st.uri(f) for f in files]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")
+    files that hold a candidate. Candidates come from the key files (hash kinds, exact URLs,
+    prefixes through their host; domains through the host file, then their hosts' keys), reading
+    only the row groups that may hold a key; PDQ entries scan the index's PDQ column (the banded
+    join). Then only the candidate rows of the files holding one are matched exactly."""
     kinds = {r[0] for r in con.sql("SELECT DISTINCT kind FROM new_entries").fetchall()}
     unknown = kinds - set(KEYS) - {"domain", "pdq"}
     if unknown:
         raise ValueError(f"removal entry kinds the release index cannot match: {sorted(unknown)}")
-    conds = []
-    for col, keys in _keys(con).items():
-        conds.append(_in(col, keys) if len(keys) <= _INLINE_MAX else
-                     f"{col} IN (SELECT unnest({keys!r}::BIGINT[]))")
+    keys = _keys(con)
     if "domain" in kinds:
-        hosts = [r[0] for r in con.sql(
-            "SELECT DISTINCT h.host FROM (SELECT DISTINCT host_canonical AS host FROM idx) h JOIN new_entries e "
-            "ON e.kind = 'domain' AND (h.host = e.value OR ends_with(h.host, '.' || e.value))").fetchall()]
-        if hosts:
-            con.register("domain_hosts", pa.table({"host": pa.array(hosts, pa.string())}))
-            conds.append("host_canonical IN (SELECT host FROM domain_hosts)")
-    queries = [f"SELECT DISTINCT SAMPLE_ID FROM idx WHERE {' OR '.join(conds)}"] if conds else []
-    if "pdq" in kinds:
-        queries.append(f"SELECT DISTINCT SAMPLE_ID FROM ({pdq_matches_sql('idx', 'new_entries', ['SAMPLE_ID'])})")
-    ids = {r[0] for q in queries for r in con.sql(q).fetchall()}
-    n = len(files)
-    read = sorted({files[part_of(i, n)] for i in ids})
-    empty = con.sql("SELECT *, NULL::VARCHAR AS reason, NULL::VARCHAR AS file FROM idx LIMIT 0").to_arrow_table()
-    if not read:
-        return empty, []
-    by_uri = {st.uri(f): f for f in read}
+        hosts = con.sql(
+            f"SELECT DISTINCT {key_sql('md5(h.host)')} FROM read_parquet('{st.uri(state['hosts'])}') h JOIN new_entries e "
+            "ON e.kind = 'domain' AND (h.host = e.value OR ends_with(h.host, '.' || e.value))").fetchall()
+        keys.setdefault("k_host", []).extend(r[0] for r in hosts)
+    ids: set[int] = set()
+    for col, ks in keys.items():
+        ids |= lookup(con, st, state, col, ks)
+    if "url_prefix" in kinds:
+        ids |= prefix_lookup(con, st, state, [r[0] for r in con.sql(
+            "SELECT DISTINCT value FROM new_entries WHERE kind = 'url_prefix' AND value IS NOT NULL").fetchall()])
+    if "pdq" in kinds:  # the one kind that scans the index (its PDQ column, banded)
+        uris = [st.uri(f) for f in state["index_files"]]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW idx AS SELECT * FROM read_parquet({uris!r})")
+        ids |= {r[0] for r in con.sql(
+            f"SELECT DISTINCT SAMPLE_ID FROM ({pdq_matches_sql('idx', 'new_entries', ['SAMPLE_ID'])})").fetchall()}
     # Only the candidates are matched exactly (a superset of the matches), read from the files holding them.
-    con.register("cand_ids", pa.table({"SAMPLE_ID": pa.array(sorted(ids), pa.int64())}))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT row_number() OVER () AS rid, * "
-                f"FROM read_parquet({list(by_uri)!r}, filename = true) WHERE SAMPLE_ID IN (SELECT SAMPLE_ID FROM cand_ids)")
+    by_uri = {st.uri(f): f for f in index_rows(con, st, state, ids, "cand")}
+    # The files that hold a candidate row (a stale key, of a row removed since the full build, finds none).
+    read = sorted(by_uri[r[0]] for r in con.sql("SELECT DISTINCT filename FROM cand").fetchall())
+    if not read:
+        return con.sql("SELECT * EXCLUDE (rid, filename), NULL::VARCHAR AS reason, NULL::VARCHAR AS file FROM cand"
+                       ).to_arrow_table(), []
     con.execute("CREATE OR REPLACE TEMP VIEW cand_rows AS SELECT rid AS SAMPLE_ID, URL, sha256, md5, sha1, pdq, "
                 "pdq_quality, url_canonical AS URL_CANONICAL, host_canonical AS HOST_CANONICAL FROM cand")
     removed = con.sql(f"""
@@ -163,14 +219,20 @@ def promotion_problem(con: duckdb.DuckDBPyConnection, st: Storage, state: dict[s
     build could publish instead, or whose drop reason the diff would name), or whose image another
     kept pair still has (a duplicate_image copy the full build would promote)."""
     con.register("removed", removed)
-    shared = con.sql(f"SELECT count(*) FROM removed WHERE drop_reason IS NULL AND SAMPLE_ID IN "
-                     f"(SELECT sample_id FROM read_parquet('{st.uri(state['shared'])}'))").fetchall()[0][0]
+    ids = [r[0] for r in con.sql("SELECT DISTINCT SAMPLE_ID FROM removed WHERE drop_reason IS NULL").fetchall()]
+    if not ids:
+        return None
+    # shared.parquet is sorted by sample_id: an inlined list skips the row groups that hold none of them
+    cond = (_in("sample_id", ids) if len(ids) <= _INLINE_MAX else
+            "sample_id IN (SELECT SAMPLE_ID FROM removed WHERE drop_reason IS NULL)")
+    shared = con.sql(f"SELECT count(*) FROM read_parquet('{st.uri(state['shared'])}') WHERE {cond}").fetchall()[0][0]
     if shared:
         return f"{shared} removed row(s) have another copy in the drop log"
     keys = [r[0] for r in con.sql(f"SELECT DISTINCT {key_sql('sha256')} FROM removed WHERE drop_reason IS NULL "
                                   "AND sha256 IS NOT NULL").fetchall()]
     if keys:
-        copies = con.sql(f"""SELECT count(*) FROM (SELECT crawl, shard, key, sha256 FROM idx WHERE {_in('k_image_sha256', keys)}) i
+        index_rows(con, st, state, lookup(con, st, state, "k_image_sha256", keys), "same_image")
+        copies = con.sql("""SELECT count(*) FROM same_image i
             WHERE i.sha256 IN (SELECT sha256 FROM removed WHERE drop_reason IS NULL)
               AND NOT EXISTS (SELECT 1 FROM removed r WHERE r.crawl = i.crawl AND r.shard = i.shard AND r.key = i.key)
             """).fetchall()[0][0]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -108,10 +109,27 @@ def _plan(st: Storage, variant: ReleaseVariant, state: dict[str, Any], removed_p
     plan.lost = dict(sorted(Counter(reason_of[i] for i in ids.to_pylist()).items()))
     plan.holds = loss_holds(plan.lost, manifest["rows"], options.limits)
     # The release checks on every row this re-derive wrote (the untouched parts passed them when published).
-    with_hashes = kept.join(cand.select(_HASHES), "SAMPLE_ID", join_type="left outer") if kept.num_rows else kept
+    with_hashes = _with_hashes(kept, cand) if kept.num_rows else kept
     with ReleaseRows.from_table(with_hashes) as checked:
         plan.outcomes = checked.check(variant.punsafe_max, CHECKS, entries)
     return plan
+
+
+def _with_hashes(kept: pa.Table, cand: pa.Table) -> pa.Table:
+    """`kept` with the hash columns of its rows' index rows (a left join on SAMPLE_ID; `cand` is
+    sorted by SAMPLE_ID, published SAMPLE_IDs are unique): a binary search and a take, in `kept`'s
+    order (a join where the ids are not unique)."""
+    hashes = cand.select(_HASHES)
+    ids = hashes.column("SAMPLE_ID").to_numpy()
+    if len(ids) > 1 and not (np.diff(ids) > 0).all():
+        return kept.join(hashes, "SAMPLE_ID", join_type="left outer")
+    want = kept.column("SAMPLE_ID").to_numpy()
+    pos = np.minimum(np.searchsorted(ids, want), max(len(ids) - 1, 0))
+    found = ids[pos] == want if len(ids) else np.zeros(len(want), bool)
+    taken = hashes.take(pa.array(pos, pa.int64(), mask=~found))
+    for name in _HASHES[1:]:
+        kept = kept.append_column(name, taken.column(name))
+    return kept
 
 
 def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], options: Any,
@@ -121,11 +139,17 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
         PublishResult, ReleaseBlocked, broad_entry_holds, variant_build, write_variant_diff,
     )
 
+    t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:  # wall seconds since the previous phase ended, in the summary
+        phases[name] = time.perf_counter() - t0 - sum(phases.values())
+
     state = _read_state(st)
     why = state_problem(st, state, variants, options.rows_per_part)
     if why:
         return None, why
-    t0 = time.perf_counter()
+    phase("state")
     entries = st.read_parquet(REMOVAL_ENTRIES)
     scratch = Path(tempfile.mkdtemp(prefix="laion-rederive-"))
     try:
@@ -140,10 +164,14 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
             why = promotion_problem(con, st, state, removed)
             if why:
                 return None, why
-            # Hash columns of every row of the index files that cover the rewritten parts (for the checks).
-            cover = sorted(set(read) | _covering_files(state, removed, variants))
-            cand = (con.sql(f"SELECT {', '.join(_HASHES)} FROM read_parquet({[st.uri(f) for f in cover]!r}) "
-                            "WHERE drop_reason IS NULL").to_arrow_table() if cover else None)
+            phase("match")
+            # Hash columns of the published rows of the parts to be rewritten (for the checks), read
+            # from the index files that cover those parts' SAMPLE_ID ranges.
+            cover, ranges = _covering_files(state, removed, variants)
+            within = " OR ".join(f"(SAMPLE_ID >= {lo} AND SAMPLE_ID < {hi})" for lo, hi in ranges) or "false"
+            cand = (con.sql(f"SELECT {', '.join(_HASHES)} FROM read_parquet({[st.uri(f) for f in sorted(cover)]!r}) "
+                            f"WHERE drop_reason IS NULL AND ({within}) ORDER BY SAMPLE_ID").to_arrow_table()
+                    if cover else None)
         pub = removed.filter(pc.is_null(removed.column("drop_reason")))
         reason_of = dict(zip(pub.column("SAMPLE_ID").to_pylist(), pub.column("reason").to_pylist()))
         facts = updated_facts(state["facts"], removed, entries, read_requests_index(st))
@@ -153,6 +181,7 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
             if isinstance(plan, str):
                 return None, plan
             plans.append(plan)
+        phase("rewrite+checks")
         if plans[0].version == plans[0].previous:
             # The default variant (whose checks the asset reports) has nothing to rewrite, so nothing
             # here was checked: the full build re-checks its rows ("same version rebuilt").
@@ -177,19 +206,23 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
                 log(f"withdrew {plan.variant.name} {w['version']}: {w['rows_removed_by_reason']}")
         first = variants[0].name
         st.write_bytes(f"{first}/{published[first]['version']}\n".encode(), RELEASES_LATEST)
+        phase("publish+withdraw")
         purged = {}
         if options.withdraw and removed.num_rows:
             purged = purge_removed(st, removed.select(["crawl", "shard", "key", "SAMPLE_ID", "reason"])
                                    .rename_columns(["crawl", "shard", "key", "sample_id", "reason"]))
             if purged:
                 log(f"purged removed samples from {len(purged)} shard(s)")
+        phase("purge")
         _update_index(st, state, removed, read, variants, published, facts, entries, purged, options, scratch)
+        phase("index")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (f"{added.num_rows} new removal entries matched {removed.num_rows} kept pairs ({n_pub} published); "
                f"candidates in {len(read)} of {len(state['index_files'])} index files; parts rewritten: "
                + ", ".join(f"{p.variant.name} {len(p.rewritten)} of {len(p.files)}" for p in plans)
-               + f"; {time.perf_counter() - t0:.2f} s")
+               + f"; {time.perf_counter() - t0:.2f} s ("
+               + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()) + ")")
     log(f"incremental re-derive: {summary}")
     for plan in plans:
         published[plan.variant.name]["incremental"] = {
@@ -199,11 +232,13 @@ def rederive_incremental(st: Storage, variants: Sequence[ReleaseVariant], option
                          "incremental", summary), summary
 
 
-def _covering_files(state: dict[str, Any], removed: pa.Table, variants: Sequence[ReleaseVariant]) -> set[str]:
-    """The index files whose SAMPLE_ID range overlaps a part a removed row will be rewritten in."""
+def _covering_files(state: dict[str, Any], removed: pa.Table, variants: Sequence[ReleaseVariant]
+                    ) -> tuple[set[str], list[tuple[int, int]]]:
+    """The index files whose SAMPLE_ID range overlaps a part a removed row will be rewritten in,
+    and those parts' [lo, hi) SAMPLE_ID ranges."""
     from laion_assets.core.release.writer import part_bounds
 
-    files, out = state["index_files"], set()
+    files, out, ranges = state["index_files"], set(), set()
     ids = [i for i, d in zip(removed.column("SAMPLE_ID").to_pylist(), removed.column("drop_reason").to_pylist()) if d is None]
     for v in variants:
         n = state["variants"][v.name].get("parts")
@@ -213,7 +248,14 @@ def _covering_files(state: dict[str, Any], removed: pa.Table, variants: Sequence
         for p in {part_of(i, n) for i in ids}:
             lo, hi = part_of(bounds[p], len(files)), part_of(bounds[p + 1] - 1, len(files))
             out.update(files[lo:hi + 1])
-    return out
+            ranges.add((bounds[p], bounds[p + 1]))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):  # overlapping or adjacent ranges as one
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return out, merged
 
 
 def _commit(st: Storage, plan: IncrementalPlan, facts: dict[str, Any], n_pub: int, staged: Path, options: Any,
@@ -273,5 +315,7 @@ def _update_index(st: Storage, state: dict[str, Any], removed: pa.Table, read: l
         pq.write_table(t.filter(keep), local, compression="zstd")
         files[i] = f"{gen}/{local.name}"
         st.upload_file(local, files[i])
+    # The key and host files stay as they are: the removed rows' keys find no row any more (a superset).
     _commit_state(st, gen, files, state["shared"], variants, {n: m["version"] for n, m in published.items()},
-                  _after_purge(facts, purged), entries, options.withdraw, options)
+                  _after_purge(facts, purged), entries, options.withdraw, options, keys=state["keys"],
+                  hosts=state["hosts"])

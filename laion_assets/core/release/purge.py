@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from laion_assets.core.download.blocklist import REMOVED, removal_reason, removed_row
 from laion_assets.core.download.keys import image_member, member_key
-from laion_assets.core.download.status import rows_to_table, table_to_rows
+from laion_assets.core.download.status import conform_status, rows_to_table, table_to_rows
 from laion_assets.core.schemas.filtered import DROP_LOG_SCHEMA, FILTERED_SCHEMA
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 from laion_assets.core.storage.layout import MANIFESTS_DIR, REMOVAL_ENTRIES, WAREHOUSE, ShardPaths
@@ -158,15 +158,18 @@ def _purge_images(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: d
     if not st.exists(paths.downloads):
         counts["keys_not_found"] += len(reasons)
         return
-    status = st.read_parquet(paths.downloads)
-    rows = table_to_rows(status)
-    counts["keys_not_found"] += len(set(reasons) - {r.key for r in rows})
-    todo = [i for i, r in enumerate(rows) if r.key in reasons and r.reason != REMOVED]
-    if not todo:
+    # Columnar: only the rows of removed keys become row objects (a shard holds tens of thousands).
+    status = conform_status(st.read_parquet(paths.downloads))
+    keys = pa.array(sorted(reasons), pa.string())
+    hit = pc.is_in(status["key"], value_set=keys)
+    counts["keys_not_found"] += len(set(reasons) - set(pc.unique(status["key"].filter(hit)).to_pylist()))
+    todo_mask = pc.and_(hit, pc.fill_null(pc.not_equal(status["reason"], REMOVED), True))
+    todo = np.flatnonzero(todo_mask.to_numpy(zero_copy_only=False))
+    if not len(todo):
         return
+    todo_rows = table_to_rows(status.take(pa.array(todo, pa.int64())))
     stems_by_tar: dict[str, set[str]] = defaultdict(set)
-    for i in todo:
-        r = rows[i]
+    for r in todo_rows:
         if r.tar_path:
             stems_by_tar[r.tar_path].add(image_member(r.key, r.tar_member).rpartition(".")[0])
     old_dir = st.local_dir(paths.images_dir) if st.live_version(paths.images_dir) is not None else None
@@ -182,11 +185,13 @@ def _purge_images(st: Any, paths: ShardPaths, reasons: dict[str, str], counts: d
                 counts["tar_members_removed"] += dropped
                 counts["samples_removed"] += len(found)
                 counts["tars_rewritten"] += 1
-        for i in todo:
-            rows[i] = removed_row(rows[i].key, rows[i].url, reasons[rows[i].key], rows[i])
+        marked = rows_to_table([removed_row(r.key, r.url, reasons[r.key], r) for r in todo_rows])
+        order = np.arange(status.num_rows, dtype=np.int64)
+        order[todo] = status.num_rows + np.arange(len(todo), dtype=np.int64)  # each row in its place
+        new_status = pa.concat_tables([status, marked]).take(pa.array(order))
         counts["status_rows_marked"] += len(todo)
         after = _dir_bytes(out)
-        st.write_parquet(rows_to_table(rows).replace_schema_metadata(None), paths.downloads)
+        st.write_parquet(new_status.combine_chunks().replace_schema_metadata(None), paths.downloads)
     counts["bytes_freed"] += before - after
 
 
@@ -233,12 +238,17 @@ def _purge_filtered(st: Any, paths: ShardPaths, reasons: dict[str, str], counts:
     gone = pc.is_in(filtered["key"], value_set=pa.array(sorted(reasons), pa.string()))
     drops = st.read_parquet(paths.drops).cast(DROP_LOG_SCHEMA) if st.exists(paths.drops) \
         else DROP_LOG_SCHEMA.empty_table()
-    old = drops["reason"].to_pylist()
-    new = [reasons.get(k, r) if r != PAGE_OPT_OUT else r for k, r in zip(drops["key"].to_pylist(), old)]
+    # Drop-log rows of a removed key take its reason (the page opt-out wins): columnar, no row objects.
+    keys = pa.array(sorted(reasons), pa.string())
+    at = pc.index_in(drops["key"], value_set=keys)
+    old = drops["reason"]
+    mapped = pc.take(pa.array([reasons[k] for k in keys.to_pylist()], pa.string()), at)
+    take = pc.and_(pc.is_valid(at), pc.fill_null(pc.not_equal(old, PAGE_OPT_OUT), True))
+    changed = pc.sum(pc.and_(take, pc.fill_null(pc.not_equal(old, mapped), True))).as_py() or 0
     moved = filtered.filter(gone)
-    if not moved.num_rows and new == old:
+    if not moved.num_rows and not changed:
         return
-    drops = drops.set_column(drops.schema.get_field_index("reason"), "reason", pa.array(new, pa.string())).cast(
+    drops = drops.set_column(drops.schema.get_field_index("reason"), "reason", pc.if_else(take, mapped, old)).cast(
         DROP_LOG_SCHEMA)
     new_drops = pa.table({
         "crawl": moved["crawl"], "shard": moved["shard"], "key": moved["key"], "url": moved["url"],
@@ -252,7 +262,7 @@ def _purge_filtered(st: Any, paths: ShardPaths, reasons: dict[str, str], counts:
     if moved.num_rows:
         st.write_parquet(filtered.filter(pc.invert(gone)).cast(FILTERED_SCHEMA), paths.filtered)
     counts["filtered_rows_moved"] += moved.num_rows
-    counts["drop_reasons_changed"] += sum(a != b for a, b in zip(old, new))
+    counts["drop_reasons_changed"] += changed
 
 
 def purge_removed(st: Any, removed: pa.Table) -> dict[str, dict[str, int]]:

@@ -2,10 +2,16 @@
 
 Under `release-index/` (never offered): every kept pair the release stage did not remove (published
 rows and the rows dropped as duplicate or placeholder) with SAMPLE_ID, punsafe, where the pair lives
-(crawl, shard, key), the columns removal entries are matched on (URL, canonical URL and host,
-sha256, md5, sha1, PDQ) and 63-bit integer keys of each digest an entry can name, in files split by
-SAMPLE_ID range; `shared.parquet` (published SAMPLE_IDs the drop log also names); the removal
-entries applied. `STATE.json`, written last, names them and what the release was derived from
+(crawl, shard, key) and the columns removal entries are matched on (URL, canonical URL and host,
+sha256, md5, sha1, PDQ), in files split by SAMPLE_ID range; the lookup files, sorted, in small row
+groups, so that k keys read at most k row groups (found by their min/max statistics) whatever the
+release's size: per digest an entry can name `keys-<column>-<bucket>.parquet` (its 63-bit integer
+key and SAMPLE_ID, buckets by key range), `urls-<i>.parquet` (canonical URL and SAMPLE_ID: a prefix
+is a range), `hosts.parquet` (every canonical host: what a domain entry is matched against);
+`shared.parquet` (published SAMPLE_IDs the drop log also names); the removal entries applied. A
+re-derive rewrites only the row files that held a removed row; the lookup files keep the removed
+rows' keys (a superset: a stale key finds no index row, so it matches nothing) until the next full
+build writes them anew. `STATE.json`, written last, names them and what the release was derived from
 (inputs fingerprint, rules, writer, variants and versions, build facts as they stand after the
 purge). `core/release/incremental.py` reads it.
 """
@@ -37,7 +43,7 @@ from laion_assets.core.storage.layout import (
     RELEASE_INDEX_DIR, RELEASE_INDEX_STATE, RELEASES_LATEST, REMOVAL_ENTRIES, SHARD_GLOBS, release_dir, variant_latest,
 )
 
-FORMAT = "laion-assets release index v1"
+FORMAT = "laion-assets release index v2"
 RULES = {"placeholder_min_urls": PLACEHOLDER_MIN_URLS, "pdq_max_distance": PDQ_MAX_DISTANCE,
          "pdq_min_quality": PDQ_MIN_QUALITY}
 ENTRY_KEY = ["kind", "value", "source", "listed_on", "host"]
@@ -55,6 +61,31 @@ KEYS = {"url_md5": ("k_url_md5", "md5(URL)"), "url_sha1": ("k_url_sha1", "sha1(U
         "url": ("k_url", "md5(url_canonical)"), "url_prefix": ("k_host", "md5(host_canonical)")}
 _ROW_COLUMNS = ("SAMPLE_ID, punsafe, drop_reason, crawl, shard, key, URL, url_canonical, host_canonical, "
                 "sha256, md5, sha1, pdq, pdq_quality")
+
+
+KEY_FILE_ROWS = 16_000_000  # keys per key file at most (a column's keys split into buckets by key range)
+KEY_ROW_GROUP = 32_768  # rows per row group of a key file: what one key's lookup reads at most
+
+
+def key_buckets(rows: int) -> int:
+    """Key files per key column for an index of `rows` rows (a power of two)."""
+    b = 1
+    while rows > b * KEY_FILE_ROWS:
+        b *= 2
+    return b
+
+
+def bucket_of(key: int, buckets: int) -> int:
+    """The key file (by key range) holding a 63-bit key; `bucket_sql` is its SQL twin."""
+    return (key * buckets) >> 63
+
+
+def bucket_sql(col: str, buckets: int) -> str:
+    return f"CAST((CAST({col} AS HUGEINT) * {buckets}) // {1 << 63} AS INTEGER)"
+
+
+def key_file(col: str, bucket: int) -> str:
+    return f"keys-{col}-{bucket:03d}.parquet"
 
 
 def part_sql(col: str, parts: int) -> str:
@@ -84,11 +115,13 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
     con.execute(f"ALTER TABLE release_index ADD COLUMN part INTEGER DEFAULT 0")
     con.execute(f"UPDATE release_index SET part = {part_sql('SAMPLE_ID', parts)}")
 
+    key_cols = [col for col, _ in KEYS.values()]
+
     def write(i: int) -> str:
         cur = con.cursor()
         try:
-            t = cur.sql(f"SELECT * EXCLUDE (part) FROM release_index WHERE part = {i} ORDER BY SAMPLE_ID, crawl, shard, key"
-                        ).to_arrow_table()
+            t = cur.sql(f"SELECT * EXCLUDE (part, {', '.join(key_cols)}) FROM release_index WHERE part = {i} "
+                        "ORDER BY SAMPLE_ID, crawl, shard, key").to_arrow_table()
         finally:
             cur.close()
         pq.write_table(t, out_dir / f"idx-{i:05d}.parquet", compression="zstd")
@@ -96,11 +129,52 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
 
     with ThreadPoolExecutor(max_workers=min(parts, available_cpus())) as pool:
         files = list(pool.map(write, range(parts)))
+    buckets = key_buckets(total)
+    keys: dict[str, list[str]] = {}
+    for col in dict.fromkeys(key_cols):
+        keys[col] = []
+        for b in range(buckets):
+            where = f"{col} IS NOT NULL" + (f" AND {bucket_sql(col, buckets)} = {b}" if buckets > 1 else "")
+            _write_sorted(con, f"SELECT {col} AS k, SAMPLE_ID FROM release_index WHERE {where} ORDER BY k, SAMPLE_ID",
+                          out_dir / key_file(col, b))
+            keys[col].append(key_file(col, b))
+    con.execute(f"COPY (SELECT DISTINCT host_canonical AS host FROM release_index WHERE host_canonical IS NOT NULL "
+                f"ORDER BY 1) TO '{out_dir / 'hosts.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+    # Canonical URLs, sorted (what a url_prefix entry is a range of), cut into files of KEY_FILE_ROWS.
+    urls = []
+    order = "SELECT url_canonical AS u, SAMPLE_ID FROM release_index WHERE url_canonical IS NOT NULL"
+    if buckets > 1:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE url_order AS SELECT *, (row_number() OVER (ORDER BY u, SAMPLE_ID) - 1) "
+                    f"// {KEY_FILE_ROWS} AS f FROM ({order})")
+    for i in range(max(1, math.ceil(total / KEY_FILE_ROWS)) if buckets > 1 else 1):
+        src = f"SELECT u, SAMPLE_ID FROM url_order WHERE f = {i}" if buckets > 1 else order
+        _write_sorted(con, f"{src} ORDER BY u, SAMPLE_ID", out_dir / f"urls-{i:03d}.parquet")
+        urls.append(f"urls-{i:03d}.parquet")
+    con.execute("DROP TABLE IF EXISTS url_order")
     shared = con.sql("SELECT DISTINCT d.sample_id FROM wh.drop_log d SEMI JOIN published p ON p.SAMPLE_ID = d.sample_id "
                      "ORDER BY 1").to_arrow_table()
     pq.write_table(shared, out_dir / "shared.parquet")
     con.execute("DROP TABLE release_index")
-    return {"dir": out_dir, "files": files, "rows": total}
+    return {"dir": out_dir, "files": files, "rows": total, "keys": keys, "hosts": "hosts.parquet", "urls": urls}
+
+
+def _write_sorted(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """A lookup file: `query`'s rows, streamed, in row groups of at most KEY_ROW_GROUP rows with
+    statistics (DuckDB's own writer rounds row groups up to 2,048 rows)."""
+    reader = con.sql(query).fetch_record_batch(KEY_ROW_GROUP)
+    with pq.ParquetWriter(path, reader.schema, compression="zstd", write_statistics=True) as out:
+        buf: list[pa.RecordBatch] = []
+        n = 0
+        for batch in reader:  # re-cut: DuckDB's batches need not be KEY_ROW_GROUP rows each
+            buf.append(batch)
+            n += batch.num_rows
+            while n >= KEY_ROW_GROUP:
+                t = pa.Table.from_batches(buf)
+                out.write_table(t.slice(0, KEY_ROW_GROUP), row_group_size=KEY_ROW_GROUP)
+                rest = t.slice(KEY_ROW_GROUP)
+                buf, n = rest.to_batches(), rest.num_rows
+        if n:
+            out.write_table(pa.Table.from_batches(buf, schema=reader.schema), row_group_size=KEY_ROW_GROUP)
 
 
 def inputs_fingerprint(st: Storage) -> str:
@@ -135,7 +209,19 @@ def upload_index(st: Storage, index: dict[str, Any]) -> dict[str, Any]:
         st.upload_file(index["dir"] / name, f"{gen}/{name}")
         files.append(f"{gen}/{name}")
     st.upload_file(index["dir"] / "shared.parquet", f"{gen}/shared.parquet")
-    return {"gen": gen, "files": files, "shared": f"{gen}/shared.parquet"}
+    keys = {}
+    for col, names in index["keys"].items():
+        keys[col] = []
+        for name in names:
+            st.upload_file(index["dir"] / name, f"{gen}/{name}")
+            keys[col].append(f"{gen}/{name}")
+    st.upload_file(index["dir"] / index["hosts"], f"{gen}/{index['hosts']}")
+    keys["urls"] = []
+    for name in index["urls"]:
+        st.upload_file(index["dir"] / name, f"{gen}/{name}")
+        keys["urls"].append(f"{gen}/{name}")
+    return {"gen": gen, "files": files, "shared": f"{gen}/shared.parquet", "keys": keys,
+            "hosts": f"{gen}/{index['hosts']}"}
 
 
 def save_full_state(st: Storage, uploaded: dict[str, Any], variants: Sequence[ReleaseVariant],
@@ -144,11 +230,12 @@ def save_full_state(st: Storage, uploaded: dict[str, Any], variants: Sequence[Re
     """Commit STATE.json for a full build (after its purge: the inputs as they are now)."""
     _commit_state(st, uploaded["gen"], uploaded["files"], uploaded["shared"], variants,
                   {n: m["version"] for n, m in published.items()}, _after_purge(facts, purged), entries,
-                  options.withdraw, options, derived_from=dict(getattr(options, "derived_from", {})))
+                  options.withdraw, options, keys=uploaded["keys"], hosts=uploaded["hosts"],
+                  derived_from=dict(getattr(options, "derived_from", {})))
 
 
-def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options,
-                  derived_from: dict[str, str] | None = None) -> None:
+def _commit_state(st, gen, files, shared, variants, versions, facts, entries, purged, options, *, keys,
+                  hosts, derived_from: dict[str, str] | None = None) -> None:
     """`derived_from`: what the full build's warehouse was built from (the dbt project's digest);
     None (an incremental re-derive, which reads no warehouse): the previous state's, kept."""
     previous = _read_state(st)
@@ -157,6 +244,7 @@ def _commit_state(st, gen, files, shared, variants, versions, facts, entries, pu
     st.write_parquet(_entry_keys(entries), f"{gen}/entries.parquet")
     state = {"format": FORMAT, "inputs": inputs_fingerprint(st), "rules": RULES, "writer": PART_WRITER,
              "rows_per_part": options.rows_per_part, "index_files": files, "shared": shared,
+             "keys": keys, "hosts": hosts,
              "entries": f"{gen}/entries.parquet", "purged": bool(purged), "facts": facts,
              "order": [v.name for v in variants],
              "variants": {v.name: {"punsafe_max": v.punsafe_max, "version": versions[v.name],
@@ -164,10 +252,11 @@ def _commit_state(st, gen, files, shared, variants, versions, facts, entries, pu
              "derived_from": derived_from}
     st.write_bytes((json.dumps(state, indent=1, sort_keys=True) + "\n").encode(), RELEASE_INDEX_STATE)
     # What the previous state named and this one does not (replaced files hold removed rows) goes.
-    keep = {*files, shared, state["entries"]}
+    keep = {*files, shared, state["entries"], hosts, *(f for fs in keys.values() for f in fs)}
     if previous:
-        st.delete([p for p in [*previous.get("index_files", []), previous.get("shared"), previous.get("entries")]
-                   if p and p not in keep])
+        named = [*previous.get("index_files", []), previous.get("shared"), previous.get("entries"), previous.get("hosts"),
+                 *(f for fs in previous.get("keys", {}).values() for f in fs)]
+        st.delete([p for p in named if p and p not in keep])
 
 
 def _part_count(st: Storage, variant: str, version: str) -> int:

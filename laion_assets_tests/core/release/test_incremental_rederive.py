@@ -12,11 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from laion_assets.core.release import release_index
 from laion_assets.core.release.checks import LossLimits
 from laion_assets.core.release.files import ReleaseVariant
 from laion_assets.core.release.publish import PublishOptions, publish_release
 from laion_assets.core.release.withdraw import tombstone_path
-from laion_assets.core.release.writer import part_of
+from laion_assets.core.release.writer import part_bounds, part_of
 from laion_assets.core.removal.canonical import canonical_host, canonical_url
 from laion_assets.core.removal.entries import REMOVAL_SCHEMA, normalize, pdq_hex
 from laion_assets.core.storage.layout import RELEASE_INDEX_STATE, REMOVAL_ENTRIES, release_dir
@@ -92,9 +93,15 @@ def _files(root: Path, variant: str, version: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
 
 
-def test_incremental_equals_the_full_rederive_for_every_entry_kind(tmp_path, monkeypatch):
+@pytest.mark.parametrize("layout", ["one_key_file", "split_key_files"])
+def test_incremental_equals_the_full_rederive_for_every_entry_kind(tmp_path, monkeypatch, layout):
+    if layout == "split_key_files":  # what a large release gets: keys in buckets, URLs in several files
+        monkeypatch.setattr(release_index, "KEY_FILE_ROWS", 16)
+        monkeypatch.setattr(release_index, "KEY_ROW_GROUP", 4)
     rows = _rows()
     root, first = _published(tmp_path, monkeypatch, rows)
+    state = json.loads((root / RELEASE_INDEX_STATE).read_text())
+    assert (len(state["keys"]["k_url"]) > 1 and len(state["keys"]["urls"]) > 1) == (layout == "split_key_files")
     other = tmp_path / "full"
     shutil.copytree(root, other, symlinks=True)
     entries = _entries(rows)
@@ -200,3 +207,79 @@ def test_the_full_build_runs_whenever_the_index_could_be_wrong(tmp_path, monkeyp
     after = publish_release(LocalStorage(root), variants, OPTS, log=logged.append)
     assert after.mode == "full" and why in after.mode_reason, after.mode_reason
     assert any(why in line for line in logged)
+
+
+def _key(hex_digest: str) -> int:
+    return int(hex_digest[:16], 16) >> 1  # release_index.key_sql
+
+
+def _zero_row_groups(path: Path, keep) -> int:
+    """Overwrite with zeros the column chunks of every row group of `path` for which
+    `keep(min, max)` of its first column is false (the footer stays intact): reading one fails."""
+    meta = pq.ParquetFile(path).metadata
+    spans = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(0).statistics
+        if keep(stats.min, stats.max):
+            continue
+        for c in range(meta.num_columns):
+            col = meta.row_group(g).column(c)
+            start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+            spans.append((start, col.total_compressed_size))
+    with open(path, "r+b") as f:
+        for start, size in spans:
+            f.seek(start)
+            f.write(b"\0" * size)
+    return len(spans)
+
+
+def test_lookups_read_only_the_row_groups_and_index_files_that_may_hold_a_match(tmp_path, monkeypatch):
+    """Key, URL and index files are read only where a new entry's key may be: every other row group of
+    the key and URL files and every other index file is zeroed, and the re-derive still removes
+    exactly the matching rows (a full scan of any of them, as before, fails on the zeroed bytes)."""
+    monkeypatch.setattr(release_index, "KEY_ROW_GROUP", 4)
+    rows = _rows()
+    root, first = _published(tmp_path, monkeypatch, rows)
+    state = json.loads((root / RELEASE_INDEX_STATE).read_text())
+    from laion_assets.core.lib.ids import sample_id
+
+    prefix = "http://h5.example/img/5"  # rows 5 and 50..59 of host h5: 5 and 54 (i % 7 == 5)
+    targets = {23: ("url_sha256", hashlib.sha256(rows[23]["url"].encode()).hexdigest()),
+               17: ("url", rows[17]["url"].replace("http://h3.example", "HTTP://H3.Example.:80")),
+               33: ("image_md5", rows[33]["md5"])}
+    removed = [i for i in targets] + [i for i, r in enumerate(rows) if r["url"].startswith(prefix)]
+    wanted = {"k_url_sha256": {_key(targets[23][1])}, "k_url": {_key(hashlib.md5(canonical_url(rows[17]["url"]).encode()).hexdigest())},
+              "k_image_md5": {_key(rows[33]["md5"])},
+              # the duplicate-image check looks up every removed row's image
+              "k_image_sha256": {_key(rows[i]["sha256"]) for i in removed}}
+    zeroed = 0
+    for col, files in state["keys"].items():
+        for f in files:
+            if col == "urls":
+                zeroed += _zero_row_groups(root / f, lambda lo, hi: lo <= prefix + "\uffff" and hi >= prefix)
+            else:
+                keys = wanted.get(col, set())
+                zeroed += _zero_row_groups(root / f, lambda lo, hi, keys=keys: any(lo <= k <= hi for k in keys))
+    assert zeroed > 20  # most row groups are gone
+    # The index files that hold a removed row or overlap a part it is rewritten in (the checks read
+    # the hash columns of every row written): the others are never read.
+    files, ids = state["index_files"], [sample_id(rows[i]["url"], rows[i]["text"]) for i in removed]
+    holding = {files[part_of(i, len(files))] for i in ids}
+    for v in VARIANTS:
+        n = state["variants"][v.name]["parts"]
+        for p in {part_of(i, n) for i in ids}:
+            lo, hi = part_bounds(n)[p], part_bounds(n)[p + 1] - 1
+            holding.update(files[part_of(lo, len(files)):part_of(hi, len(files)) + 1])
+    assert len(holding) < len(files)
+    for f in set(files) - holding:
+        (root / f).write_bytes(b"\0" * (root / f).stat().st_size)
+    entries = [{"kind": k, "value": normalize(k, v), "source": f"req-{k}", "listed_on": None, "host": None}
+               for k, v in targets.values()] + [
+               {"kind": "url_prefix", "value": normalize("url_prefix", prefix), "source": "req-prefix", "listed_on": None,
+                "host": None}]
+    _file_entries(root, entries)
+    after = publish_release(LocalStorage(root), VARIANTS, OPTS)
+    assert after.mode == "incremental", after.mode_reason
+    assert {s: v["rows_removed"] for s, v in after.facts["removal"]["sources"].items()} == {
+        "req-url_sha256": 1, "req-url": 1, "req-image_md5": 1, "req-prefix": 2}
+    assert after.variants["v"]["rows"] == first.variants["v"]["rows"] - 5
