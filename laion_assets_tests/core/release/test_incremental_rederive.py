@@ -179,9 +179,13 @@ def test_only_the_parts_holding_a_removed_row_are_read_and_rewritten(tmp_path, m
     ("shard_changed", "shard tables changed"),
     ("duplicate_copy", "another copy in the drop log"),
     ("variants", "variants changed"),
+    ("placeholder_drop", "placeholder-image drops"),
 ])
 def test_the_full_build_runs_whenever_the_index_could_be_wrong(tmp_path, monkeypatch, change, why):
     rows = _rows(30)
+    if change == "placeholder_drop":  # one image behind 5 URLs: a placeholder, its 5 pairs dropped
+        same = hashlib.sha256(b"placeholder").hexdigest()
+        rows[20:25] = [{**r, "sha256": same} for r in rows[20:25]]
     dup = {**rows[4], "key": "000000099", "similarity": 0.4}  # the same pair again, lower score: dropped
     shards = {"00000": rows[:15], "00001": rows[15:] + [dup]}
     root = tmp_path / "root"
@@ -196,6 +200,9 @@ def test_the_full_build_runs_whenever_the_index_could_be_wrong(tmp_path, monkeyp
         _file_entries(root, [])
     elif change == "shard_changed":
         _write(root, "C1", {"00000": rows[:9] + rows[10:15], "00001": rows[15:] + [dup]})  # re-filtered: row 9 gone
+        _file_entries(root, [{"kind": "url", "value": normalize("url", rows[20]["url"]), "source": "r", "listed_on": None}])
+        assert _build(root, tmp_path, monkeypatch)
+    elif change == "placeholder_drop":  # after the purge the image has 4 URLs: a full build may publish them
         _file_entries(root, [{"kind": "url", "value": normalize("url", rows[20]["url"]), "source": "r", "listed_on": None}])
         assert _build(root, tmp_path, monkeypatch)
     elif change == "duplicate_copy":
