@@ -15,26 +15,11 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
+from laion_assets.core.schemas.receipts import RECEIPTS_SCHEMA
 from laion_assets.core.storage.layout import REMOVAL_RECEIPTS_DIR
 
 PENDING, LANDED, REJECTED = "pending", "landed", "rejected"
 RECEIPTS_DIR = REMOVAL_RECEIPTS_DIR
-
-RECEIPTS_SCHEMA = pa.schema([
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("file", pa.string(), nullable=False),
-    pa.field("source", pa.string()),
-    pa.field("status", pa.string(), nullable=False),
-    pa.field("reason", pa.string()),
-    pa.field("entries_accepted", pa.int64(), nullable=False),
-    pa.field("entries_rejected", pa.int64(), nullable=False),
-    pa.field("variant", pa.string()),
-    pa.field("version", pa.string()),
-    pa.field("rows_removed", pa.int64()),
-    pa.field("rows_matched", pa.int64()),
-    pa.field("filed_at", pa.string()),
-    pa.field("landed_at", pa.string()),
-])
 
 
 def receipt_path(request_id: str) -> str:

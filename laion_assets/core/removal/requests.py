@@ -9,6 +9,7 @@ again is the same request and changing a file is a new one (its receipt says whi
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from laion_assets.core.removal.entries import (
     request_source,
 )
 from laion_assets.core.removal.strict_csv import SourceRejected
+from laion_assets.core.storage.layout import REMOVAL_REQUESTS_INDEX
 
 ACCEPTED, REJECTED = "accepted", "rejected"
 
@@ -102,10 +104,6 @@ def read_requests(files: Sequence[tuple[str, str]], read: Callable[[str], bytes]
 def read_requests_index(st) -> list[dict]:
     """The records `removal_list` wrote for every filed request (`removal/requests.json`; [] when
     none was ever filed). `st`: a `Storage`."""
-    import json
-
-    from laion_assets.core.storage.layout import REMOVAL_REQUESTS_INDEX
-
     return json.loads(st.read_bytes(REMOVAL_REQUESTS_INDEX)) if st.exists(REMOVAL_REQUESTS_INDEX) else []
 
 

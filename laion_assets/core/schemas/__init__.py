@@ -7,6 +7,7 @@ in their module docstring as the contract.
 
 from laion_assets.core.schemas.downloads import DOWNLOAD_SCHEMA, DOWNLOAD_STATUSES
 from laion_assets.core.schemas.pairs import PAIR_ERROR_SCHEMA, PAIR_SCHEMA
+from laion_assets.core.schemas.receipts import RECEIPTS_SCHEMA
 from laion_assets.core.schemas.release import RELEASE_SCHEMA
 from laion_assets.core.schemas.scores import SCORE_SCHEMA
 
@@ -15,6 +16,7 @@ __all__ = [
     "DOWNLOAD_STATUSES",
     "PAIR_ERROR_SCHEMA",
     "PAIR_SCHEMA",
+    "RECEIPTS_SCHEMA",
     "RELEASE_SCHEMA",
     "SCORE_SCHEMA",
 ]
