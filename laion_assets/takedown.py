@@ -1,11 +1,15 @@
-"""Takedown commands: `python -m laion_assets.takedown file <path> [--source NAME] [--root ROOT]`
-and `python -m laion_assets.takedown rederive [--confirm-source NAME] [--confirm-row-loss]`.
+"""Takedown commands: `python -m laion_assets.takedown file <path> [--source NAME] [--root ROOT]`,
+`python -m laion_assets.takedown rederive [--confirm-source NAME] [--confirm-row-loss]` and
+`python -m laion_assets.takedown sweep [--root ROOT]`.
 
 `file` validates a removal request at once (strict: a file that cannot be used as a whole is
 refused with its reasons and exit status 1, and nothing is filed), copies it under
 `<root>/removal/requests/` through the pipeline's storage (a local directory or `s3://`), writes its
 pending receipt and prints the request id. The next re-derive (`rederive`, or `removal_requests_sensor`:
 `takedown_job` when only removal entries changed, else `publish_job`) applies it; the receipt then says in which versions it landed and how many rows it removed.
+A re-derive purges the removed rows the release held; `sweep` then purges every other stored image
+the removal list matches (below the CLIP threshold, duplicates: `purge_stored_removals`, which reads
+every shard's status table).
 """
 
 from __future__ import annotations
@@ -127,6 +131,27 @@ def rederive(*, confirm_sources: list[str], confirm_row_loss: bool, out=None, in
     return 0
 
 
+def sweep(*, root: str | None, out=None) -> int:
+    """Purge every stored image the applied removal list matches, released or not; print what went."""
+    import dagster as dg
+
+    from laion_assets.core.release.purge import purge_stored_removals
+    from laion_assets.definitions import build_resources
+    from laion_assets.settings import load_settings
+
+    out = out or sys.stdout
+    settings = load_settings(overrides=None if root is None else {"LAION_ASSETS_ROOT": root})
+    with dg.build_resources({"storage": build_resources(settings)["storage"]}) as resources:
+        counts = purge_stored_removals(resources.storage.get())
+    for shard, c in sorted(counts.items()):
+        if c["samples_removed"] or c["status_rows_marked"]:
+            print(f"{shard}: {c['samples_removed']} samples removed, {c['tar_members_removed']} tar members, "
+                  f"{c['score_rows_removed']} score rows, {c['bytes_freed']} bytes freed", file=out)
+    total = sum(c["samples_removed"] for c in counts.values())
+    print(f"swept {len(counts)} shard(s) holding a matching image: {total} samples removed", file=out)
+    return 0
+
+
 def _execute(defs, job_name: str, instance, config: dict):
     job = defs.resolve_job_def(job_name)
     return job.execute_in_process(instance=instance, raise_on_error=False,
@@ -155,11 +180,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="a removal source whose mass or over-broad removal was checked (repeatable)")
     again.add_argument("--confirm-row-loss", action="store_true", help="a large row loss was checked and is intended")
     again.add_argument("--full", action="store_true", help="always publish_job (dbt build of every model first)")
+    swept = sub.add_parser("sweep", help="after a re-derive: purge every other stored image the removal list "
+                           "matches (below threshold, duplicates; reads every shard's status table)")
+    swept.add_argument("--root", help="storage root (default: LAION_ASSETS_ROOT)")
     args = parser.parse_args(argv)
     if args.command == "file":
         return file_request(args.path, source=args.source, root=args.root)
     if args.command == "rederive":
         return rederive(confirm_sources=args.confirm_source, confirm_row_loss=args.confirm_row_loss, full=args.full)
+    if args.command == "sweep":
+        return sweep(root=args.root)
     return USAGE_ERROR
 
 

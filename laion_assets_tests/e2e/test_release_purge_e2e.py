@@ -1,6 +1,6 @@
 """From a re-derive to the builder holding nothing of the removed rows: after `publish_job` applies a
 removal request, `purge_released_removals` (dbt's drop_log rows `removal:%`) deletes their images,
-embeddings and score rows; a later `dbt build` and release pass every check with the same rows, the
+embeddings and score rows, and `python -m laion_assets.takedown sweep` the matching image the release never held; a later `dbt build` and release pass every check with the same rows, the
 shard stages re-run clean, and a second purge does nothing."""
 
 import hashlib
@@ -12,12 +12,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from laion_assets.core.release.purge import purge_released_removals, purge_stored_removals
+from laion_assets.core.release.purge import purge_released_removals
 from laion_assets.core.storage.layout import ShardPaths
 from laion_assets.core.storage.local import LocalStorage
 from laion_assets.definitions import build_definitions
 from laion_assets.runner import _run, failed_checks
 from laion_assets.settings import load_settings
+from laion_assets.takedown import main as takedown_main
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,7 @@ def _stems(st: LocalStorage, paths: ShardPaths) -> set[str]:
     return out
 
 
-def test_purge_after_rederive_leaves_no_removed_image_and_the_next_build_passes(published_sample):
+def test_purge_after_rederive_leaves_no_removed_image_and_the_next_build_passes(published_sample, capsys):
     root, first = published_sample.root, published_sample.first
     defs = build_definitions(load_settings())
     st = LocalStorage(root)
@@ -80,8 +81,8 @@ def test_purge_after_rederive_leaves_no_removed_image_and_the_next_build_passes(
         # The sweep over every stored image purges the one the release never held, and only it.
         hidden_paths = ShardPaths(hidden[0], hidden[1])
         assert f"{hidden[1]}_{hidden[2]}" in _stems(st, hidden_paths)
-        swept = purge_stored_removals(st)
-        assert sum(c["samples_removed"] for c in swept.values()) == 1
+        assert takedown_main(["sweep", "--root", str(root)]) == 0  # the operator's command
+        assert "1 samples removed" in capsys.readouterr().out.splitlines()[-1]
         assert f"{hidden[1]}_{hidden[2]}" not in _stems(st, hidden_paths)
         drops = {r["key"]: r["reason"] for r in st.read_parquet(hidden_paths.drops).to_pylist()}
         assert drops[hidden[2]] == "removal:hashlist.csv"
