@@ -22,11 +22,8 @@ would change. Otherwise, over the release index (`release_index.py`):
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -289,12 +286,3 @@ def updated_described(described: dict[str, Any], gone: pa.Table) -> dict[str, An
             kept.append(m)
     out["thresholds"] = kept
     return out
-
-
-def _link(src: Path, dst: Path) -> None:
-    """An untouched part into the new version: a hard link (same bytes, no copy) where possible."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
