@@ -36,6 +36,7 @@ from laion_assets.core.release.checks import (
 from laion_assets.core.release.diff import default_diff_modes, protect_diff, release_diff
 from laion_assets.core.release.files import ReleaseVariant, build_facts, verify_release_dir, write_release_files
 from laion_assets.core.release.purge import purge_released_removals
+from laion_assets.core.release.release_index import IndexLayout
 from laion_assets.core.release.semantic import SemanticDrops, semantic_duplicates
 from laion_assets.core.release.withdraw import withdraw_versions
 from laion_assets.core.release.writer import ReleaseRows, part_bounds, release_version
@@ -137,6 +138,8 @@ class PublishOptions:
     # Set when the warehouse predates the removal list (a `takedown_job` run, which builds no dbt
     # model): the full build would read stale drops, so it is refused (`FullBuildNeeded`) instead.
     full_build_refused: str | None = None
+    # How the release index's lookup files are cut (release_index.IndexLayout); tests cut them small.
+    index_layout: IndexLayout = field(default_factory=IndexLayout)
 
 
 @dataclass
@@ -338,7 +341,7 @@ def publish_release(st: Storage, variants: Sequence[ReleaseVariant], options: Pu
             if options.incremental and not [f for p in plans for f in p.failures]:
                 from laion_assets.core.release.release_index import build_index
 
-                index = build_index(rows.con, scratch / "index", options.rows_per_part)
+                index = build_index(rows.con, scratch / "index", options.rows_per_part, options.index_layout)
         failures = [f for p in plans for f in p.failures] + list(extra_failures)
         failures += broad_entry_holds(entries, facts, options.limits)
         if failures:

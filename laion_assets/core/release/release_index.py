@@ -24,6 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,21 @@ _ROW_COLUMNS = ("SAMPLE_ID, punsafe, drop_reason, crawl, shard, key, URL, url_ca
                 "sha256, md5, sha1, pdq, pdq_quality")
 
 
-KEY_FILE_ROWS = 16_000_000  # keys per key file at most (a column's keys split into buckets by key range)
-KEY_ROW_GROUP = 32_768  # rows per row group of a key file: what one key's lookup reads at most
+@dataclass(frozen=True)
+class IndexLayout:
+    """How the lookup files are cut. `key_file_rows`: keys per key file (and canonical URLs per URL
+    file) at most: a column's keys are split into buckets by key range; `key_row_group`: rows per
+    row group of a lookup file, what one key's lookup reads at most. Readers need neither: the
+    state names the files and the row groups carry their statistics."""
+
+    key_file_rows: int = 16_000_000
+    key_row_group: int = 32_768
 
 
-def key_buckets(rows: int) -> int:
+def key_buckets(rows: int, key_file_rows: int) -> int:
     """Key files per key column for an index of `rows` rows (a power of two)."""
     b = 1
-    while rows > b * KEY_FILE_ROWS:
+    while rows > b * key_file_rows:
         b *= 2
     return b
 
@@ -95,7 +103,8 @@ def part_sql(col: str, parts: int) -> str:
 
 # --- written by the full build ---------------------------------------------------------------
 
-def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: int) -> dict[str, Any]:
+def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: int,
+                layout: IndexLayout = IndexLayout()) -> dict[str, Any]:
     """The index files of this build into `out_dir` (from `ReleaseRows`' table `published` and the
     warehouse `wh`), and `shared.parquet`: published SAMPLE_IDs the drop log also names (a removal of
     such a row could publish its other copy, so it takes the full build)."""
@@ -129,26 +138,26 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
 
     with ThreadPoolExecutor(max_workers=min(parts, available_cpus())) as pool:
         files = list(pool.map(write, range(parts)))
-    buckets = key_buckets(total)
+    buckets = key_buckets(total, layout.key_file_rows)
     keys: dict[str, list[str]] = {}
     for col in dict.fromkeys(key_cols):
         keys[col] = []
         for b in range(buckets):
             where = f"{col} IS NOT NULL" + (f" AND {bucket_sql(col, buckets)} = {b}" if buckets > 1 else "")
             _write_sorted(con, f"SELECT {col} AS k, SAMPLE_ID FROM release_index WHERE {where} ORDER BY k, SAMPLE_ID",
-                          out_dir / key_file(col, b))
+                          out_dir / key_file(col, b), layout.key_row_group)
             keys[col].append(key_file(col, b))
     con.execute(f"COPY (SELECT DISTINCT host_canonical AS host FROM release_index WHERE host_canonical IS NOT NULL "
                 f"ORDER BY 1) TO '{out_dir / 'hosts.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
-    # Canonical URLs, sorted (what a url_prefix entry is a range of), cut into files of KEY_FILE_ROWS.
+    # Canonical URLs, sorted (what a url_prefix entry is a range of), cut into files of `layout.key_file_rows`.
     urls = []
     order = "SELECT url_canonical AS u, SAMPLE_ID FROM release_index WHERE url_canonical IS NOT NULL"
     if buckets > 1:
         con.execute(f"CREATE OR REPLACE TEMP TABLE url_order AS SELECT *, (row_number() OVER (ORDER BY u, SAMPLE_ID) - 1) "
-                    f"// {KEY_FILE_ROWS} AS f FROM ({order})")
-    for i in range(max(1, math.ceil(total / KEY_FILE_ROWS)) if buckets > 1 else 1):
+                    f"// {layout.key_file_rows} AS f FROM ({order})")
+    for i in range(max(1, math.ceil(total / layout.key_file_rows)) if buckets > 1 else 1):
         src = f"SELECT u, SAMPLE_ID FROM url_order WHERE f = {i}" if buckets > 1 else order
-        _write_sorted(con, f"{src} ORDER BY u, SAMPLE_ID", out_dir / f"urls-{i:03d}.parquet")
+        _write_sorted(con, f"{src} ORDER BY u, SAMPLE_ID", out_dir / f"urls-{i:03d}.parquet", layout.key_row_group)
         urls.append(f"urls-{i:03d}.parquet")
     con.execute("DROP TABLE IF EXISTS url_order")
     shared = con.sql("SELECT DISTINCT d.sample_id FROM wh.drop_log d SEMI JOIN published p ON p.SAMPLE_ID = d.sample_id "
@@ -158,23 +167,23 @@ def build_index(con: duckdb.DuckDBPyConnection, out_dir: Path, rows_per_part: in
     return {"dir": out_dir, "files": files, "rows": total, "keys": keys, "hosts": "hosts.parquet", "urls": urls}
 
 
-def _write_sorted(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """A lookup file: `query`'s rows, streamed, in row groups of at most KEY_ROW_GROUP rows with
+def _write_sorted(con: duckdb.DuckDBPyConnection, query: str, path: Path, row_group: int) -> None:
+    """A lookup file: `query`'s rows, streamed, in row groups of at most `row_group` rows with
     statistics (DuckDB's own writer rounds row groups up to 2,048 rows)."""
-    reader = con.sql(query).fetch_record_batch(KEY_ROW_GROUP)
+    reader = con.sql(query).fetch_record_batch(row_group)
     with pq.ParquetWriter(path, reader.schema, compression="zstd", write_statistics=True) as out:
         buf: list[pa.RecordBatch] = []
         n = 0
-        for batch in reader:  # re-cut: DuckDB's batches need not be KEY_ROW_GROUP rows each
+        for batch in reader:  # re-cut: DuckDB's batches need not be `row_group` rows each
             buf.append(batch)
             n += batch.num_rows
-            while n >= KEY_ROW_GROUP:
+            while n >= row_group:
                 t = pa.Table.from_batches(buf)
-                out.write_table(t.slice(0, KEY_ROW_GROUP), row_group_size=KEY_ROW_GROUP)
-                rest = t.slice(KEY_ROW_GROUP)
+                out.write_table(t.slice(0, row_group), row_group_size=row_group)
+                rest = t.slice(row_group)
                 buf, n = rest.to_batches(), rest.num_rows
         if n:
-            out.write_table(pa.Table.from_batches(buf, schema=reader.schema), row_group_size=KEY_ROW_GROUP)
+            out.write_table(pa.Table.from_batches(buf, schema=reader.schema), row_group_size=row_group)
 
 
 def inputs_fingerprint(st: Storage) -> str:

@@ -3,6 +3,7 @@ warehouse: the same parts, versions, manifests, cards and diffs for every entry 
 parts holding a removed row are read and rewritten; and each case where only a full build is right
 takes the full build, saying why."""
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -12,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from laion_assets.core.release import release_index
 from laion_assets.core.release.checks import LossLimits
 from laion_assets.core.release.files import ReleaseVariant
 from laion_assets.core.release.publish import PublishOptions, publish_release
+from laion_assets.core.release.release_index import IndexLayout
 from laion_assets.core.release.withdraw import tombstone_path
 from laion_assets.core.release.writer import part_bounds, part_of
 from laion_assets.core.removal.canonical import canonical_host, canonical_url
@@ -27,6 +28,9 @@ from laion_assets_tests.dbt.test_dbt import _build, _row, _write
 VARIANTS = [ReleaseVariant("v", 1.0), ReleaseVariant("safe", 0.5)]
 LIMITS = LossLimits(max_removal_fraction=1.0, max_lost_fraction=1.0)
 OPTS = PublishOptions(rows_per_part=10, limits=LIMITS)
+# The lookup files cut small: 16 keys per key file, row groups of 4 rows.
+SPLIT_OPTS = dataclasses.replace(OPTS, index_layout=IndexLayout(key_file_rows=16, key_row_group=4))
+SMALL_GROUPS_OPTS = dataclasses.replace(OPTS, index_layout=IndexLayout(key_row_group=4))
 
 
 def _bits(i: int) -> list[int]:
@@ -74,11 +78,11 @@ def _file_entries(root: Path, entries) -> None:
     pq.write_table(pa.Table.from_pylist(_with_hosts(entries), schema=REMOVAL_SCHEMA), root / REMOVAL_ENTRIES)
 
 
-def _published(tmp_path, monkeypatch, rows, shards=None):
+def _published(tmp_path, monkeypatch, rows, shards=None, opts=None):
     root = tmp_path / "root"
     _write(root, "C1", shards or {"00000": rows[:30], "00001": rows[30:]})
     assert _build(root, tmp_path, monkeypatch)
-    first = publish_release(LocalStorage(root), VARIANTS, OPTS)
+    first = publish_release(LocalStorage(root), VARIANTS, opts or OPTS)
     assert first.mode == "full" and (root / RELEASE_INDEX_STATE).exists()
     return root, first
 
@@ -95,11 +99,10 @@ def _files(root: Path, variant: str, version: str) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("layout", ["one_key_file", "split_key_files"])
 def test_incremental_equals_the_full_rederive_for_every_entry_kind(tmp_path, monkeypatch, layout):
-    if layout == "split_key_files":  # what a large release gets: keys in buckets, URLs in several files
-        monkeypatch.setattr(release_index, "KEY_FILE_ROWS", 16)
-        monkeypatch.setattr(release_index, "KEY_ROW_GROUP", 4)
+    # split: what a large release gets (keys in buckets, URLs in several files), cut small
+    opts = SPLIT_OPTS if layout == "split_key_files" else OPTS
     rows = _rows()
-    root, first = _published(tmp_path, monkeypatch, rows)
+    root, first = _published(tmp_path, monkeypatch, rows, opts=opts)
     state = json.loads((root / RELEASE_INDEX_STATE).read_text())
     assert (len(state["keys"]["k_url"]) > 1 and len(state["keys"]["urls"]) > 1) == (layout == "split_key_files")
     other = tmp_path / "full"
@@ -107,7 +110,7 @@ def test_incremental_equals_the_full_rederive_for_every_entry_kind(tmp_path, mon
     entries = _entries(rows)
     _file_entries(root, entries)
     _file_entries(other, entries)
-    inc = publish_release(LocalStorage(root), VARIANTS, OPTS)
+    inc = publish_release(LocalStorage(root), VARIANTS, opts)
     full = _full(other, tmp_path, monkeypatch)
     assert inc.mode == "incremental", inc.mode_reason
     assert full.mode == "full"
@@ -137,7 +140,7 @@ def test_incremental_equals_the_full_rederive_for_every_entry_kind(tmp_path, mon
     more = [{"kind": "url", "value": normalize("url", rows[9]["url"]), "source": "req-more", "listed_on": None, "host": None}]
     _file_entries(root, entries + more)
     _file_entries(other, entries + more)
-    inc2, full2 = publish_release(LocalStorage(root), VARIANTS, OPTS), _full(other, tmp_path, monkeypatch)
+    inc2, full2 = publish_release(LocalStorage(root), VARIANTS, opts), _full(other, tmp_path, monkeypatch)
     assert inc2.mode == "incremental", inc2.mode_reason
     assert {n: m["version"] for n, m in inc2.variants.items()} == {n: m["version"] for n, m in full2.variants.items()}
     assert inc2.facts == full2.facts
@@ -244,9 +247,8 @@ def test_lookups_read_only_the_row_groups_and_index_files_that_may_hold_a_match(
     """Key, URL and index files are read only where a new entry's key may be: every other row group of
     the key and URL files and every other index file is zeroed, and the re-derive still removes
     exactly the matching rows (a full scan of any of them, as before, fails on the zeroed bytes)."""
-    monkeypatch.setattr(release_index, "KEY_ROW_GROUP", 4)
     rows = _rows()
-    root, first = _published(tmp_path, monkeypatch, rows)
+    root, first = _published(tmp_path, monkeypatch, rows, opts=SMALL_GROUPS_OPTS)
     state = json.loads((root / RELEASE_INDEX_STATE).read_text())
     from laion_assets.core.lib.ids import sample_id
 
@@ -285,7 +287,7 @@ def test_lookups_read_only_the_row_groups_and_index_files_that_may_hold_a_match(
                {"kind": "url_prefix", "value": normalize("url_prefix", prefix), "source": "req-prefix", "listed_on": None,
                 "host": None}]
     _file_entries(root, entries)
-    after = publish_release(LocalStorage(root), VARIANTS, OPTS)
+    after = publish_release(LocalStorage(root), VARIANTS, SMALL_GROUPS_OPTS)
     assert after.mode == "incremental", after.mode_reason
     assert {s: v["rows_removed"] for s, v in after.facts["removal"]["sources"].items()} == {
         "req-url_sha256": 1, "req-url": 1, "req-image_md5": 1, "req-prefix": 2}
