@@ -24,7 +24,14 @@ cd "$REPO"
 # As the README says: the venv is not activated; the code location finds its own dbt.
 setsid "$VENV_BIN/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$PORT" >"$LOG" 2>&1 &
 DEV_PID=$!
-trap 'kill -TERM -- -"$DEV_PID" 2>/dev/null || true; wait "$DEV_PID" 2>/dev/null || true; rm -f "$LOG"' EXIT
+stop_dev() {  # TERM the whole session, then KILL what is left after 30 s (a `dagster dev` stuck in
+  # its shutdown once outlived this script and kept its port)
+  kill -TERM -- -"$DEV_PID" 2>/dev/null || true
+  for _ in $(seq 1 30); do kill -0 -- -"$DEV_PID" 2>/dev/null || break; sleep 1; done
+  kill -KILL -- -"$DEV_PID" 2>/dev/null || true
+  rm -f "$LOG"
+}
+trap stop_dev EXIT
 
 URL="http://127.0.0.1:$PORT"
 QUERY='{"query":"{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"}'
