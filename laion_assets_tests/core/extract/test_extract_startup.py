@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from laion_assets.core.extract import langmodel
@@ -68,6 +69,8 @@ def test_extracting_a_file_imports_no_heavy_stack(tmp_path):
     (which `pa.array` imports: the tables are built by arrowcols)."""
     warc = Path(os.environ.get("LAION_REAL_WARC_DIR") or ROOT.parent / "shared" / "data" / "real-warc")
     warc = warc / "cc-2014-35-excerpt.warc.gz"
+    if not warc.exists():
+        pytest.skip(f"{warc} is absent (../shared/data/real-warc beside the checkout)")
     code = ("import sys; from laion_assets.core.extract import extract_shard; "
             f"r = extract_shard([{str(warc)!r}], crawl='X'); assert r.stats['pairs_kept'] > 0; "
             "print(sorted(m for m in ('torch', 'open_clip', 'dagster', 'warcio', 'PIL', 'pandas', 'pyarrow.compute') if m in sys.modules))")
