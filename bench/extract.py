@@ -19,8 +19,11 @@ Start-up (imports and models) is measured apart, in fresh processes: `startup` l
 `--trafilatura`: also runs ours with main_content_signals on (trafilatura on the pages that yield pairs)
 and prints its cost as a `trafilatura` line (ours plain / ours with it); the last line stays plain ours.
 `--sides`: also runs, on the same files, ours with the tolerant reader only (the FastWARC reader
-off: a stream that cannot seek) and ours without caption language id (which the peer does not do),
-and prints a `reader` and a `no_language` line; the last line stays plain ours.
+off: a stream that cannot seek), ours without caption language id (which the peer does not do) and
+ours with the regex tag scan instead of the C one (`htmlscan.use_native_scan(False)`), and prints a
+`reader`, a `no_language` and a `tagscan` line; the last line stays plain ours.
+`--source real|generated|auto`: the real WARCs' pages, or bench/extract_cores.py's generated web-like
+pages (auto: real when present).
 Start-up: both sides' code is byte-compiled first (`compileall`; the peers' wheels ship compiled,
 and with PYTHONDONTWRITEBYTECODE=1 a fresh checkout would otherwise recompile ours every start).
 Last line: bench: extract pages_per_cpu_s=<ours> fastwarc_selectolax_pages_per_cpu_s=<peer> ratio=<ours/peer>
@@ -180,11 +183,15 @@ def peer_wat(path: str) -> tuple[int, int]:
 
 
 def ours(path: str, fmt: str, main_content: bool = False, *, tolerant_only: bool = False,
-         language: bool = True) -> tuple[int, int]:
-    from laion_assets.core.extract import ExtractConfig, extract_shard
+         language: bool = True, native_scan: bool = True) -> tuple[int, int]:
+    from laion_assets.core.extract import ExtractConfig, extract_shard, htmlscan
 
     cfg = ExtractConfig(input_format=fmt, main_content_signals=main_content, detect_caption_language=language)
-    r = extract_shard([path], crawl="BENCH", config=cfg, open_fn=_unseekable if tolerant_only else None)
+    before = htmlscan.use_native_scan(native_scan)
+    try:
+        r = extract_shard([path], crawl="BENCH", config=cfg, open_fn=_unseekable if tolerant_only else None)
+    finally:
+        htmlscan.use_native_scan(before)
     return r.stats["html_pages"], r.stats["pairs_kept"]
 
 
@@ -241,15 +248,30 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1500, help="distinct pages per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trafilatura", action="store_true", help="also price main_content_signals (WARC only)")
-    ap.add_argument("--sides", action="store_true", help="also ours with the tolerant reader only, and without language id")
+    ap.add_argument("--sides", action="store_true",
+                    help="also ours with the tolerant reader only, without language id, and with the regex tag scan")
+    ap.add_argument("--source", choices=("auto", "real", "generated"), default="auto",
+                    help="real: the real WARCs' pages; generated: bench/extract_cores.py's web-like pages; "
+                         "auto: real when present, else generated")
     args = ap.parse_args()
     fmt = args.format
-    pages = real_pages()
-    if not pages:
+    pages = real_pages() if args.source != "generated" else []
+    if not pages and args.source == "real":
         raise SystemExit(f"no HTML pages under {REAL} (set LAION_REAL_WARC_DIR to the real-warc folder)")
+    source = "real" if pages else "generated"
+    if not pages:
+        from bench.extract_cores import generated_pages
+
+        pages = generated_pages()
+    from laion_assets.core.extract import htmlscan
+
+    if not htmlscan.native_scan_built():
+        print("WARNING: the C tag scan (_tagscan) is not built: ours runs the regex scan")
     peer_fn, peer_name = (peer_wat, "fastwarc_json") if fmt == "wat" else (peer_warc, "fastwarc_selectolax")
-    print(f"format={fmt} pages_per_round={args.pages} rounds={args.rounds} load={os.getloadavg()}")
-    tot = {k: [0, 0.0, 0.0, 0] for k in ("ours", peer_name, "ours_trafilatura", "ours_tolerant_reader", "ours_no_language")}
+    print(f"format={fmt} source={source} ({len(pages)} pages) pages_per_round={args.pages} rounds={args.rounds} "
+          f"load={os.getloadavg()}")
+    tot = {k: [0, 0.0, 0.0, 0] for k in ("ours", peer_name, "ours_trafilatura", "ours_tolerant_reader",
+                                         "ours_no_language", "ours_regex_scan")}
     with tempfile.TemporaryDirectory() as tmp:
         small = build(pages, 20, 999, Path(tmp), fmt)
         ours(small, fmt), peer_fn(small)  # imports and the language model: start-up, measured apart below
@@ -263,6 +285,7 @@ def main() -> None:
             if args.sides:
                 sides.append(("ours_tolerant_reader", lambda p: ours(p, fmt, tolerant_only=True)))
                 sides.append(("ours_no_language", lambda p: ours(p, fmt, language=False)))
+                sides.append(("ours_regex_scan", lambda p: ours(p, fmt, native_scan=False)))
             for name, fn in sides if r % 2 == 0 else sides[::-1]:
                 t0, c0 = time.perf_counter(), time.process_time()
                 n_pages, n_rows = fn(path)
@@ -279,10 +302,11 @@ def main() -> None:
         print(f"trafilatura: ours_with_main_content pages_per_cpu_s={t[0] / t[2]:.0f} rows={t[3]} cpu_s={t[2]:.2f} | "
               f"ours_plain cpu_s={o[2]:.2f} | cost_ratio={t[2] / o[2]:.2f} (CPU with / without)")
     for key, label, what in (("ours_tolerant_reader", "reader", "FastWARC reader on / tolerant reader only"),
-                             ("ours_no_language", "no_language", "without caption language id / peer")):
+                             ("ours_no_language", "no_language", "without caption language id / peer"),
+                             ("ours_regex_scan", "tagscan", "C tag scan / regex tag scan")):
         t = tot[key]
         if t[2]:
-            ratio = (t[2] / t[0]) / (o[2] / o[0]) if label == "reader" else (p[2] / p[0]) / (t[2] / t[0])
+            ratio = (p[2] / p[0]) / (t[2] / t[0]) if label == "no_language" else (t[2] / t[0]) / (o[2] / o[0])
             print(f"{label}: {key} pages_per_cpu_s={t[0] / t[2]:.0f} rows={t[3]} cpu_s={t[2]:.2f} | "
                   f"ratio={ratio:.2f} ({what}, pages per CPU second)")
     po, pp = o[0] / o[2], p[0] / p[2]

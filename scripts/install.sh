@@ -7,7 +7,8 @@ command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+# the stamp covers the C sources too: `pip install -e .` is what compiles them (setup.py)
+stamp=.venv/.installed-$(cat pyproject.toml constraints.txt setup.py laion_assets/core/extract/*.c laion_assets/core/extract/*.h | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from html.entities import html5 as _HTML5
@@ -256,6 +257,13 @@ def unescape_attr(value: str) -> str:
 
 def parse_attrs(raw: str) -> dict[str, str]:
     """Attributes of one tag, names lower-cased, first occurrence wins (as HTML parsers do)."""
+    if _native_attrs is not None:
+        return _native_attrs(raw, 0, len(raw), unescape_attr)
+    return regex_attrs(raw)
+
+
+def regex_attrs(raw: str) -> dict[str, str]:
+    """parse_attrs by the regex `_ATTR`: the reference the C `_tagscan.attrs` is tested against."""
     attrs: dict[str, str] = {}
     # findall gives (name, "dq", 'sq', unquoted) tuples, '' for the value groups that did not take part
     # (a name without value reads as ""), much cheaper than a Match object and four group() calls.
@@ -282,6 +290,88 @@ class PageOverBudget(Exception):
     """The page needs more scanning work (tags) or time than the per-page budget allows."""
 
 
+# What the tag scan gives scan_html: (code, attr_start, attr_end, end) per tag it reads, in page order.
+TAG_IMG, TAG_IMAGE, TAG_BASE, TAG_META, TAG_HTML, TAG_LINK, TAG_TITLE, TAG_A, TAG_IMG_NO_ALT = range(9)
+_TAG_CODES = {"img": TAG_IMG, "image": TAG_IMAGE, "base": TAG_BASE, "meta": TAG_META, "html": TAG_HTML,
+              "link": TAG_LINK, "title": TAG_TITLE, "a": TAG_A}
+
+try:  # the same scan in C (setup.py builds it; optional, so a machine without a compiler still installs)
+    from ._tagscan import attrs as _BUILT_ATTRS
+    from ._tagscan import scan as _BUILT_SCAN
+except ImportError:  # pragma: no cover - test_tagscan_native fails when it is not built
+    _BUILT_SCAN = _BUILT_ATTRS = None
+_native_scan, _native_attrs = _BUILT_SCAN, _BUILT_ATTRS
+
+
+def native_scan_built() -> bool:
+    """Whether the C tag scan was compiled (setup.py; needs a C compiler at install time)."""
+    return _BUILT_SCAN is not None
+
+
+def use_native_scan(enabled: bool) -> bool:
+    """Take the C scan (True, when built) or the regex (False) from now on; returns the previous choice.
+    For the equality tests and the benches' same-run A/B: both give the same results."""
+    global _native_scan, _native_attrs
+    before = _native_scan is not None
+    _native_scan, _native_attrs = (_BUILT_SCAN, _BUILT_ATTRS) if enabled else (None, None)
+    return before
+
+
+def regex_tags(text: str, want_a: bool, max_tags: int = 1 << 62,
+               deadline: float | None = None) -> list[tuple[int, int, int, int]]:
+    """The tags scan_html reads, found by the regex (`_SCAN` / `_SCAN_A`): the reference that the C scan
+    (`_tagscan.scan`) is tested against, and the path taken when it is not built.
+
+    Every match counts towards `max_tags` (comments and raw-text elements too), checked with the deadline
+    at every 1024th match. A tag whose name is spelt with a non-ASCII fold (`<İmg`) or that Python does not
+    read (<link> without `want_a`) is skipped but still consumes its text; an <img> whose attributes have no
+    "alt" (any case) is TAG_IMG_NO_ALT; an <a>/<link> that cannot pass `_has_cc` and a <meta> that
+    fails `_meta_wanted` are skipped (scan_html reads nothing from them); a tag still open at the end of the page is no tag and ends the scan.
+    """
+    out: list[tuple[int, int, int, int]] = []
+    open_at = len(text) if text[-1:] != ">" else -1  # only a match ending here can be a tag left open
+    codes = _TAG_CODES
+    for n, m in enumerate((_SCAN_A if want_a else _SCAN).finditer(text), 1):
+        if not n & 1023:
+            if n > max_tags:
+                raise PageOverBudget(f"more than {max_tags} tags")
+            if deadline is not None and time.perf_counter() > deadline:
+                raise PageOverBudget(f"scan past the page time budget after {n} tags")
+        tag = m.group(2)
+        if tag is None:
+            continue  # comment or raw-text element
+        if m.end() == open_at:
+            break  # a tag still open at the end of the page is no tag (and nothing follows it)
+        code = codes.get(tag.lower())
+        if code is None or (code == TAG_LINK and not want_a):
+            continue
+        if code == TAG_IMG:
+            if "alt" not in m.group(3).lower():
+                code = TAG_IMG_NO_ALT
+        elif code == TAG_A or code == TAG_LINK:
+            raw = m.group(3)
+            if "creativecommons.org" not in raw.lower() and not any(ch in raw for ch in _CC_FOLDS):
+                continue  # cannot pass _has_cc
+        elif code == TAG_META and not _meta_wanted(m.group(3)):
+            continue
+        out.append((code, m.start(3), m.end(3), m.end()))
+    return out
+
+
+def scan_tags(text: str, want_a: bool, max_tags: int = 1 << 62,
+              deadline: float | None = None) -> list[tuple[int, int, int, int]]:
+    """`regex_tags`, in C when `_tagscan` is built (the same list; PageOverBudget at the same match)."""
+    if _native_scan is None:
+        return regex_tags(text, want_a, max_tags, deadline)
+    clock = time.perf_counter if deadline is not None else None
+    status, n, tags = _native_scan(text, want_a, min(max_tags, sys.maxsize), clock, deadline or 0.0)
+    if status == 1:
+        raise PageOverBudget(f"more than {max_tags} tags")
+    if status == 2:
+        raise PageOverBudget(f"scan past the page time budget after {n} tags")
+    return tags
+
+
 def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, max_tags: int = 1 << 62,
               deadline: float | None = None) -> PageScan:
     """One pass over the page collecting what extraction needs.
@@ -291,71 +381,63 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
     """
     page = PageScan()
     want_a = mentions_cc(text, raw, codec)
-    scanner = _SCAN_A if want_a else _SCAN
+    tags = scan_tags(text, want_a, max_tags, deadline)
     imgs = page.imgs
-    findall, charref_sub = _ATTR.findall, _CHARREF.sub
+    findall, charref_sub, c_attrs = _ATTR.findall, _CHARREF.sub, _native_attrs
     title_open = True  # no unclosed <title> seen yet (one failed search for </title> is enough)
-    open_at = len(text) if text[-1:] != ">" else -1  # only a match ending here can be a tag left open
-    for n, m in enumerate(scanner.finditer(text), 1):
-        if not n & 1023:
-            if n > max_tags:
-                raise PageOverBudget(f"more than {max_tags} tags")
-            if deadline is not None and time.perf_counter() > deadline:
-                raise PageOverBudget(f"scan past the page time budget after {n} tags")
-        tag = m.group(2)
-        if tag is None:
-            continue  # comment or raw-text element
-        tag = tag.lower()
-        if m.end() == open_at:
-            break  # a tag still open at the end of the page is no tag (and nothing follows it)
-        if tag == "img":
-            # parse_attrs inlined (the hot path: once per <img>); "alt" in lower() is a superset of
-            # _HAS_ALT's test, and an <img> whose parsed alt is blank is None either way
-            raw = m.group(3)
-            if "alt" not in raw.lower():
-                imgs.append(None)
-                continue
-            a = {}
-            for name, v2, v3, v4 in findall(raw):
-                name = name.lower()
-                if name not in a:
-                    v = v2 or v3 or v4
-                    a[name] = charref_sub(_charref, v) if "&" in v else v
+    for n, (code, a0, a1, end) in enumerate(tags, 1):
+        if not n & 1023 and deadline is not None and time.perf_counter() > deadline:
+            raise PageOverBudget(f"reading tags past the page time budget after {n} tags")
+        if code == TAG_IMG_NO_ALT:
+            imgs.append(None)
+        elif code == TAG_IMG:
+            # parse_attrs inlined (the hot path: once per <img> with "alt" in its attributes); an <img>
+            # whose parsed alt is blank is None
+            if c_attrs is not None:
+                a = c_attrs(text, a0, a1, unescape_attr)
+            else:
+                a = {}
+                for name, v2, v3, v4 in findall(text, a0, a1):
+                    name = name.lower()
+                    if name not in a:
+                        v = v2 or v3 or v4
+                        a[name] = charref_sub(_charref, v) if "&" in v else v
             alt = a.get("alt")
             imgs.append(a if alt and not alt.isspace() else None)
-        elif tag == "image":
+        elif code == TAG_IMAGE:
             # HTML's <image src> is an <img>; SVG's <image href> (foreign content, not renamed) is not.
-            a = parse_attrs(m.group(3))
+            a = parse_attrs(text[a0:a1])
             if "src" in a:
                 imgs.append(a if a.get("alt", "").strip() else None)
-        elif tag == "a" or tag == "link":
-            if want_a and _has_cc(raw := m.group(3)):  # <link> is matched on every page: group only if needed
+        elif code == TAG_A or code == TAG_LINK:  # only found when the page mentions creativecommons.org
+            if _has_cc(raw := text[a0:a1]):
                 a = parse_attrs(raw)
                 href = a.get("href", "")
                 if _has_cc(href):
                     page.license_hrefs.append((href, "license" in a.get("rel", "").lower().split()))
-        elif tag == "meta":
-            if not _meta_wanted(m.group(3)):
+        elif code == TAG_META:
+            raw = text[a0:a1]
+            if not _meta_wanted(raw):
                 continue
-            a = parse_attrs(m.group(3))
+            a = parse_attrs(raw)
             name = a.get("name") or a.get("http-equiv") or a.get("property")
             if name and "content" in a:
                 page.metas.append((name.strip().lower(), a["content"]))
-        elif tag == "base":
+        elif code == TAG_BASE:
             if page.base_href is None:
-                href = parse_attrs(m.group(3)).get("href")
+                href = parse_attrs(text[a0:a1]).get("href")
                 if href is not None and href.strip():
                     page.base_href = href.strip()
-        elif tag == "html":
+        elif code == TAG_HTML:
             if page.html_lang is None:
-                a = parse_attrs(m.group(3))
+                a = parse_attrs(text[a0:a1])
                 lang = a.get("lang") or a.get("xml:lang")
                 if lang:
                     page.html_lang = lang
-        elif tag == "title" and page.title is None and title_open:
-            e = _TITLE_END.search(text, m.end())
+        elif code == TAG_TITLE and page.title is None and title_open:
+            e = _TITLE_END.search(text, end)
             if e:
-                page.title = unescape_attr(text[m.end() : e.start()])
+                page.title = unescape_attr(text[end : e.start()])
             else:
                 title_open = False
     return page

@@ -82,7 +82,37 @@ def _pairwise(x: np.ndarray) -> np.ndarray:
     return _pairwise(x[:, :k2]) + _pairwise(x[:, k2:])
 
 
+try:  # the same sums in C (setup.py; optional): bit for bit, ~4x less CPU than the numpy gathers below
+    from ._langsum import segment_sums as _BUILT_SEGMENT_SUMS
+except ImportError:  # pragma: no cover - test_native fails when it is not built
+    _BUILT_SEGMENT_SUMS = None
+_native_sums = _BUILT_SEGMENT_SUMS
+
+
+def use_native_sums(enabled: bool) -> bool:
+    """Take the C sums (True, when built) or numpy's (False) from now on; returns the previous choice."""
+    global _native_sums
+    before = _native_sums is not None
+    _native_sums = _BUILT_SEGMENT_SUMS if enabled else None
+    return before
+
+
+def native_sums_built() -> bool:
+    return _BUILT_SEGMENT_SUMS is not None
+
+
 def _segment_sums(ptc: np.ndarray, feat: np.ndarray, weight: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`np.add.reduceat(ptc[feat] * weight[:, None], starts, axis=0)`, bit for bit: in C when built, else
+    `_segment_sums_numpy`."""
+    if _native_sums is None or not len(starts):
+        return _segment_sums_numpy(ptc, feat, weight, starts)
+    out = np.empty((len(starts), ptc.shape[1]), dtype=np.float32)
+    _native_sums(ptc, np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(weight, dtype=np.float32),
+                 np.ascontiguousarray(starts, dtype=np.int64), out)
+    return out
+
+
+def _segment_sums_numpy(ptc: np.ndarray, feat: np.ndarray, weight: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """`np.add.reduceat(ptc[feat] * weight[:, None], starts, axis=0)`, the same float32 operations in the
     same order (reduceat adds each segment's first row to the pairwise sum of the others), computed for
     all segments of one length together: row-wise numpy over contiguous rows instead of reduceat's

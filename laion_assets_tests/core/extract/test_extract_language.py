@@ -113,10 +113,26 @@ def test_detect_many_matches_py3langid(texts):
     assert_same_as_py3langid(texts)
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["c", "numpy"])
 @pytest.mark.parametrize("seed", range(4))
-def test_segment_sums_are_reduceat_bit_for_bit(seed):
+def test_segment_sums_are_reduceat_bit_for_bit(seed, native):
     """detect_many's feature-row sums equal np.add.reduceat's (the implementation they replaced) bit for
-    bit, for segments of every length class (1, < 8, <= 128, > 128 and > 256 rows: the pairwise splits)."""
+    bit, for segments of every length class (1, < 8, <= 128, > 128 and > 256 rows: the pairwise splits),
+    in C (`_langsum`) and in numpy."""
+    import numpy as np
+
+    from laion_assets.core.extract import language
+
+    if native and not language.native_sums_built():
+        pytest.fail("the C language sums (_langsum) are not built: run scripts/install.sh (needs a C compiler)")
+    before = language.use_native_sums(native)
+    try:
+        _check_segment_sums(seed)
+    finally:
+        language.use_native_sums(before)
+
+
+def _check_segment_sums(seed):
     import numpy as np
 
     from laion_assets.core.extract import language
