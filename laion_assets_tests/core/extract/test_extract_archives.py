@@ -187,11 +187,13 @@ def test_resync_over_repeated_warc_lines_is_linear(compression):
         t0 = time.process_time()
         res = run(data)
         return time.process_time() - t0, res
-    small, _ = timed(10_000)
-    big, res = timed(100_000)  # 10x the bytes: ~10x the time (quadratic was ~100x)
+    # 20k and 200k lines: below ~50k lines the cost per line is lower (2-4 us against ~7.5 us, measured
+    # from 10k to 400k; linear from 50k on), so a 10k baseline made the 10x ratio 15-37 and the test flaky
+    small, _ = timed(20_000)
+    big, res = timed(200_000)  # 10x the bytes: ~10-18x the time here (quadratic was ~100x)
     assert hosts(res) == ["a.com", "a.com"]
     assert res.errors.num_rows == 1 and res.errors["reason"].to_pylist() == ["bad_warc_header"]
-    assert big < 3.0 and big < 30 * max(small, 0.02), (small, big)
+    assert big < 6.0 and big < 30 * max(small, 0.02), (small, big)
 
 
 def test_iter_records_reads_arc_through_the_public_api():
