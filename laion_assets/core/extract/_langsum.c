@@ -7,6 +7,16 @@
 #include <Python.h>
 #include <string.h>
 
+/* acc[c] += row[c] * w, each product rounded to float32 before the sum (as numpy does) */
+static inline void
+add_row(float *acc, const float *row, float w, Py_ssize_t C)
+{
+    for (Py_ssize_t c = 0; c < C; c++) {
+        float x = row[c] * w;
+        acc[c] = acc[c] + x;
+    }
+}
+
 /* res[c] = pairwise sum over i < k of ptc[feat[i]][c] * w[i]; scratch holds 8 * C floats per level */
 static void
 pairwise(const float *ptc, const long long *feat, const float *w, Py_ssize_t k, Py_ssize_t C, float *res,
@@ -15,14 +25,8 @@ pairwise(const float *ptc, const long long *feat, const float *w, Py_ssize_t k, 
     if (k < 8) {
         for (Py_ssize_t c = 0; c < C; c++)
             res[c] = 0.0f;
-        for (Py_ssize_t i = 0; i < k; i++) {
-            const float *row = ptc + feat[i] * C;
-            float wi = w[i];
-            for (Py_ssize_t c = 0; c < C; c++) {
-                float x = row[c] * wi;
-                res[c] = res[c] + x;
-            }
-        }
+        for (Py_ssize_t i = 0; i < k; i++)
+            add_row(res, ptc + feat[i] * C, w[i], C);
         return;
     }
     if (k <= 128) {
@@ -35,28 +39,15 @@ pairwise(const float *ptc, const long long *feat, const float *w, Py_ssize_t k, 
         }
         Py_ssize_t end = k - k % 8;
         for (Py_ssize_t i = 8; i < end; i += 8)
-            for (Py_ssize_t j = 0; j < 8; j++) {
-                const float *row = ptc + feat[i + j] * C;
-                float wj = w[i + j];
-                float *rj = r + j * C;
-                for (Py_ssize_t c = 0; c < C; c++) {
-                    float x = row[c] * wj;
-                    rj[c] = rj[c] + x;
-                }
-            }
+            for (Py_ssize_t j = 0; j < 8; j++)
+                add_row(r + j * C, ptc + feat[i + j] * C, w[i + j], C);
         for (Py_ssize_t c = 0; c < C; c++) {
             float a = r[0 * C + c] + r[1 * C + c], b = r[2 * C + c] + r[3 * C + c];
             float d = r[4 * C + c] + r[5 * C + c], e = r[6 * C + c] + r[7 * C + c];
             res[c] = (a + b) + (d + e);
         }
-        for (Py_ssize_t i = end; i < k; i++) {
-            const float *row = ptc + feat[i] * C;
-            float wi = w[i];
-            for (Py_ssize_t c = 0; c < C; c++) {
-                float x = row[c] * wi;
-                res[c] = res[c] + x;
-            }
-        }
+        for (Py_ssize_t i = end; i < k; i++)
+            add_row(res, ptc + feat[i] * C, w[i], C);
         return;
     }
     Py_ssize_t k2 = k / 2;
