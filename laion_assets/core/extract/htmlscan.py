@@ -298,7 +298,7 @@ _TAG_CODES = {"img": TAG_IMG, "image": TAG_IMAGE, "base": TAG_BASE, "meta": TAG_
 try:  # the same scan in C (setup.py builds it; optional, so a machine without a compiler still installs)
     from ._tagscan import attrs as _BUILT_ATTRS
     from ._tagscan import scan as _BUILT_SCAN
-except ImportError:  # pragma: no cover - test_tagscan_native fails when it is not built
+except ImportError:  # pragma: no cover - test_native.py fails when it is not built
     _BUILT_SCAN = _BUILT_ATTRS = None
 _native_scan, _native_attrs = _BUILT_SCAN, _BUILT_ATTRS
 
@@ -383,7 +383,7 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
     want_a = mentions_cc(text, raw, codec)
     tags = scan_tags(text, want_a, max_tags, deadline)
     imgs = page.imgs
-    findall, charref_sub, c_attrs = _ATTR.findall, _CHARREF.sub, _native_attrs
+    c_attrs = _native_attrs
     title_open = True  # no unclosed <title> seen yet (one failed search for </title> is enough)
     for n, (code, a0, a1, end) in enumerate(tags, 1):
         if not n & 1023 and deadline is not None and time.perf_counter() > deadline:
@@ -391,17 +391,9 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
         if code == TAG_IMG_NO_ALT:
             imgs.append(None)
         elif code == TAG_IMG:
-            # parse_attrs inlined (the hot path: once per <img> with "alt" in its attributes); an <img>
-            # whose parsed alt is blank is None
-            if c_attrs is not None:
-                a = c_attrs(text, a0, a1, unescape_attr)
-            else:
-                a = {}
-                for name, v2, v3, v4 in findall(text, a0, a1):
-                    name = name.lower()
-                    if name not in a:
-                        v = v2 or v3 or v4
-                        a[name] = charref_sub(_charref, v) if "&" in v else v
+            # the hot path (once per <img> with "alt" in its attributes): C reads the range in place;
+            # an <img> whose parsed alt is blank is None
+            a = c_attrs(text, a0, a1, unescape_attr) if c_attrs is not None else regex_attrs(text[a0:a1])
             alt = a.get("alt")
             imgs.append(a if alt and not alt.isspace() else None)
         elif code == TAG_IMAGE:
@@ -415,11 +407,8 @@ def scan_html(text: str, raw: bytes | None = None, codec: str | None = None, *, 
                 href = a.get("href", "")
                 if _has_cc(href):
                     page.license_hrefs.append((href, "license" in a.get("rel", "").lower().split()))
-        elif code == TAG_META:
-            raw = text[a0:a1]
-            if not _meta_wanted(raw):
-                continue
-            a = parse_attrs(raw)
+        elif code == TAG_META:  # only found when _meta_wanted holds (both scans filter exactly)
+            a = parse_attrs(text[a0:a1])
             name = a.get("name") or a.get("http-equiv") or a.get("property")
             if name and "content" in a:
                 page.metas.append((name.strip().lower(), a["content"]))

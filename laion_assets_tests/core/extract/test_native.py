@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from laion_assets.core.extract import htmlscan, language
 from laion_assets.core.extract.htmlscan import PageOverBudget, regex_attrs, regex_tags, scan_html, scan_tags
 
-native = pytest.mark.skipif(not htmlscan.native_scan_built(), reason="the C tag scan is not built (see test_the_c_parts_are_built)")
 
 # Pieces that exercise every branch of the scanner: tag names in both cases and with the non-ASCII
 # letters re.I folds onto ASCII ones, raw-text elements and their end tags, comments, quotes, `=`, the
@@ -47,7 +46,6 @@ def test_the_c_parts_are_built():
     assert language.native_sums_built(), "laion_assets/core/extract/_langsum did not build: run scripts/install.sh (needs gcc)"
 
 
-@native
 @pytest.mark.parametrize("want_a", [False, True])
 def test_the_c_scan_gives_the_regex_matches_on_random_markup(want_a):
     from laion_assets.core.extract._tagscan import scan
@@ -60,7 +58,6 @@ def test_the_c_scan_gives_the_regex_matches_on_random_markup(want_a):
         assert got == regex_tags(text, want_a), repr(text)
 
 
-@native
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=4)), max_size=40), st.booleans())
 def test_the_c_scan_gives_the_regex_matches_hypothesis(parts, want_a):
@@ -70,7 +67,6 @@ def test_the_c_scan_gives_the_regex_matches_hypothesis(parts, want_a):
     assert scan(text, want_a, 1 << 62, None, 0.0)[2] == regex_tags(text, want_a)
 
 
-@native
 def test_the_c_attribute_parse_is_the_regex_parse():
     from laion_assets.core.extract._tagscan import attrs
 
@@ -89,6 +85,7 @@ def test_the_c_attribute_parse_is_the_regex_parse():
 
 
 def _both_paths(fn):
+    assert htmlscan.native_scan_built(), "the C tag scan is not built: both paths would be the regex"
     before = htmlscan.use_native_scan(True)
     try:
         a = fn()
@@ -106,7 +103,6 @@ def _outcome(fn):
         return ("over", str(e))
 
 
-@native
 def test_the_page_budget_stops_at_the_same_match_with_the_same_message():
     """max_tags is checked at every 1024th match (comments and raw text count), the deadline there too."""
     rng = random.Random(3)
@@ -123,7 +119,6 @@ def test_the_page_budget_stops_at_the_same_match_with_the_same_message():
         assert a == b
 
 
-@native
 def test_scan_html_is_the_same_on_both_paths_for_whole_pages():
     rng = random.Random(11)
     head = '<html lang="de"><head><title>T &amp; t</title><base href="/b/"><meta name="robots" content="noai">'
@@ -135,7 +130,6 @@ def test_scan_html_is_the_same_on_both_paths_for_whole_pages():
             assert a == b
 
 
-@native
 def test_scan_html_is_the_same_on_both_paths_on_the_real_pages():
     from warcio.archiveiterator import ArchiveIterator
 
